@@ -1,0 +1,21 @@
+# fediops: two commands do all set-up on a fresh Debian machine with Go.
+#   make demo   runs the main job on a local stack of real servers
+#   make test   passes the tests
+# Both install the Debian packages they need when run as root.
+
+GO ?= go
+
+.PHONY: demo test vet deps bench
+
+deps:
+	@./scripts/deps.sh
+
+demo: deps
+	$(GO) run ./examples/demo
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 15m ./...
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./...

@@ -1,0 +1,21 @@
+#!/bin/sh
+# Installs the Debian packages fediops's tests and demo run. As root it
+# installs what is missing; as another user it only names what to install.
+set -eu
+PKGS="postgresql pgbouncer redis-server redis-tools stunnel4 mariadb-server mariadb-client rclone age zstd"
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "fediops needs these Debian packages:$missing" >&2
+	echo "install them with: sudo apt-get install -y$missing" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# The packages' own services are not wanted: the tests start their own servers.
+printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
+rm -f /usr/sbin/policy-rc.d
