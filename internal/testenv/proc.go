@@ -21,9 +21,9 @@ import (
 // aptPackage names the Debian package that ships each binary the stack runs.
 var aptPackage = map[string]string{
 	"initdb": "postgresql", "postgres": "postgresql", "pg_dump": "postgresql-client",
-	"pg_restore": "postgresql-client", "psql": "postgresql-client", "pgbench": "postgresql-contrib",
+	"pg_restore": "postgresql-client", "psql": "postgresql-client", "pgbench": "postgresql",
 	"pgbouncer": "pgbouncer", "redis-server": "redis-server", "redis-cli": "redis-tools",
-	"redis-benchmark": "redis-tools", "stunnel4": "stunnel4", "mariadbd": "mariadb-server",
+	"redis-benchmark": "redis-tools", "stunnel4": "stunnel4", "stunnel": "stunnel4", "mariadbd": "mariadb-server",
 	"mariadb-install-db": "mariadb-server", "mariadb": "mariadb-client", "mysqldump": "mariadb-client",
 	"rclone": "rclone", "age": "age", "zstd": "zstd",
 }
