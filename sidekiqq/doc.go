@@ -1,0 +1,32 @@
+// Package sidekiqq plans Mastodon's Sidekiq processes over worker nodes and
+// reads their live state from Redis: call Plan with your nodes and the
+// database connections Sidekiq may use, write the units it returns, then
+// watch the cluster with Read, Check and NewCollector.
+//
+// # Layout
+//
+// Mastodon's queues and their weights come from config/sidekiq.yml
+// (Releases, LookupRelease): default 8, push 6, ingress 4, mailers 2, pull,
+// scheduler, and since 4.4 fasp (only with EXPERIMENTAL_FEATURES=fasp).
+// SeedLayout is the seed document's two worker droplets, Scotty and Decker,
+// with scheduler on Decker only. Plan sizes processes and threads from
+// vCPUs, memory and a connection budget (see Plan for the heuristic), never
+// lists scheduler twice (sidekiq-scheduler pushes periodic jobs once per
+// process listening on it) and sets DB_POOL to each process's threads.
+// Process.SystemdUnit renders a unit in the shape of Mastodon's
+// dist/mastodon-sidekiq.service and Process.Command the same as a command
+// line.
+//
+// # Statistics
+//
+// Read takes any go-redis client (a plain one to a local TLS tunnel such as
+// redistls, or one speaking TLS) and needs at most two pipelined round trips
+// for everything: queue sizes and latencies, processes, the retry, schedule
+// and dead sets, processed and failed totals. It reads Sidekiq 6.5 to 8.1
+// data (job timestamps as float seconds or integer milliseconds, detected
+// per job; concurrency from the hash, info or capsules) with the key layout
+// of Mastodon 4.4 and later (no namespace). What Sidekiq would not have
+// written is reported in Stats.Problems, never a panic. Check turns a
+// snapshot into health results; Collector exports it to Prometheus under
+// the names of the common Sidekiq exporters.
+package sidekiqq
