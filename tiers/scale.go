@@ -1,0 +1,349 @@
+package tiers
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/digitalocean/godo"
+)
+
+// ScaleOut asks for droplets of a tier made from its newest snapshot.
+type ScaleOut struct {
+	// Tier is the tier to grow. Required.
+	Tier string
+	// Count is the number of numbered droplets "<tier>-01" ... "<tier>-NN"
+	// the tier should have: existing names are skipped, so running the same
+	// request twice creates nothing the second time. Ignored when Names is
+	// set.
+	Count int
+	// Names are explicit droplet names (the seed names them after Star Trek
+	// characters); existing ones are skipped.
+	Names []string
+	// SSHKeys are key fingerprints or numeric IDs. DigitalOcean does not
+	// report the keys of an existing droplet, so they cannot be copied from
+	// it; the snapshot already holds the source's authorized_keys.
+	SSHKeys []string
+	// TemplateID is the droplet whose size, region, VPC, tags and features
+	// the new ones copy; 0 means the tier's first active droplet.
+	TemplateID int
+	// Size overrides the template's size slug.
+	Size string
+}
+
+// Plan is what Apply will do: create droplets and attach them to the load
+// balancer. Build it with Client.PlanScaleOut; print it with String.
+type Plan struct {
+	Tier     string   `json:"tier"`
+	Tag      string   `json:"tag"`
+	Snapshot Snapshot `json:"snapshot"`
+	Template Droplet  `json:"template"`
+	// Create are the requests for the droplets that do not exist yet.
+	Create []godo.DropletCreateRequest `json:"create"`
+	// Existing are the requested names that already exist (skipped).
+	Existing []string `json:"existing,omitempty"`
+	// LoadBalancerID is set when the tier belongs behind the load balancer.
+	LoadBalancerID string `json:"load_balancer_id,omitempty"`
+	// LBTag is the tag the load balancer targets; when set, the new
+	// droplets carry it and need no AddDroplets call (DigitalOcean answers
+	// 422 to AddDroplets on a tag-targeted load balancer).
+	LBTag string `json:"lb_tag,omitempty"`
+}
+
+// String describes the plan, one step a line.
+func (p *Plan) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "tier %s (tag %s) from snapshot %s (%s, %s), template %s\n", p.Tier, p.Tag, p.Snapshot.Name, p.Snapshot.ID,
+		p.Snapshot.Created.UTC().Format(time.RFC3339), p.Template.Name)
+	for _, n := range p.Existing {
+		fmt.Fprintf(&b, "exists: %s\n", n)
+	}
+	for _, r := range p.Create {
+		fmt.Fprintf(&b, "create: %s size %s region %s vpc %s tags %s\n", r.Name, r.Size, r.Region, r.VPCUUID, strings.Join(r.Tags, ","))
+	}
+	switch {
+	case p.LoadBalancerID == "" || len(p.Create) == 0:
+	case p.LBTag != "":
+		fmt.Fprintf(&b, "load balancer %s: targets tag %s, attached by tag\n", p.LoadBalancerID, p.LBTag)
+	default:
+		fmt.Fprintf(&b, "load balancer %s: add %d droplets\n", p.LoadBalancerID, len(p.Create))
+	}
+	return b.String()
+}
+
+// PlanScaleOut reads the tier (droplets, newest snapshot, load balancer)
+// and returns the plan; it changes nothing.
+func (c *Client) PlanScaleOut(ctx context.Context, req ScaleOut) (*Plan, error) {
+	tag, err := c.Tag(req.Tier)
+	if err != nil {
+		return nil, err
+	}
+	names := req.Names
+	if len(names) == 0 {
+		if req.Count < 1 {
+			return nil, fmt.Errorf("tiers: ScaleOut.Count: %d, want at least 1 (or Names)", req.Count)
+		}
+		for i := 1; i <= req.Count; i++ {
+			names = append(names, fmt.Sprintf("%s-%02d", req.Tier, i))
+		}
+	}
+	keys := make([]godo.DropletCreateSSHKey, 0, len(req.SSHKeys))
+	for _, k := range req.SSHKeys {
+		if id, err := strconv.Atoi(k); err == nil {
+			keys = append(keys, godo.DropletCreateSSHKey{ID: id})
+		} else {
+			keys = append(keys, godo.DropletCreateSSHKey{Fingerprint: k})
+		}
+	}
+	ds, err := c.Droplets(ctx, req.Tier)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Tier: req.Tier, Tag: tag}
+	found := false
+	for _, d := range ds {
+		if (req.TemplateID != 0 && d.ID == req.TemplateID) || (req.TemplateID == 0 && d.Status == "active") {
+			p.Template, found = d, true
+			break
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("tiers: scale out %s: no template droplet (TemplateID %d): %w", req.Tier, req.TemplateID, ErrNoDroplets)
+	}
+	if p.Snapshot, err = c.NewestSnapshot(ctx, req.Tier); err != nil {
+		return nil, err
+	}
+	if !slices.Contains(p.Snapshot.Regions, p.Template.Region) {
+		return nil, fmt.Errorf("tiers: scale out %s: snapshot %s is in %v, not %s (transfer it first): %w",
+			req.Tier, p.Snapshot.Name, p.Snapshot.Regions, p.Template.Region, ErrSnapshotRegion)
+	}
+	image, err := strconv.Atoi(p.Snapshot.ID)
+	if err != nil {
+		return nil, fmt.Errorf("tiers: snapshot %s: id %q is not numeric", p.Snapshot.Name, p.Snapshot.ID)
+	}
+	tags := slices.Clone(p.Template.Tags)
+	if !slices.Contains(tags, tag) {
+		tags = append(tags, tag)
+	}
+	if c.cfg.LoadBalancerID != "" && slices.Contains(c.cfg.LBTiers, req.Tier) {
+		p.LoadBalancerID = c.cfg.LoadBalancerID
+		lb, _, err := c.do.LoadBalancers.Get(ctx, p.LoadBalancerID)
+		if err != nil {
+			return nil, fmt.Errorf("tiers: get load balancer %s: %w", p.LoadBalancerID, err)
+		}
+		if p.LBTag = lb.Tag; p.LBTag != "" && !slices.Contains(tags, p.LBTag) {
+			tags = append(tags, p.LBTag)
+		}
+	}
+	exists := map[string]bool{}
+	for _, d := range ds {
+		exists[d.Name] = true
+	}
+	size := p.Template.Size
+	if req.Size != "" {
+		size = req.Size
+	}
+	for _, n := range names {
+		if exists[n] {
+			p.Existing = append(p.Existing, n)
+			continue
+		}
+		p.Create = append(p.Create, godo.DropletCreateRequest{
+			Name:              n,
+			Region:            p.Template.Region,
+			Size:              size,
+			Image:             godo.DropletCreateImage{ID: image},
+			SSHKeys:           keys,
+			Tags:              tags,
+			VPCUUID:           p.Template.VPCUUID,
+			PrivateNetworking: p.Template.VPCUUID != "" || p.Template.PrivateIP != "",
+			Monitoring:        slices.Contains(p.Template.Features, "monitoring"),
+			IPv6:              slices.Contains(p.Template.Features, "ipv6"),
+			Backups:           slices.Contains(p.Template.Features, "backups"),
+		})
+	}
+	return p, nil
+}
+
+// ApplyOptions controls Apply. The zero value is a dry run.
+type ApplyOptions struct {
+	// Execute makes the changes; without it Apply only reports them.
+	Execute bool
+	// WaitActive waits up to this long for each new droplet to become
+	// active (polling Droplets.Get) before attaching; 0 does not wait.
+	WaitActive time.Duration
+}
+
+// ApplyResult is what Apply did (or, in a dry run, would do).
+type ApplyResult struct {
+	DryRun  bool      `json:"dry_run"`
+	Created []Droplet `json:"created,omitempty"`
+	// Skipped are names that existed when Apply listed the tier.
+	Skipped []string `json:"skipped,omitempty"`
+	// Attached are the droplet IDs added to the load balancer.
+	Attached []int `json:"attached,omitempty"`
+	// AttachedByTag is the load balancer's tag when tagging attached them.
+	AttachedByTag string `json:"attached_by_tag,omitempty"`
+	// Steps describe each step, done or planned.
+	Steps []string `json:"steps"`
+}
+
+// Apply carries out p. It lists the tier again first and skips names that
+// exist by now, so an interrupted Apply can simply be run again. A create
+// that failed with a 5xx or a transport error is checked by listing again
+// (the API may have created it). Partial results come back with the error.
+func (c *Client) Apply(ctx context.Context, p *Plan, opts ApplyOptions) (*ApplyResult, error) {
+	res := &ApplyResult{DryRun: !opts.Execute}
+	if !opts.Execute {
+		for _, n := range p.Existing {
+			res.Skipped = append(res.Skipped, n)
+		}
+		for _, r := range p.Create {
+			res.Steps = append(res.Steps, fmt.Sprintf("would create %s (%s, %s, image %d)", r.Name, r.Size, r.Region, r.Image.ID))
+		}
+		if p.LoadBalancerID != "" && len(p.Create) > 0 {
+			if p.LBTag != "" {
+				res.Steps = append(res.Steps, fmt.Sprintf("would attach by tag %s to load balancer %s", p.LBTag, p.LoadBalancerID))
+			} else {
+				res.Steps = append(res.Steps, fmt.Sprintf("would add %d droplets to load balancer %s", len(p.Create), p.LoadBalancerID))
+			}
+		}
+		return res, nil
+	}
+	byName := func() (map[string]Droplet, error) {
+		ds, err := c.Droplets(ctx, p.Tier)
+		if err != nil {
+			return nil, err
+		}
+		m := make(map[string]Droplet, len(ds))
+		for _, d := range ds {
+			m[d.Name] = d
+		}
+		return m, nil
+	}
+	have, err := byName()
+	if err != nil {
+		return res, err
+	}
+	res.Skipped = append(res.Skipped, p.Existing...)
+	for _, r := range p.Create {
+		if d, ok := have[r.Name]; ok {
+			res.Skipped = append(res.Skipped, r.Name)
+			res.Steps = append(res.Steps, fmt.Sprintf("exists: %s (%d)", r.Name, d.ID))
+			continue
+		}
+		c.log.InfoContext(ctx, "create droplet", "tier", p.Tier, "name", r.Name, "size", r.Size, "region", r.Region, "image", r.Image.ID)
+		nd, note, err := c.createDroplet(ctx, p.Tier, &r)
+		if err != nil {
+			return res, err
+		}
+		res.Created = append(res.Created, nd)
+		res.Steps = append(res.Steps, fmt.Sprintf("created %s (%d)%s", nd.Name, nd.ID, note))
+	}
+	if opts.WaitActive > 0 {
+		for i, d := range res.Created {
+			nd, err := c.waitActive(ctx, p.Tier, d.ID, opts.WaitActive)
+			if err != nil {
+				return res, err
+			}
+			res.Created[i] = nd
+		}
+	}
+	if p.LoadBalancerID == "" || len(res.Created) == 0 {
+		return res, nil
+	}
+	if p.LBTag != "" {
+		res.AttachedByTag = p.LBTag
+		res.Steps = append(res.Steps, fmt.Sprintf("attached by tag %s", p.LBTag))
+		return res, nil
+	}
+	ids := make([]int, 0, len(res.Created))
+	for _, d := range res.Created {
+		ids = append(ids, d.ID)
+	}
+	if _, err := c.do.LoadBalancers.AddDroplets(ctx, p.LoadBalancerID, ids...); err != nil {
+		if !IsStatus(err, http.StatusUnprocessableEntity) {
+			return res, fmt.Errorf("tiers: add droplets %v to load balancer %s: %w", ids, p.LoadBalancerID, err)
+		}
+		// 422: the load balancer targets a tag (perhaps since the plan).
+		lb, _, gerr := c.do.LoadBalancers.Get(ctx, p.LoadBalancerID)
+		if gerr != nil || lb.Tag == "" {
+			return res, fmt.Errorf("tiers: add droplets %v to load balancer %s: %w", ids, p.LoadBalancerID, err)
+		}
+		for _, d := range res.Created {
+			if !slices.Contains(d.Tags, lb.Tag) {
+				return res, fmt.Errorf("tiers: load balancer %s targets tag %s, droplet %s lacks it (tag it): %w", p.LoadBalancerID, lb.Tag, d.Name, err)
+			}
+		}
+		res.AttachedByTag = lb.Tag
+		res.Steps = append(res.Steps, fmt.Sprintf("load balancer targets tag %s: attached by tag", lb.Tag))
+		return res, nil
+	}
+	res.Attached = ids
+	res.Steps = append(res.Steps, fmt.Sprintf("added %v to load balancer %s", ids, p.LoadBalancerID))
+	return res, nil
+}
+
+func (c *Client) waitActive(ctx context.Context, tier string, id int, timeout time.Duration) (Droplet, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		d, _, err := c.do.Droplets.Get(ctx, id)
+		if err != nil {
+			if ctx.Err() != nil {
+				return Droplet{}, fmt.Errorf("tiers: droplet %d not active after %v: %w", id, timeout, ErrActionTimeout)
+			}
+			return Droplet{}, fmt.Errorf("tiers: get droplet %d: %w", id, err)
+		}
+		if d.Status == "active" {
+			return dropletFrom(tier, *d), nil
+		}
+		select {
+		case <-ctx.Done():
+			return Droplet{}, fmt.Errorf("tiers: droplet %d still %s after %v: %w", id, d.Status, timeout, ErrActionTimeout)
+		case <-time.After(c.cfg.PollInterval):
+		}
+	}
+}
+
+// createDroplet creates r through the client without transport retries
+// and retries itself: after a 5xx or a transport error it first lists the
+// tier, since the API may have created the droplet anyway; after a 429 it
+// waits for retry-after. At most Config.RetryMax retries.
+func (c *Client) createDroplet(ctx context.Context, tier string, r *godo.DropletCreateRequest) (Droplet, string, error) {
+	for attempt := 0; ; attempt++ {
+		d, resp, err := c.once.Droplets.Create(ctx, r)
+		if err == nil {
+			return dropletFrom(tier, *d), "", nil
+		}
+		code := statusCode(err)
+		if ctx.Err() != nil || (code != 0 && code != http.StatusTooManyRequests && code < 500) || attempt >= c.cfg.RetryMax {
+			return Droplet{}, "", fmt.Errorf("tiers: create droplet %s: %w", r.Name, err)
+		}
+		if code != http.StatusTooManyRequests {
+			if ds, lerr := c.Droplets(ctx, tier); lerr == nil {
+				for _, d := range ds {
+					if d.Name == r.Name {
+						return d, fmt.Sprintf(" despite: %v", err), nil
+					}
+				}
+			}
+		}
+		wait := min(c.cfg.RetryWaitMin<<attempt, c.cfg.RetryWaitMax)
+		if resp != nil && code == http.StatusTooManyRequests {
+			if s, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && s >= 0 {
+				wait = time.Duration(s) * time.Second
+			}
+		}
+		c.log.WarnContext(ctx, "create droplet: retrying", "name", r.Name, "status", code, "wait", wait)
+		select {
+		case <-ctx.Done():
+			return Droplet{}, "", fmt.Errorf("tiers: create droplet %s: %w", r.Name, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+}
