@@ -68,7 +68,9 @@ func TestStrictRefusesSDKDefaults(t *testing.T) {
 	})
 	_, err := plain.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("media"), Key: aws.String("a"), Body: strings.NewReader("x")})
 	if err == nil {
-		for _, r := range srv.Requests() { t.Logf("%s %s %v", r.Method, r.Path, r.Header) }
+		for _, r := range srv.Requests() {
+			t.Logf("%s %s %v", r.Method, r.Path, r.Header)
+		}
 		t.Fatal("the SDK default checksums were accepted by the strict fake")
 	}
 	c, err := New(cfg)
