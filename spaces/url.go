@@ -1,6 +1,7 @@
 package spaces
 
 import (
+	"net"
 	"net/url"
 	"strings"
 )
@@ -63,9 +64,12 @@ func (c *Config) Origin() string {
 	return c.Bucket + "." + region + ".digitaloceanspaces.com"
 }
 
-// aliasDomain is the host part of AliasHost (which may carry a path).
+// aliasDomain is the host name of AliasHost (which may carry a port and a path).
 func (c *Config) aliasDomain() string {
 	h, _, _ := strings.Cut(c.AliasHost, "/")
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		h = host
+	}
 	return strings.ToLower(h)
 }
 

@@ -1,0 +1,64 @@
+package spaces
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/digitalocean/godo"
+	"github.com/fediops/fediops/internal/s3fake"
+)
+
+func TestHealthAndConsistency(t *testing.T) {
+	ctx := ctxT(t)
+	srv, cfg := newFake(t, s3fake.Alias("cdn.fediops.test", "media"))
+	_, port, _ := strings.Cut(srv.Addr, ":")
+	cfg.AliasHost = "cdn.fediops.test:" + port
+	cfg.KeyPrefix = "prod"
+	cfg.HTTPClient = srv.Client() // cdn.fediops.test reaches the fake
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(ctx, "accounts/avatars/1.png", strings.NewReader("png"), nil); err != nil {
+		t.Fatal(err)
+	}
+	res := c.Health(ctx, "accounts/avatars/1.png")
+	if len(res) != 2 || res[0].Name != "spaces.endpoint" || res[1].Name != "spaces.alias" {
+		t.Fatalf("results: %v", res)
+	}
+	for _, r := range res {
+		if !r.OK || r.Err != nil || r.Latency <= 0 {
+			t.Errorf("%v", r)
+		}
+	}
+	if want := "http://cdn.fediops.test:" + port + "/prod/accounts/avatars/1.png"; res[1].Detail != want {
+		t.Errorf("alias URL %s, want %s", res[1].Detail, want)
+	}
+	res = c.Health(ctx, "accounts/avatars/2.png")
+	if res[0].OK || !errors.Is(res[0].Err, ErrNotFound) || res[1].OK || !errors.Is(res[1].Err, ErrNotPublic) || !strings.Contains(res[1].Err.Error(), "404") {
+		t.Errorf("missing object: %v", res)
+	}
+
+	f, do := newFakeDO(t)
+	origin := "media.nyc3.digitaloceanspaces.com"
+	f.eps = []godo.CDN{{ID: "e1", Origin: "x.nyc3.digitaloceanspaces.com"}, {ID: "e2", Origin: "y.nyc3.digitaloceanspaces.com"}, {ID: "e3", Origin: origin, CustomDomain: "cdn.fediops.test"}}
+	res = c.Consistency(ctx, do.CDNs)
+	if len(res) != 2 || !res[0].OK || !res[1].OK || res[1].Detail != origin {
+		t.Errorf("consistent: %v", res)
+	}
+	f.eps[2].CustomDomain = "media.fediops.test"
+	if res = c.Consistency(ctx, do.CDNs); res[1].OK || !errors.Is(res[1].Err, ErrAliasMismatch) || !strings.Contains(res[1].Err.Error(), "media.fediops.test") {
+		t.Errorf("mismatch: %v", res)
+	}
+	f.eps = f.eps[:2]
+	if res = c.Consistency(ctx, do.CDNs); res[1].OK || !errors.Is(res[1].Err, ErrNoCDN) {
+		t.Errorf("no endpoint: %v", res)
+	}
+
+	cfg.Bucket = "gone"
+	c2, _ := New(cfg)
+	if res = c2.Consistency(ctx, nil); len(res) != 1 || res[0].OK || res[0].Name != "spaces.bucket" {
+		t.Errorf("missing bucket: %v", res)
+	}
+}
