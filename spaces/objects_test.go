@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -145,6 +146,8 @@ func TestObjectsPagingAndDelete(t *testing.T) {
 			srv, cfg := newFake(t, opts...)
 			cfg.PageSize = 100
 			cfg.BatchDeleteLimit = 120
+			var logs bytes.Buffer
+			cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			c, err := New(cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -195,8 +198,14 @@ func TestObjectsPagingAndDelete(t *testing.T) {
 				if got["refused DeleteObjects"] != 1 || got["DeleteObject"] != n || got["DeleteObjects"] != 0 {
 					t.Errorf("strict delete requests: %v", got)
 				}
+				if !strings.Contains(logs.String(), "DeleteObjects refused") {
+					t.Errorf("fallback not logged: %s", logs.String())
+				}
 			} else if got["DeleteObjects"] != 3 || got["DeleteObject"] != 0 {
 				t.Errorf("delete requests: %v (want 3 batches of at most 120)", got)
+			}
+			if strings.Contains(logs.String(), "AKIDFAKE") || strings.Contains(logs.String(), "fake-secret") || !strings.Contains(logs.String(), "spaces: put") {
+				t.Errorf("logs leak credentials or miss puts:\n%.2000s", logs.String())
 			}
 			var left []string
 			for o, err := range c.Objects(ctx, "") {
