@@ -1,0 +1,176 @@
+package pgpool_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fediops/fediops/internal/envfile"
+	"github.com/fediops/fediops/pgpool"
+)
+
+const seedEnv = `# Federation
+LOCAL_DOMAIN=vmst.io
+
+# PostgreSQL
+DB_HOST=path-to-postgres-database.ondigitalocean.com
+DB_PORT=25061
+DB_NAME=the_mastodon_connection_pool   # the pool, not the database
+DB_USER=the_mastodon_user
+DB_PASS='Ourpassw0rd!sNoneofyourbu$iness'
+PREPARED_STATEMENTS=false
+FEDIOPS_DB_DIRECT_NAME=mastodon_production
+
+# Streaming
+DB_SSLMODE=require
+NODE_EXTRA_CA_CERTS=/path/to/certs/do-internal.crt
+`
+
+func TestMigrationModeRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, ".env.production")
+	if err := os.WriteFile(path, []byte(seedEnv), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	d, err := pgpool.ToDirect(path, pgpool.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Port != 25060 || d.Database != "mastodon_production" {
+		t.Fatalf("direct target %s", d)
+	}
+	f, err := envfile.Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := f.Get("DB_PORT"); v != "25060" {
+		t.Fatalf("DB_PORT %q", v)
+	}
+	if v, _ := f.Get("DB_NAME"); v != "mastodon_production" {
+		t.Fatalf("DB_NAME %q", v)
+	}
+	if _, ok := f.Get("PREPARED_STATEMENTS"); ok {
+		t.Fatal("PREPARED_STATEMENTS still set")
+	}
+	// Everything else is as it was, line for line.
+	b := f.Bytes()
+	for _, l := range strings.Split(seedEnv, "\n") {
+		if strings.HasPrefix(l, "DB_PORT") || strings.HasPrefix(l, "DB_NAME") || strings.HasPrefix(l, "PREPARED") {
+			continue
+		}
+		if !bytes.Contains(b, []byte(l+"\n")) && l != "" {
+			t.Fatalf("line %q lost:\n%s", l, b)
+		}
+	}
+	// FromEnv now sees a direct configuration with prepared statements on.
+	cfg, err := pgpool.FromEnv(f.Get, pgpool.Options{CAPEM: mustRead(t, caFile(t))})
+	if err != nil || cfg.IsPooled || cfg.Direct.ConnConfig.Port != 25060 || !cfg.PreparedStmts {
+		t.Fatalf("after ToDirect: %v", err)
+	}
+	side, err := os.Stat(path + pgpool.SidecarSuffix)
+	if err != nil || side.Mode().Perm() != 0o600 {
+		t.Fatalf("sidecar %v %v", side, err)
+	}
+	if !pgpool.InDirectMode(path) {
+		t.Fatal("InDirectMode")
+	}
+	if _, err := pgpool.ToDirect(path, pgpool.Options{}); !errors.Is(err, pgpool.ErrAlreadyDirect) {
+		t.Fatalf("second ToDirect: %v", err)
+	}
+
+	if err := pgpool.ToPooled(path, false); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	if !bytes.Equal(got, []byte(seedEnv)) {
+		t.Fatalf("not restored byte for byte:\n%q\nwant\n%q", got, seedEnv)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o640 {
+		t.Fatalf("mode %v", fi.Mode())
+	}
+	if pgpool.InDirectMode(path) {
+		t.Fatal("sidecar left behind")
+	}
+	if err := pgpool.ToPooled(path, false); !errors.Is(err, pgpool.ErrNotDirect) {
+		t.Fatalf("ToPooled twice: %v", err)
+	}
+}
+
+func TestMigrationModeEditedMeanwhile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), ".env.production")
+	if err := os.WriteFile(path, []byte(seedEnv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgpool.ToDirect(path, pgpool.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := envfile.Read(path)
+	if err := f.Set("SINGLE_USER_MODE", "true"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Save(); err != nil {
+		t.Fatal(err)
+	}
+	err := pgpool.ToPooled(path, false)
+	if !errors.Is(err, pgpool.ErrEnvChanged) || strings.Contains(err.Error(), "Ourpassw0rd") {
+		t.Fatalf("edited file: %v", err)
+	}
+	if err := pgpool.ToPooled(path, true); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != seedEnv {
+		t.Fatal("force did not restore the original")
+	}
+}
+
+func TestMigrationModeDatabaseURL(t *testing.T) {
+	const env = "DATABASE_URL=postgres://u:p%40ss@db.example:25061/pool1?prepared_statements=false&sslmode=require\nFEDIOPS_DB_DIRECT_NAME=realdb\n"
+	path := filepath.Join(t.TempDir(), ".env.production")
+	if err := os.WriteFile(path, []byte(env), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgpool.ToDirect(path, pgpool.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := envfile.Read(path)
+	u, _ := f.Get("DATABASE_URL")
+	if u != "postgres://u:p%40ss@db.example:25060/realdb?sslmode=require" {
+		t.Fatalf("DATABASE_URL %q", u)
+	}
+	if err := pgpool.ToPooled(path, false); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != env {
+		t.Fatalf("restored %q", got)
+	}
+}
+
+func TestMigrationModeRefuses(t *testing.T) {
+	dir := t.TempDir()
+	for name, env := range map[string]string{
+		"not pooled":     "DB_PORT=25060\nDB_NAME=mastodon_production\n",
+		"no direct name": "DB_PORT=25061\nDB_NAME=pool\nPREPARED_STATEMENTS=false\n",
+	} {
+		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_"))
+		if err := os.WriteFile(path, []byte(env), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pgpool.ToDirect(path, pgpool.Options{}); err == nil {
+			t.Fatalf("%s: ToDirect succeeded", name)
+		}
+		if got, _ := os.ReadFile(path); string(got) != env || pgpool.InDirectMode(path) {
+			t.Fatalf("%s: file touched", name)
+		}
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
