@@ -1,0 +1,29 @@
+// Package redistls replaces stunnel in front of a TLS-only managed Redis:
+// point it at your existing /etc/stunnel/redis.conf (ReadConfig, New,
+// Run) and Mastodon keeps talking plain Redis to 127.0.0.1:6379.
+//
+// For every client connection the Tunnel resolves the backend name again
+// (what stunnel's "delay = yes" does), verifies the certificate against
+// CAfile or the system roots (stunnel verifies nothing without
+// verifyChain; here skipping needs Config.InsecureSkipVerify), resumes TLS
+// sessions, and copies both ways holding copy buffers only while bytes
+// flow. A monitor closes the client connections pinned to a node that is
+// no longer the primary: the name resolves elsewhere, ROLE answers
+// "slave", a reply carried -READONLY, or the node stopped answering.
+// Clients reconnect and reach the new primary.
+//
+// The configuration is stunnel's: global options (pid, debug, foreground,
+// include) and defaults before the first [section]; per service client,
+// accept, connect, delay, CAfile, verifyChain, checkHost, sni,
+// TIMEOUTconnect, TIMEOUTidle and TIMEOUTclose. Any other key is an error
+// naming its file:line. "accept = 6379" means every IPv4 address, as in
+// stunnel, and is refused unless Config.AllowNonLoopback is set.
+//
+// Handler serves /healthz (TLS, AUTH and PING through every service) and
+// /metrics (redistls_connections_active, redistls_dials_total,
+// redistls_dial_errors_total{reason}, redistls_failovers_total{reason},
+// redistls_failover_closed_connections_total, redistls_bytes_total{direction}).
+//
+// Go programs that speak TLS to Redis themselves use ClientOptions and
+// DropOnReadOnly instead of the tunnel.
+package redistls

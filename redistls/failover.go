@@ -1,0 +1,217 @@
+package redistls
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+)
+
+// monitor watches the nodes this service's connections are pinned to, every
+// ProbeInterval and at once when a connection saw -READONLY or lost its
+// backend. A node is abandoned (its client connections closed, so clients
+// reconnect through a fresh resolution) when the name no longer resolves to
+// it, when ROLE says it is a replica, or when it stops answering.
+func (s *service) monitor(ctx context.Context) {
+	tick := time.NewTicker(s.t.cfg.ProbeInterval)
+	defer tick.Stop()
+	probes := map[string]*redis.Client{}
+	defer func() {
+		for _, p := range probes {
+			p.Close()
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-s.kick:
+		}
+		now := time.Now().Unix()
+		s.clock.Store(now)
+		st := s.settings()
+		idle := now - int64(st.svc.IdleTimeout/time.Second)
+		s.closeWhere(func(c *conn) bool { return c.last.Load() < idle })
+
+		s.mu.Lock()
+		nodes := make([]string, 0, len(s.nodes))
+		for n := range s.nodes {
+			nodes = append(nodes, n)
+		}
+		suspects := s.suspects
+		s.suspects = map[string]bool{}
+		s.mu.Unlock()
+		for n, p := range probes {
+			if !contains(nodes, n) {
+				p.Close()
+				delete(probes, n)
+			}
+		}
+		if len(nodes) == 0 {
+			continue
+		}
+		current, resolved := s.resolveAll(ctx, st)
+		for _, n := range nodes {
+			if resolved && !current[n] {
+				s.abandon(n, FailoverMoved)
+				continue
+			}
+			if probes[n] == nil {
+				probes[n] = s.probeClient(st, n)
+			}
+			role, err := probeRole(ctx, probes[n], s.t.cfg.ProbeTimeout)
+			if isNetErr(err) { // one retry on a fresh connection before giving up on it
+				role, err = probeRole(ctx, probes[n], s.t.cfg.ProbeTimeout)
+			}
+			switch {
+			case isNetErr(err):
+				s.abandon(n, FailoverDown)
+			case err == nil && role != "master":
+				s.abandon(n, FailoverRole)
+			case err != nil && suspects[n]: // no ROLE (no password?): trust the -READONLY
+				s.abandon(n, FailoverReadOnly)
+			}
+		}
+	}
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if x == y {
+			return true
+		}
+	}
+	return false
+}
+
+// resolveAll resolves every connect name; ok is false when any lookup
+// failed, so that a resolver outage never closes connections.
+func (s *service) resolveAll(ctx context.Context, st *settings) (map[string]bool, bool) {
+	ctx, cancel := context.WithTimeout(ctx, s.t.cfg.ProbeTimeout)
+	defer cancel()
+	out := map[string]bool{}
+	for _, hp := range st.svc.Connect {
+		as, err := s.t.cfg.Resolve(ctx, hp)
+		if err != nil || len(as) == 0 {
+			return nil, false
+		}
+		for _, a := range as {
+			out[a] = true
+		}
+	}
+	return out, true
+}
+
+// abandon closes every client connection pinned to node.
+func (s *service) abandon(node, reason string) {
+	s.mu.Lock()
+	set := s.nodes[node]
+	delete(s.nodes, node)
+	s.mu.Unlock()
+	for c := range set {
+		c.close()
+	}
+	s.m.failover(reason, len(set))
+	s.t.log.Warn("redistls: backend node abandoned; closed its client connections so they reconnect to the primary",
+		"service", s.name, "node", node, "reason", reason, "connections", len(set))
+}
+
+// suspect is called when a reply from node carried -READONLY.
+func (s *service) suspect(node string) {
+	s.mu.Lock()
+	s.suspects[node] = true
+	s.mu.Unlock()
+	s.kickMonitor()
+}
+
+func (s *service) kickMonitor() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// probeClient talks to one resolved node (or, with node "", to the name
+// resolved afresh) over the service's verified TLS.
+func (s *service) probeClient(st *settings, node string) *redis.Client {
+	to := s.t.cfg.ProbeTimeout
+	return redis.NewClient(&redis.Options{
+		Addr: "backend", Username: s.t.cfg.Username, Password: s.t.cfg.Password,
+		Protocol: 2, DisableIdentity: true, PoolSize: 1, MaxRetries: -1,
+		DialTimeout: to, ReadTimeout: to, WriteTimeout: to,
+		Dialer: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			tc, _, _, err := s.dial(ctx, st, node)
+			return tc, err
+		},
+	})
+}
+
+func probeRole(ctx context.Context, c *redis.Client, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	v, err := c.Do(ctx, "ROLE").Slice()
+	if err != nil {
+		return "", err
+	}
+	if len(v) == 0 {
+		return "", errors.New("empty ROLE reply")
+	}
+	role, _ := v[0].(string)
+	return role, nil
+}
+
+// isNetErr is true for errors that say the node did not answer, as
+// opposed to a Redis error reply such as NOAUTH or NOPERM.
+func isNetErr(err error) bool {
+	var re redis.Error
+	return err != nil && !errors.As(err, &re)
+}
+
+// Check dials every service's backend by name as a client connection
+// would (fresh resolution, verified TLS), sends AUTH and PING, and returns
+// the first failure.
+func (t *Tunnel) Check(ctx context.Context) error {
+	t.mu.Lock()
+	svcs := make([]*service, 0, len(t.services))
+	for _, s := range t.services {
+		svcs = append(svcs, s)
+	}
+	t.mu.Unlock()
+	sort.Slice(svcs, func(i, j int) bool { return svcs[i].name < svcs[j].name })
+	var errs []error
+	for _, s := range svcs {
+		c := s.probeClient(s.settings(), "")
+		err := c.Ping(ctx).Err()
+		c.Close()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("[%s]: %w", s.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Handler serves /healthz (200 when Check passes, 503 with the reason
+// otherwise) and /metrics.
+func (t *Tunnel) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*t.cfg.ProbeTimeout)
+		defer cancel()
+		if err := t.Check(ctx); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	if t.gatherer != nil {
+		mux.Handle("/metrics", promhttp.HandlerFor(t.gatherer, promhttp.HandlerOpts{}))
+	}
+	return mux
+}

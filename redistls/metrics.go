@@ -1,0 +1,78 @@
+package redistls
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Dial error reasons, the values of redistls_dial_errors_total{reason}.
+const (
+	ReasonResolve   = "resolve"    // the name did not resolve
+	ReasonConnect   = "connect"    // TCP connect failed or timed out
+	ReasonTLSVerify = "tls_verify" // the backend certificate was rejected
+	ReasonTLS       = "tls"        // another TLS handshake failure
+)
+
+// Failover reasons, the values of redistls_failovers_total{reason}.
+const (
+	FailoverMoved    = "moved"    // the name no longer resolves to the node
+	FailoverRole     = "role"     // the node answers ROLE as a replica
+	FailoverReadOnly = "readonly" // a client got -READONLY from the node
+	FailoverDown     = "down"     // the node stopped answering the probe
+)
+
+type metrics struct {
+	active     *prometheus.GaugeVec
+	dials      *prometheus.CounterVec
+	dialErrors *prometheus.CounterVec
+	failovers  *prometheus.CounterVec
+	closed     *prometheus.CounterVec
+	bytes      *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	svc := []string{"service"}
+	m := &metrics{
+		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "redistls_connections_active",
+			Help: "Client connections being proxied now."}, svc),
+		dials: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redistls_dials_total",
+			Help: "Backend connections attempted, one fresh name resolution each."}, svc),
+		dialErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redistls_dial_errors_total",
+			Help: "Backend connections that failed, by reason (resolve, connect, tls_verify, tls)."}, []string{"service", "reason"}),
+		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redistls_failovers_total",
+			Help: "Backend nodes abandoned, by reason (moved, role, readonly, down)."}, []string{"service", "reason"}),
+		closed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redistls_failover_closed_connections_total",
+			Help: "Client connections closed because their backend node was abandoned."}, svc),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redistls_bytes_total",
+			Help: "Plaintext bytes proxied, by direction (to_backend, to_client)."}, []string{"service", "direction"}),
+	}
+	for _, c := range []prometheus.Collector{m.active, m.dials, m.dialErrors, m.failovers, m.closed, m.bytes} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// serviceMetrics are one service's children, looked up once.
+type serviceMetrics struct {
+	active            prometheus.Gauge
+	dials             prometheus.Counter
+	toBackend, toClnt prometheus.Counter
+	m                 *metrics
+	name              string
+}
+
+func (m *metrics) service(name string) *serviceMetrics {
+	return &serviceMetrics{
+		active:    m.active.WithLabelValues(name),
+		dials:     m.dials.WithLabelValues(name),
+		toBackend: m.bytes.WithLabelValues(name, "to_backend"),
+		toClnt:    m.bytes.WithLabelValues(name, "to_client"),
+		m:         m, name: name,
+	}
+}
+
+func (s *serviceMetrics) dialError(reason string) { s.m.dialErrors.WithLabelValues(s.name, reason).Inc() }
+
+func (s *serviceMetrics) failover(reason string, closed int) {
+	s.m.failovers.WithLabelValues(s.name, reason).Inc()
+	s.m.closed.WithLabelValues(s.name).Add(float64(closed))
+}

@@ -1,0 +1,444 @@
+package redistls
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Tunnel accepts plaintext Redis connections on loopback and forwards each
+// to its service's TLS backend, resolving the backend name for every
+// connection and closing connections whose node stopped being the primary.
+type Tunnel struct {
+	cfg      *Config // with defaults; Services as of the last New or Reload
+	log      *slog.Logger
+	m        *metrics
+	gatherer prometheus.Gatherer
+
+	mu       sync.Mutex
+	services map[string]*service
+	started  bool
+	httpSrv  *http.Server
+}
+
+// settings are a service's reloadable parts.
+type settings struct {
+	svc Service
+	tls *tls.Config
+}
+
+type service struct {
+	t     *Tunnel
+	name  string
+	m     *serviceMetrics
+	st    atomic.Pointer[settings]
+	clock atomic.Int64 // unix seconds, advanced by the monitor
+	kick  chan struct{}
+
+	mu       sync.Mutex
+	ln       net.Listener
+	nodes    map[string]map[*conn]struct{}
+	suspects map[string]bool
+	conns    sync.WaitGroup
+	stop     context.CancelFunc
+	stopped  chan struct{}
+}
+
+// New checks cfg (see Config.Validate) and registers the metrics; Start
+// opens the listeners.
+func New(cfg *Config) (*Tunnel, error) {
+	c := cfg.withDefaults()
+	tlsCfgs, err := c.tlsConfigs()
+	if err != nil {
+		return nil, err
+	}
+	t := &Tunnel{cfg: c, log: c.Logger, services: map[string]*service{}}
+	reg := c.Registerer
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg, t.gatherer = r, r
+	} else if g, ok := reg.(prometheus.Gatherer); ok {
+		t.gatherer = g
+	}
+	if t.m, err = newMetrics(reg); err != nil {
+		return nil, fmt.Errorf("redistls: register metrics: %w", err)
+	}
+	for i, s := range c.Services {
+		t.services[s.Name] = t.newService(s, tlsCfgs[i])
+	}
+	return t, nil
+}
+
+func (t *Tunnel) newService(s Service, tc *tls.Config) *service {
+	sv := &service{t: t, name: s.Name, m: t.m.service(s.Name), kick: make(chan struct{}, 1),
+		nodes: map[string]map[*conn]struct{}{}, suspects: map[string]bool{}}
+	sv.st.Store(&settings{svc: s, tls: tc})
+	sv.clock.Store(time.Now().Unix())
+	return sv
+}
+
+func (s *service) settings() *settings { return s.st.Load() }
+
+// Start listens on every service's accept address (and HTTPAddr) and
+// serves in the background until Shutdown.
+func (t *Tunnel) Start() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.started {
+		return errors.New("redistls: tunnel already started")
+	}
+	lns := map[*service]net.Listener{}
+	for _, s := range t.services {
+		ln, err := net.Listen("tcp", s.settings().svc.Accept)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return fmt.Errorf("redistls: [%s] listen: %w", s.name, err)
+		}
+		lns[s] = ln
+	}
+	if t.cfg.HTTPAddr != "" {
+		ln, err := net.Listen("tcp", t.cfg.HTTPAddr)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return fmt.Errorf("redistls: health listen: %w", err)
+		}
+		t.httpSrv = &http.Server{Handler: t.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go t.httpSrv.Serve(ln)
+		t.log.Info("redistls: health and metrics", "addr", ln.Addr().String())
+	}
+	for s, ln := range lns {
+		s.start(ln)
+	}
+	t.started = true
+	return nil
+}
+
+func (s *service) start(ln net.Listener) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.mu.Lock()
+	s.ln, s.stop, s.stopped = ln, cancel, make(chan struct{})
+	s.mu.Unlock()
+	go s.serve(ln)
+	go func() { defer close(s.stopped); s.monitor(ctx) }()
+	st := s.settings().svc
+	s.t.log.Info("redistls: listening", "service", s.name, "accept", ln.Addr().String(), "connect", strings.Join(st.Connect, ","), "sni", st.SNI)
+}
+
+// Run starts the tunnel, serves until ctx ends, then drains for at most
+// DrainTimeout.
+func (t *Tunnel) Run(ctx context.Context) error {
+	if err := t.Start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), t.cfg.DrainTimeout)
+	defer cancel()
+	return t.Shutdown(sctx)
+}
+
+// Addr is the address a service listens on (useful with port 0).
+func (t *Tunnel) Addr(service string) net.Addr {
+	t.mu.Lock()
+	s := t.services[service]
+	t.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Shutdown stops accepting, closes each connection once no command waits
+// for its reply, and closes the rest when ctx ends.
+func (t *Tunnel) Shutdown(ctx context.Context) error {
+	t.mu.Lock()
+	svcs := make([]*service, 0, len(t.services))
+	for _, s := range t.services {
+		svcs = append(svcs, s)
+	}
+	if t.httpSrv != nil {
+		t.httpSrv.Close()
+	}
+	t.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range svcs {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.shutdown(ctx) }()
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+func (s *service) shutdown(ctx context.Context) {
+	s.mu.Lock()
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.conns.Wait(); close(done) }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for quietOnly := true; ; {
+		s.closeWhere(func(c *conn) bool { return !quietOnly || !c.pending.Load() })
+		select {
+		case <-done:
+			if s.stop != nil {
+				s.stop()
+				<-s.stopped
+			}
+			return
+		case <-ctx.Done():
+			quietOnly = false
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *service) closeWhere(f func(*conn) bool) {
+	s.mu.Lock()
+	var cs []*conn
+	for _, set := range s.nodes {
+		for c := range set {
+			if f(c) {
+				cs = append(cs, c)
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range cs {
+		c.close()
+	}
+}
+
+// Reload applies a re-read configuration: changed backends, CA files and
+// timeouts apply to new connections, a changed accept address moves the
+// listener, new services start and removed ones drain. Connections that
+// are already open stay open. Options outside the stunnel file (HTTPAddr,
+// credentials, Resolve, Dial, Logger) stay as New set them. Nothing
+// changes when the new configuration is invalid.
+func (t *Tunnel) Reload(cfg *Config) error {
+	next := *t.cfg
+	next.Services, next.PIDFile, next.Debug = cfg.Services, cfg.PIDFile, cfg.Debug
+	c := next.withDefaults()
+	tlsCfgs, err := c.tlsConfigs()
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lns := map[string]net.Listener{}
+	for _, s := range c.Services {
+		if old := t.services[s.Name]; t.started && (old == nil || old.settings().svc.Accept != s.Accept) {
+			ln, err := net.Listen("tcp", s.Accept)
+			if err != nil {
+				for _, l := range lns {
+					l.Close()
+				}
+				return fmt.Errorf("redistls: reload: [%s] listen: %w", s.Name, err)
+			}
+			lns[s.Name] = ln
+		}
+	}
+	keep := map[string]bool{}
+	for i, s := range c.Services {
+		keep[s.Name] = true
+		sv := t.services[s.Name]
+		if sv == nil {
+			sv = t.newService(s, tlsCfgs[i])
+			t.services[s.Name] = sv
+			if ln := lns[s.Name]; ln != nil {
+				sv.start(ln)
+			}
+			continue
+		}
+		sv.st.Store(&settings{svc: s, tls: tlsCfgs[i]})
+		if ln := lns[s.Name]; ln != nil {
+			sv.mu.Lock()
+			old := sv.ln
+			sv.ln = ln
+			sv.mu.Unlock()
+			old.Close()
+			go sv.serve(ln)
+		}
+	}
+	for name, sv := range t.services {
+		if !keep[name] {
+			delete(t.services, name)
+			ctx, cancel := context.WithTimeout(context.Background(), t.cfg.DrainTimeout)
+			go func() { defer cancel(); sv.shutdown(ctx) }()
+		}
+	}
+	t.cfg = c
+	t.log.Info("redistls: configuration reloaded", "services", len(c.Services))
+	return nil
+}
+
+// serve accepts connections until the listener closes.
+func (s *service) serve(ln net.Listener) {
+	var backoff time.Duration
+	for {
+		cl, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.t.log.Warn("redistls: accept", "service", s.name, "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		s.conns.Add(1)
+		go s.handle(cl)
+	}
+}
+
+// handle dials the backend for one client and starts the two copy
+// goroutines; the handshake's deep stack ends with this goroutine.
+func (s *service) handle(cl net.Conn) {
+	st := s.settings()
+	ctx, cancel := context.WithTimeout(context.Background(), st.svc.ConnectTimeout)
+	tc, bc, node, err := s.dial(ctx, st, "")
+	cancel()
+	if err != nil {
+		cl.Close()
+		s.conns.Done()
+		return
+	}
+	sc, ok := cl.(syscall.Conn)
+	var craw syscall.RawConn
+	if ok {
+		craw, err = sc.SyscallConn()
+	}
+	if !ok || err != nil {
+		cl.Close()
+		bc.Close()
+		s.conns.Done()
+		return
+	}
+	c := &conn{s: s, node: node, client: cl, craw: craw, backend: tc, bc: bc}
+	c.last.Store(s.clock.Load())
+	c.left.Store(2)
+	s.track(c)
+	go c.upstream()
+	go c.downstream()
+}
+
+// dial resolves the backend name now (stunnel's delay = yes), connects to
+// the first address that answers, and verifies its certificate. node = ""
+// dials by name; otherwise that resolved address.
+func (s *service) dial(ctx context.Context, st *settings, node string) (*tls.Conn, *backendConn, string, error) {
+	s.m.dials.Inc()
+	var addrs []string
+	var err error
+	reason := ReasonResolve
+	if node != "" {
+		addrs = []string{node}
+	} else {
+		for _, hp := range st.svc.Connect {
+			as, rerr := s.t.cfg.Resolve(ctx, hp)
+			if rerr != nil {
+				err = rerr
+			}
+			addrs = append(addrs, as...)
+		}
+		if len(addrs) == 0 && err == nil {
+			err = fmt.Errorf("%s resolves to no address", strings.Join(st.svc.Connect, ","))
+		}
+	}
+	for _, a := range addrs {
+		var raw net.Conn
+		raw, err = s.t.cfg.Dial(ctx, "tcp", a)
+		if err != nil {
+			reason = ReasonConnect
+			continue
+		}
+		bc := &backendConn{Conn: raw, fd: -1}
+		sc, ok := raw.(syscall.Conn)
+		if !ok {
+			raw.Close()
+			reason, err = ReasonConnect, errors.New("Dial returned a connection without SyscallConn")
+			continue
+		}
+		if bc.raw, err = sc.SyscallConn(); err != nil {
+			raw.Close()
+			reason = ReasonConnect
+			continue
+		}
+		tc := tls.Client(bc, st.tls)
+		if err = tc.HandshakeContext(ctx); err != nil {
+			raw.Close()
+			reason = tlsReason(err)
+			if reason == ReasonTLSVerify {
+				s.t.log.Error("redistls: backend certificate rejected; closing the client connection",
+					"service", s.name, "backend", a, "server_name", st.svc.SNI, "err", err)
+			}
+			continue
+		}
+		return tc, bc, a, nil
+	}
+	s.m.dialError(reason)
+	if reason != ReasonTLSVerify {
+		s.t.log.Warn("redistls: backend dial failed", "service", s.name, "reason", reason, "err", err)
+	}
+	return nil, nil, "", fmt.Errorf("redistls: [%s] dial %s: %w", s.name, strings.Join(st.svc.Connect, ","), err)
+}
+
+func tlsReason(err error) string {
+	var cv *tls.CertificateVerificationError
+	var he x509.HostnameError
+	var ua x509.UnknownAuthorityError
+	var ci x509.CertificateInvalidError
+	if errors.As(err, &cv) || errors.As(err, &he) || errors.As(err, &ua) || errors.As(err, &ci) {
+		return ReasonTLSVerify
+	}
+	return ReasonTLS
+}
+
+func (s *service) track(c *conn) {
+	s.mu.Lock()
+	set := s.nodes[c.node]
+	if set == nil {
+		set = map[*conn]struct{}{}
+		s.nodes[c.node] = set
+	}
+	set[c] = struct{}{}
+	s.mu.Unlock()
+	s.m.active.Inc()
+}
+
+func (s *service) untrack(c *conn) {
+	s.mu.Lock()
+	if set := s.nodes[c.node]; set != nil {
+		delete(set, c)
+		if len(set) == 0 {
+			delete(s.nodes, c.node)
+		}
+	}
+	s.mu.Unlock()
+	s.m.active.Dec()
+	s.conns.Done()
+}
