@@ -158,6 +158,13 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (*Config, error) {
 	if v, ok := lookup("S3_PERMISSION"); ok {
 		c.Permission = v
 	}
+	// Mastodon tests these with ENV.key?/ENV.fetch: set but empty, they
+	// give URLs such as https:///key rather than the default.
+	for _, k := range []string{"S3_PROTOCOL", "S3_HOSTNAME", "S3_ENDPOINT", "S3_ALIAS_HOST", "S3_CLOUDFRONT_HOST"} {
+		if v, ok := lookup(k); ok && strings.TrimSpace(v) == "" {
+			e.add(k, "set but empty; Mastodon would use the empty value: remove the line or give a value")
+		}
+	}
 	c.PathStyle = has("S3_ENDPOINT") && get("S3_OVERRIDE_PATH_STYLE") != "true"
 	if v := get("S3_OVERRIDE_PATH_STYLE"); v != "" && !has("S3_ENDPOINT") {
 		e.add("S3_OVERRIDE_PATH_STYLE", "set but S3_ENDPOINT is not; Mastodon ignores it")
@@ -262,7 +269,7 @@ func (c *Config) validate(e *ConfigError, name map[string]string) {
 		e.add(name["secret"], "missing")
 	}
 	if c.Region == "" && name["region"] == "S3_REGION" {
-		e.add(name["region"], "set but empty")
+		e.add(name["region"], "set but empty; Mastodon would use the empty value: remove the line or give a value")
 	}
 	if p := c.Protocol; p != "" && p != "http" && p != "https" {
 		e.add(name["protocol"], "%q is neither http nor https", p)

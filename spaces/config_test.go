@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/fediops/fediops/internal/envfile"
 )
 
 // seedEnv is the seed document's object-store block.
@@ -147,5 +148,37 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	}
 	if !strings.Contains(out, "ourbucketname") || !strings.Contains(buf.String(), "[redacted]") {
 		t.Errorf("config not described: %s", out)
+	}
+}
+
+func TestConfigFromEnvFile(t *testing.T) {
+	f, err := envfile.Parse(".env.production", []byte(`# Object Store
+S3_ENABLED=true
+S3_PROTOCOL=https
+S3_BUCKET=ourbucketname
+S3_REGION=nyc3
+S3_HOSTNAME=
+S3_ENDPOINT=https://nyc3.digitaloceanspaces.com
+AWS_ACCESS_KEY_ID=NOTINAMILLI0NYEARS
+AWS_SECRET_ACCESS_KEY=hahahahahahahahahahahahaha
+S3_ALIAS_HOST=cdn.vmst.io
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ConfigFromEnv(f.Get)
+	var ce *ConfigError
+	if !errors.As(err, &ce) || !slices.Equal(ce.Vars(), []string{"S3_HOSTNAME"}) {
+		t.Fatalf("empty S3_HOSTNAME: %v", err)
+	}
+	if err := f.Set("S3_HOSTNAME", "nyc3.digitaloceanspaces.com"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := ConfigFromEnv(f.Get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PublicURL("a.png") != "https://cdn.vmst.io/a.png" || !c.PathStyle {
+		t.Errorf("%v", c)
 	}
 }
