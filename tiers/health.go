@@ -1,0 +1,224 @@
+package tiers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fediops/fediops/pgpool"
+	"github.com/fediops/fediops/sidekiqq"
+	"github.com/fediops/fediops/spaces"
+)
+
+// DBCheck pings the database through pool (pgpool.Check: an empty
+// statement, safe in transaction mode).
+func DBCheck(name string, pool *pgxpool.Pool) Check {
+	return CheckFunc(name, func(ctx context.Context) (string, error) {
+		h, err := pgpool.Check(ctx, pool, nil)
+		if err != nil {
+			return "", err
+		}
+		st := pool.Stat()
+		return fmt.Sprintf("ping %v, %d/%d conns", h.Ping.Round(10*time.Microsecond), st.TotalConns(), st.MaxConns()), nil
+	})
+}
+
+// RedisCheck sends PING; with the seed's layout c talks plain Redis to the
+// local tunnel (redistls or stunnel), so this checks the tunnel and the
+// managed Redis behind it.
+func RedisCheck(name string, c redis.Cmdable) Check {
+	return CheckFunc(name, func(ctx context.Context) (string, error) {
+		got, err := c.Ping(ctx).Result()
+		if err != nil {
+			return "", fmt.Errorf("tiers: redis PING: %w", err)
+		}
+		if got != "PONG" {
+			return "", fmt.Errorf("tiers: redis PING answered %q", got)
+		}
+		return "PONG", nil
+	})
+}
+
+// SpacesCheck HEADs key through the Spaces API and through its public
+// (alias) URL (spaces.Client.Health); it fails when any of them fails.
+func SpacesCheck(c *spaces.Client, key string) Check {
+	return CheckFunc("spaces", func(ctx context.Context) (string, error) {
+		var ok []string
+		var errs []error
+		for _, r := range c.Health(ctx, key) {
+			if r.OK {
+				ok = append(ok, r.Name)
+			} else {
+				errs = append(errs, fmt.Errorf("%s: %w", r.Name, r.Err))
+			}
+		}
+		return strings.Join(ok, ", ") + " ok", errors.Join(errs...)
+	})
+}
+
+// SidekiqCheck reads Sidekiq's state from Redis (sidekiqq.Read) and runs
+// sidekiqq.Check: queue latencies, queues served, one scheduler, fresh
+// heartbeats. The detail counts the sub-checks; the error lists the failed
+// ones.
+func SidekiqCheck(c redis.Cmdable, cfg sidekiqq.CheckConfig) Check {
+	return CheckFunc("sidekiq", func(ctx context.Context) (string, error) {
+		st, err := sidekiqq.Read(ctx, c, time.Time{})
+		if err != nil {
+			return "", err
+		}
+		res := sidekiqq.Check(st, cfg)
+		var failed []string
+		for _, r := range res {
+			if !r.OK {
+				failed = append(failed, r.Name+": "+r.Detail)
+			}
+		}
+		detail := fmt.Sprintf("%d/%d ok, %d enqueued, %d processes", len(res)-len(failed), len(res), st.Enqueued, len(st.Processes))
+		if len(failed) > 0 {
+			return detail, errors.New(strings.Join(failed, "; "))
+		}
+		return detail, nil
+	})
+}
+
+// Lookup reads a setting: os.LookupEnv, (*envfile.File).Get, MapLookup.
+type Lookup = func(key string) (string, bool)
+
+// MapLookup turns a map (envfile's File.Map) into a Lookup.
+func MapLookup(m map[string]string) Lookup {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+// RedisOptionsFromEnv reads Mastodon's REDIS_URL, else REDIS_HOST
+// (localhost), REDIS_PORT (6379), REDIS_USER, REDIS_PASSWORD and REDIS_DB
+// (0): with the seed's tunnel that is the plain local end of it. A
+// rediss:// URL gives a client that speaks TLS itself.
+func RedisOptionsFromEnv(lookup Lookup) (*redis.Options, error) {
+	get := func(k, def string) string {
+		if v, ok := lookup(k); ok && v != "" {
+			return v
+		}
+		return def
+	}
+	if u := get("REDIS_URL", ""); u != "" {
+		o, err := redis.ParseURL(u)
+		if err != nil {
+			return nil, errors.New("tiers: REDIS_URL: not a redis:// or rediss:// URL")
+		}
+		return o, nil
+	}
+	o := &redis.Options{Addr: net.JoinHostPort(get("REDIS_HOST", "localhost"), get("REDIS_PORT", "6379")),
+		Username: get("REDIS_USER", ""), Password: get("REDIS_PASSWORD", "")}
+	if db := get("REDIS_DB", "0"); db != "0" {
+		if _, err := fmt.Sscanf(db, "%d", &o.DB); err != nil {
+			return nil, fmt.Errorf("tiers: REDIS_DB: %q is not a number", db)
+		}
+	}
+	return o, nil
+}
+
+// HealthOptions says where the parts of an instance are, beyond what
+// .env.production says.
+type HealthOptions struct {
+	// Web and Streaming are base URLs of the nodes to check; nil means
+	// http://127.0.0.1:3000 and http://127.0.0.1:4000 (this node).
+	Web, Streaming []string
+	// SpacesKey is an object known to exist; "" checks only the settings.
+	SpacesKey string
+	// Sidekiq tunes the Sidekiq checks.
+	Sidekiq sidekiqq.CheckConfig
+	// DBMaxConns bounds the health pool; 0 means 2.
+	DBMaxConns int32
+}
+
+// ChecksFromEnv builds every check of the instance from its settings:
+// web and streaming HTTP checks, the pooled database ping (pgpool.FromEnv),
+// Redis PING and the Sidekiq checks (through REDIS_*), the Spaces check
+// (S3_*, when S3_ENABLED=true) and the OpenSearch probe (ES_*, when
+// ES_ENABLED=true). A part whose settings are wrong becomes a failing
+// check naming the variable, so one bad value does not hide the rest.
+// close releases the connections.
+func ChecksFromEnv(ctx context.Context, lookup Lookup, o HealthOptions) (checks []Check, close func()) {
+	var closers []func()
+	close = func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	failing := func(name string, err error) Check {
+		return CheckFunc(name, func(context.Context) (string, error) { return "", err })
+	}
+	if o.Web == nil {
+		o.Web = []string{"http://127.0.0.1:3000"}
+	}
+	if o.Streaming == nil {
+		o.Streaming = []string{"http://127.0.0.1:4000"}
+	}
+	for _, u := range o.Web {
+		checks = append(checks, WebHealth("web "+hostOf(u), u))
+	}
+	for _, u := range o.Streaming {
+		checks = append(checks, StreamingHealth("streaming "+hostOf(u), u))
+	}
+
+	maxConns := o.DBMaxConns
+	if maxConns == 0 {
+		maxConns = 2
+	}
+	if cfg, err := pgpool.FromEnv(lookup, pgpool.Options{MaxConns: maxConns}); err != nil {
+		checks = append(checks, failing("database", err))
+	} else if pool, err := pgxpool.NewWithConfig(ctx, cfg.App()); err != nil {
+		checks = append(checks, failing("database", fmt.Errorf("tiers: database pool: %w", err)))
+	} else {
+		closers = append(closers, pool.Close)
+		checks = append(checks, DBCheck("database", pool))
+	}
+
+	if ro, err := RedisOptionsFromEnv(lookup); err != nil {
+		checks = append(checks, failing("redis", err), failing("sidekiq", err))
+	} else {
+		rc := redis.NewClient(ro)
+		closers = append(closers, func() { rc.Close() })
+		checks = append(checks, RedisCheck("redis", rc), SidekiqCheck(rc, o.Sidekiq))
+	}
+
+	if scfg, err := spaces.ConfigFromEnv(lookup); errors.Is(err, spaces.ErrDisabled) {
+		// media on local disk: nothing to check
+	} else if err != nil {
+		checks = append(checks, failing("spaces", err))
+	} else if sc, err := spaces.New(scfg); err != nil {
+		checks = append(checks, failing("spaces", err))
+	} else if o.SpacesKey == "" {
+		checks = append(checks, CheckFunc("spaces", func(context.Context) (string, error) {
+			return "settings valid", Warn(errors.New("no object key given to HEAD"))
+		}))
+	} else {
+		checks = append(checks, SpacesCheck(sc, o.SpacesKey))
+	}
+
+	if ocfg, ok := OpenSearchConfigFromEnv(lookup); ok {
+		if p, err := NewOpenSearchProbe(ocfg); err != nil {
+			checks = append(checks, failing("search", err))
+		} else {
+			checks = append(checks, p)
+		}
+	}
+	return checks, close
+}
+
+func hostOf(u string) string {
+	s := u
+	if i := strings.Index(s, "://"); i >= 0 {
+		s = s[i+3:]
+	}
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
