@@ -1,0 +1,259 @@
+// Package b2store is the Backblaze B2 backup.Store: Open a bucket with a
+// Config (ConfigFromEnv reads B2_APPLICATION_KEY_ID, B2_APPLICATION_KEY and
+// B2_BUCKET) and hand the *Store to backup.Runner.
+//
+// It talks to B2's native API through Backblaze/blazer, streaming uploads in
+// ChunkSize parts (large files) with a bounded number of parts in memory:
+// peak buffer memory is about (ConcurrentUploads + 2) × ChunkSize. A failed
+// Put cancels its unfinished large file (blazer's writer never does), so a
+// failed backup costs no storage and is never listed. b2.APIBase points it
+// at a stand-in such as internal/b2fake.
+package b2store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/Backblaze/blazer/b2"
+
+	"github.com/fediops/fediops/backup"
+)
+
+// Defaults for Config's zero values.
+const (
+	DefaultChunkSize           = 8_000_000 // bytes per part; B2's minimum is 5e6
+	DefaultConcurrentUploads   = 1
+	DefaultConcurrentDownloads = 2
+	MinChunkSize               = 5_000_000
+)
+
+// Config says which bucket to use and how much memory uploads may take.
+type Config struct {
+	KeyID  string // B2_APPLICATION_KEY_ID
+	Key    string // B2_APPLICATION_KEY (never logged)
+	Bucket string // B2_BUCKET
+
+	// APIBase is the authorization endpoint; empty means Backblaze's
+	// production API. Tests point it at internal/b2fake (B2_API_BASE).
+	APIBase string
+
+	ChunkSize           int // part size for uploads and downloads; 0 = DefaultChunkSize
+	ConcurrentUploads   int // parts in flight; 0 = DefaultConcurrentUploads
+	ConcurrentDownloads int // ranges in flight; 0 = DefaultConcurrentDownloads
+
+	Logger *slog.Logger // nil = slog.Default()
+}
+
+// ConfigFromEnv reads B2_APPLICATION_KEY_ID, B2_APPLICATION_KEY, B2_BUCKET,
+// and optionally B2_API_BASE and B2_CHUNK_SIZE through lookup (os.LookupEnv,
+// or an envfile's Get), then checks the result.
+func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
+	get := func(k string) string { v, _ := lookup(k); return v }
+	c := Config{KeyID: get("B2_APPLICATION_KEY_ID"), Key: get("B2_APPLICATION_KEY"),
+		Bucket: get("B2_BUCKET"), APIBase: get("B2_API_BASE")}
+	if v := get("B2_CHUNK_SIZE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return c, fmt.Errorf("b2store: B2_CHUNK_SIZE=%q: not a number of bytes", v)
+		}
+		c.ChunkSize = n
+	}
+	return c, c.Validate()
+}
+
+// Validate names the first missing or bad field.
+func (c Config) Validate() error {
+	switch {
+	case c.KeyID == "":
+		return errors.New("b2store: B2_APPLICATION_KEY_ID (Config.KeyID) is empty")
+	case c.Key == "":
+		return errors.New("b2store: B2_APPLICATION_KEY (Config.Key) is empty")
+	case c.Bucket == "":
+		return errors.New("b2store: B2_BUCKET (Config.Bucket) is empty")
+	case c.ChunkSize != 0 && c.ChunkSize < MinChunkSize:
+		return fmt.Errorf("b2store: ChunkSize %d is below B2's minimum part size %d", c.ChunkSize, MinChunkSize)
+	case c.ConcurrentUploads < 0 || c.ConcurrentDownloads < 0:
+		return errors.New("b2store: ConcurrentUploads and ConcurrentDownloads must not be negative")
+	}
+	return nil
+}
+
+func (c *Config) setDefaults() {
+	if c.ChunkSize == 0 {
+		c.ChunkSize = DefaultChunkSize
+	}
+	if c.ConcurrentUploads == 0 {
+		c.ConcurrentUploads = DefaultConcurrentUploads
+	}
+	if c.ConcurrentDownloads == 0 {
+		c.ConcurrentDownloads = DefaultConcurrentDownloads
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Store is a B2 bucket as a backup.Store.
+type Store struct {
+	cfg    Config
+	bucket *b2.Bucket
+}
+
+var _ backup.Store = (*Store)(nil)
+var _ backup.Canceler = (*Store)(nil)
+
+// Open authorizes with B2 and finds the bucket (it does not create one).
+func Open(ctx context.Context, cfg Config, opts ...b2.ClientOption) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	if cfg.APIBase != "" {
+		opts = append(opts, b2.APIBase(cfg.APIBase))
+	}
+	opts = append(opts, b2.UserAgent("fediops-backup"))
+	c, err := b2.NewClient(ctx, cfg.KeyID, cfg.Key, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("b2store: authorize key %s: %w", cfg.KeyID, err)
+	}
+	b, err := c.Bucket(ctx, cfg.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("b2store: bucket %q: %w", cfg.Bucket, err)
+	}
+	return &Store{cfg: cfg, bucket: b}, nil
+}
+
+// Bucket is the underlying blazer bucket, for what the Store interface does
+// not cover (lifecycle rules, server-side encryption settings).
+func (s *Store) Bucket() *b2.Bucket { return s.bucket }
+
+// Put streams r into name: one b2_upload_file below ChunkSize, a large file
+// of ChunkSize parts above it. On any error the upload is abandoned and its
+// unfinished large file cancelled.
+func (s *Store) Put(ctx context.Context, name string, r io.Reader) (backup.ObjectInfo, error) {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := s.bucket.Object(name).NewWriter(wctx)
+	w.ChunkSize = s.cfg.ChunkSize
+	w.ConcurrentUploads = s.cfg.ConcurrentUploads
+	n, err := io.Copy(w, onlyReader{r})
+	if err == nil {
+		if err = w.Close(); err != nil {
+			err = fmt.Errorf("b2store: finish %s: %w", name, err)
+		}
+	} else {
+		cancel() // the writer must not finish a half-written file
+		_ = w.Close()
+		err = fmt.Errorf("b2store: upload %s after %d bytes: %w", name, n, err)
+	}
+	if err != nil {
+		cancel()
+		if cerr := s.cancelName(ctx, name); cerr != nil {
+			s.cfg.Logger.Warn("b2store: cancel unfinished large file", "name", name, "err", cerr)
+		}
+		return backup.ObjectInfo{}, err
+	}
+	return backup.ObjectInfo{Name: name, Size: n, Modified: time.Now()}, nil
+}
+
+// onlyReader hides io.Seeker so that blazer always takes its buffered,
+// bounded path and never reads a file twice.
+type onlyReader struct{ io.Reader }
+
+func (s *Store) cancelName(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	_, err := s.cancel(ctx, func(n string) bool { return n == name })
+	return err
+}
+
+// CancelUnfinished cancels every unfinished large file under prefix, such
+// as the ones a killed process left behind.
+func (s *Store) CancelUnfinished(ctx context.Context, prefix string) (int, error) {
+	return s.cancel(ctx, func(n string) bool { return len(n) >= len(prefix) && n[:len(prefix)] == prefix })
+}
+
+func (s *Store) cancel(ctx context.Context, match func(string) bool) (int, error) {
+	var objs []*b2.Object
+	it := s.bucket.List(ctx, b2.ListUnfinished())
+	for it.Next() {
+		if match(it.Object().Name()) {
+			objs = append(objs, it.Object())
+		}
+	}
+	if err := it.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return 0, fmt.Errorf("b2store: list unfinished large files: %w", err)
+	}
+	for i, o := range objs {
+		if err := o.Cancel(ctx); err != nil {
+			return i, fmt.Errorf("b2store: cancel %s: %w", o.Name(), err)
+		}
+	}
+	return len(objs), nil
+}
+
+// Open streams an object with ConcurrentDownloads ranged reads of
+// ChunkSize bytes.
+func (s *Store) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	if _, err := s.Stat(ctx, name); err != nil {
+		return nil, err
+	}
+	r := s.bucket.Object(name).NewReader(ctx)
+	r.ChunkSize = s.cfg.ChunkSize
+	r.ConcurrentDownloads = s.cfg.ConcurrentDownloads
+	return r, nil
+}
+
+// Stat reads an object's size and upload time.
+func (s *Store) Stat(ctx context.Context, name string) (backup.ObjectInfo, error) {
+	a, err := s.bucket.Object(name).Attrs(ctx)
+	if err != nil {
+		if b2.IsNotExist(err) {
+			return backup.ObjectInfo{}, fmt.Errorf("b2store: %s: %w", name, backup.ErrNotExist)
+		}
+		return backup.ObjectInfo{}, fmt.Errorf("b2store: stat %s: %w", name, err)
+	}
+	return backup.ObjectInfo{Name: name, Size: a.Size, Modified: a.UploadTimestamp}, nil
+}
+
+// List yields finished objects under prefix in name order. It reads each
+// object's attributes (one b2_get_file_info per object).
+func (s *Store) List(ctx context.Context, prefix string) iter.Seq2[backup.ObjectInfo, error] {
+	return func(yield func(backup.ObjectInfo, error) bool) {
+		it := s.bucket.List(ctx, b2.ListPrefix(prefix))
+		for it.Next() {
+			o := it.Object()
+			a, err := o.Attrs(ctx)
+			if err != nil {
+				yield(backup.ObjectInfo{}, fmt.Errorf("b2store: attributes of %s: %w", o.Name(), err))
+				return
+			}
+			if !yield(backup.ObjectInfo{Name: o.Name(), Size: a.Size, Modified: a.UploadTimestamp}, nil) {
+				return
+			}
+		}
+		if err := it.Err(); err != nil && !errors.Is(err, io.EOF) {
+			yield(backup.ObjectInfo{}, fmt.Errorf("b2store: list %q: %w", prefix, err))
+		}
+	}
+}
+
+// Delete removes every version of name (B2 keeps old versions of a name).
+func (s *Store) Delete(ctx context.Context, name string) error {
+	for i := 0; i < 100; i++ {
+		err := s.bucket.Object(name).Delete(ctx)
+		if b2.IsNotExist(err) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("b2store: delete %s: %w", name, err)
+		}
+	}
+	return fmt.Errorf("b2store: delete %s: more than 100 versions", name)
+}

@@ -1,0 +1,131 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// tool runs a dump or restore program. Secrets travel only in env (never
+// argv, which every user can read in /proc); stderr is kept (its tail goes
+// into errors) but never logged whole.
+type tool struct {
+	bin  string
+	args []string
+	env  []string // KEY=value added to the environment, secrets included
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+	max int
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = append([]byte(nil), t.buf[len(t.buf)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.TrimSpace(string(t.buf))
+}
+
+func (t tool) command(ctx context.Context) (*exec.Cmd, *tailBuffer) {
+	cmd := exec.CommandContext(ctx, t.bin, t.args...)
+	cmd.Env = append(os.Environ(), t.env...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	stderr := &tailBuffer{max: 2048}
+	cmd.Stderr = stderr
+	return cmd, stderr
+}
+
+// run streams the program's stdout into w (when w is not nil) and its stdin
+// from r (when r is not nil).
+func (t tool) run(ctx context.Context, r io.Reader, w io.Writer) error {
+	cmd, stderr := t.command(ctx)
+	cmd.Stdin = r
+	var out io.ReadCloser
+	if w != nil {
+		var err error
+		if out, err = cmd.StdoutPipe(); err != nil {
+			return err
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", t.bin, err)
+	}
+	var copyErr error
+	if out != nil {
+		_, copyErr = io.Copy(w, out)
+		if copyErr != nil {
+			_ = cmd.Process.Kill() // the consumer failed: the tool must not go on
+		}
+	}
+	err := cmd.Wait()
+	if copyErr != nil {
+		return fmt.Errorf("%s: stream: %w", base(t.bin), copyErr)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", base(t.bin), ctx.Err())
+		}
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return fmt.Errorf("%s: %v: %s", base(t.bin), ee.ProcessState, stderr.String())
+		}
+		return fmt.Errorf("%s: %w", base(t.bin), err)
+	}
+	return nil
+}
+
+// version runs the program with args (e.g. --version) and returns its first
+// line.
+func (t tool) version(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, t.bin, t.args...).Output()
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %w", base(t.bin), strings.Join(t.args, " "), err)
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	return line, nil
+}
+
+func base(bin string) string {
+	if i := strings.LastIndexByte(bin, '/'); i >= 0 {
+		return bin[i+1:]
+	}
+	return bin
+}
+
+// lookTool finds a binary by name unless path is already set.
+func lookTool(path, name string) (string, error) {
+	if path != "" {
+		return path, nil
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("backup: %s not found in PATH (Debian: apt-get install %s): %w", name, debianPackage[name], err)
+	}
+	return p, nil
+}
+
+var debianPackage = map[string]string{
+	"pg_dump": "postgresql-client", "pg_restore": "postgresql-client", "psql": "postgresql-client",
+	"redis-cli": "redis-tools", "mysqldump": "mariadb-client", "mariadb": "mariadb-client",
+}
