@@ -8,6 +8,8 @@ import (
 	"math"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/fediops/fediops/pgpool"
 )
 
 // Defaults of PumaSizing. The rule constants come from the seed
@@ -95,10 +97,35 @@ type DBSize struct {
 	Limit     int `json:"limit"`
 }
 
-// DefaultDBSizes are DigitalOcean's PostgreSQL sizes up to 32 GiB with the
-// limit 25 x GiB - 3 (FACTS: 1 GiB 22, 2 GiB 47, 4 GiB 97, 8 GiB 197). The
-// cap from 64 GiB on is unconfirmed, so the list stops before it.
-var DefaultDBSizes = []DBSize{{1, 22}, {2, 47}, {4, 97}, {8, 197}, {16, 397}, {32, 797}}
+// DefaultDBSizes are DigitalOcean's PostgreSQL sizes up to 32 GiB with
+// pgpool.DO's limits (25 x GiB - 3: 1 GiB 22, 2 GiB 47, 4 GiB 97, 8 GiB
+// 197 ...). The cap from 64 GiB on is unconfirmed, so the list stops
+// before it.
+var DefaultDBSizes = DBSizes(pgpool.DO, 1, 2, 4, 8, 16, 32)
+
+// DBSizes lists the given sizes (GiB) with their limits under l.
+func DBSizes(l pgpool.Limits, gib ...int) []DBSize {
+	out := make([]DBSize, 0, len(gib))
+	for _, g := range gib {
+		out = append(out, DBSize{MemoryGiB: g, Limit: l.Connections(g)})
+	}
+	return out
+}
+
+// DBLimit is the connection limit of a DigitalOcean PostgreSQL cluster
+// with memGiB GiB (pgpool.DO).
+func DBLimit(memGiB int) int { return pgpool.DO.Connections(memGiB) }
+
+// Demands are the tier's connections as pgpool budget demand, one
+// pgpool.Web per node named "<prefix>-1" ... "<prefix>-N", for
+// pgpool.NewBudget(gib).Add(s.Demands("web")...).Report().
+func (s Sizing) Demands(prefix string) []pgpool.Demand {
+	out := make([]pgpool.Demand, 0, s.Nodes)
+	for i := 1; i <= s.Nodes; i++ {
+		out = append(out, pgpool.Web(fmt.Sprintf("%s-%d", prefix, i), s.WebConcurrency, s.DBPool))
+	}
+	return out
+}
 
 // Sizing is the result of PumaSizing.Plan.
 type Sizing struct {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/fediops/fediops/pgpool"
 )
 
 func TestPumaRule(t *testing.T) {
@@ -168,5 +170,22 @@ func TestPumaOutputs(t *testing.T) {
 	}
 	if got.Env["WEB_CONCURRENCY"] != 6 || got.Headroom != -11 || got.Error == "" || len(got.Alternatives) != 3 {
 		t.Fatalf("json %s", b.String())
+	}
+}
+
+func TestPumaWithPgpoolBudget(t *testing.T) {
+	if DBLimit(4) != 97 || DBLimit(1) != 22 || DefaultDBSizes[3] != (DBSize{8, 197}) {
+		t.Fatalf("limits %d %v", DBLimit(4), DefaultDBSizes)
+	}
+	s, _ := PumaSizing{VCPU: 2, Nodes: 2, DBLimit: DBLimit(4)}.Plan()
+	// Directly against the database (no pool): the same 54 of 97.
+	rep := pgpool.NewBudget(4).Add(s.Demands("web")...).Report()
+	if rep.Err() != nil || rep.Used != s.ConnectionsPerTier || rep.Headroom != s.Headroom {
+		t.Fatalf("pgpool report %+v, sizing %d/%d", rep, s.ConnectionsPerTier, s.Headroom)
+	}
+	s, _ = PumaSizing{VCPU: 4, DBLimit: DBLimit(4)}.Plan()
+	rep = pgpool.NewBudget(4).Add(s.Demands("web")...).Report()
+	if !errors.Is(rep.Err(), pgpool.ErrOverBudget) || rep.Overflow != -s.Headroom {
+		t.Fatalf("pgpool report %+v, sizing headroom %d", rep, s.Headroom)
 	}
 }
