@@ -14,6 +14,8 @@ type CollectorOptions struct {
 	Timeout time.Duration
 	// ConstLabels are added to every metric (e.g. {"instance": "vmst.io"}).
 	ConstLabels prometheus.Labels
+	// Now is the clock latencies are measured with; default time.Now.
+	Now func() time.Time
 }
 
 // Collector is a prometheus.Collector that reads Sidekiq's statistics from
@@ -25,6 +27,7 @@ type CollectorOptions struct {
 type Collector struct {
 	client  redis.Cmdable
 	timeout time.Duration
+	now     func() time.Time
 
 	processed, failed, workers, busy, processes, enqueued, scheduled, retry, dead *prometheus.Desc
 	queueLatency, queueEnqueued, queueSize, problems                              *prometheus.Desc
@@ -35,12 +38,16 @@ func NewCollector(c redis.Cmdable, opts CollectorOptions) *Collector {
 	if opts.Timeout == 0 {
 		opts.Timeout = 5 * time.Second
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, labels, opts.ConstLabels)
 	}
 	return &Collector{
 		client:        c,
 		timeout:       opts.Timeout,
+		now:           opts.Now,
 		processed:     d("sidekiq_processed_jobs_total", "Jobs processed since stats were reset (stat:processed)."),
 		failed:        d("sidekiq_failed_jobs_total", "Jobs failed since stats were reset (stat:failed)."),
 		workers:       d("sidekiq_workers", "Threads of all live Sidekiq processes."),
@@ -69,7 +76,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	s, err := Read(ctx, c.client, time.Time{})
+	s, err := Read(ctx, c.client, c.now())
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(c.processes, err)
 		return
