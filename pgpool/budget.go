@@ -255,8 +255,8 @@ func (b Budget) Report() Report {
 					who = append(who, fmt.Sprintf("%s %s=%d", d.Who, d.Variable, d.Conns))
 				}
 			}
-			r.Problems = append(r.Problems, fmt.Sprintf("pool %s: %d clients (%s) share %d server connections: up to %d wait; raise the pool's size by %d (headroom %d) or lower DB_POOL",
-				p.Name, p.Clients, strings.Join(who, " + "), p.Size, r.Pools[i].Waiting, r.Pools[i].Waiting, r.Headroom))
+			r.Problems = append(r.Problems, fmt.Sprintf("pool %s: %d clients (%s) share %d server connections: up to %d wait in transaction mode; the limit leaves room to grow the pool by %d, else lower those variables",
+				p.Name, p.Clients, strings.Join(who, " + "), p.Size, r.Pools[i].Waiting, r.Headroom))
 		}
 	}
 	r.err = errors.Join(errs...)

@@ -376,4 +376,3 @@ func TestAPIErrorsAndRetries(t *testing.T) {
 		t.Fatalf("401: %v", err)
 	}
 }
-

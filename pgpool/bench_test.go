@@ -1,0 +1,150 @@
+package pgpool_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fediops/fediops/internal/testenv"
+	"github.com/fediops/fediops/pgpool"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// BenchmarkSelectOnlyVsPgbench runs, in one run and through testenv's
+// pgBouncer in transaction mode, pgbench's select-only script (-S -M
+// extended, 50 clients) and the same query from 50 goroutines through
+// pgpool's pooled config (QueryExecModeExec), then both again with the
+// simple protocol for comparison, and reports the rates and pgx/pgbench. It never fails on
+// speed. Run it with
+//
+//	go test -run '^$' -bench SelectOnlyVsPgbench -benchtime 1x ./pgpool/
+//
+// FEDIOPS_BENCH_SECONDS sets each run's length (default 5; two rounds).
+func BenchmarkSelectOnlyVsPgbench(b *testing.B) {
+	bo := testenv.Bouncer(b)
+	pgbench := testenv.Binary(b, "pgbench")
+	secs := 5
+	if v, err := strconv.Atoi(os.Getenv("FEDIOPS_BENCH_SECONDS")); err == nil && v > 0 {
+		secs = v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(4*secs+120)*time.Second)
+	defer cancel()
+
+	env := append(os.Environ(), "PGPASSWORD="+bo.Password, "PGSSLMODE=verify-full", "PGSSLROOTCERT="+bo.CAFile)
+	run := func(args ...string) string {
+		cmd := exec.CommandContext(ctx, pgbench, args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			b.Fatalf("pgbench %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	// Tables straight on PostgreSQL as the application user (scale 1:
+	// 100,000 accounts); the runs go through the pool.
+	pg := bo.Backend
+	run("-i", "-q", "-s", "1", "-h", pg.Host, "-p", strconv.Itoa(pg.Port), "-U", pg.User, pg.Database)
+
+	cfg, err := pgpool.FromEnv(pgpool.Map(bouncerEnv(bo)), pgpool.Options{MaxConns: 50})
+	if err != nil {
+		b.Fatal(err)
+	}
+	simple := cfg.Pooled.Copy()
+	simple.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	tpsRE := regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
+
+	// The box is shared: alternate the three in rounds so that a change of
+	// load hits all of them, and compare the means.
+	const rounds = 2
+	var benchTPS, benchSimpleTPS, execTPS, simpleTPS float64
+	pgbenchTPS := func(mode string) float64 {
+		out := run("-S", "-M", mode, "-n", "-c", "50", "-j", "2", "-T", strconv.Itoa(secs),
+			"-h", bo.Host, "-p", strconv.Itoa(bo.Port), "-U", bo.User, bo.Database)
+		m := tpsRE.FindStringSubmatch(out)
+		if m == nil {
+			b.Fatalf("no tps in pgbench's output:\n%s", out)
+		}
+		v, _ := strconv.ParseFloat(m[1], 64)
+		return v
+	}
+	for r := range rounds {
+		bt := pgbenchTPS("extended")
+		et := selectOnly(ctx, b, cfg.Pooled, secs)
+		bs := pgbenchTPS("simple")
+		st := selectOnly(ctx, b, simple, secs)
+		b.Logf("round %d: pgbench extended %.0f, pgx exec %.0f, pgbench simple %.0f, pgx simple %.0f tps", r+1, bt, et, bs, st)
+		benchTPS += bt / rounds
+		execTPS += et / rounds
+		benchSimpleTPS += bs / rounds
+		simpleTPS += st / rounds
+	}
+
+	b.ReportMetric(benchTPS, "pgbench-tps")
+	b.ReportMetric(execTPS, "pgx-exec-tps")
+	b.ReportMetric(execTPS/benchTPS, "exec/pgbench")
+	b.ReportMetric(simpleTPS/benchSimpleTPS, "simple/pgbench-simple")
+	b.Logf("select-only, 50 clients, %d rounds of %d s each, through pgBouncer 1.18 (transaction mode, TLS):\n"+
+		"  pgbench -S -M extended -c 50 -j 2: %8.0f tps\n"+
+		"  pgx via pgpool (exec mode):         %8.0f tps  %.2fx pgbench extended\n"+
+		"  pgbench -S -M simple -c 50 -j 2:   %8.0f tps\n"+
+		"  pgx, simple protocol:               %8.0f tps  %.2fx pgbench simple",
+		rounds, secs, benchTPS, execTPS, execTPS/benchTPS, benchSimpleTPS, simpleTPS, simpleTPS/benchSimpleTPS)
+}
+
+// selectOnly runs pgbench's select-only query from 50 goroutines for secs
+// seconds after opening every connection, and returns transactions per second.
+func selectOnly(ctx context.Context, b *testing.B, cfg *pgxpool.Config, secs int) float64 {
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	const clients = 50
+	// Connect all first: pgbench's figure excludes connection time too.
+	conns := make([]*pgxpool.Conn, 0, clients)
+	for range clients {
+		c, err := pool.Acquire(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Release()
+	}
+	var n, fails atomic.Int64
+	var firstErr atomic.Value
+	deadline := time.Now().Add(time.Duration(secs) * time.Second)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var bal int64
+			for time.Now().Before(deadline) {
+				aid := rand.Int64N(100000) + 1
+				if err := pool.QueryRow(ctx, "SELECT abalance FROM pgbench_accounts WHERE aid = $1", aid).Scan(&bal); err != nil {
+					fails.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprint(err))
+					continue
+				}
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if fails.Load() > 0 {
+		b.Fatalf("%d queries failed, first: %v", fails.Load(), firstErr.Load())
+	}
+	return float64(n.Load()) / time.Since(start).Seconds()
+}
