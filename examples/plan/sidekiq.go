@@ -1,0 +1,130 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/fediops/fediops/internal/envfile"
+	"github.com/fediops/fediops/sidekiqq"
+)
+
+func init() {
+	register("sidekiq", "Sidekiq processes, systemd units and command lines per worker node", sidekiqMain)
+}
+
+// nodeFlags collects -node NAME:VCPU:MEMORY (memory in MB, or with a G/GB
+// or M/MB suffix).
+type nodeFlags []sidekiqq.Node
+
+func (n *nodeFlags) String() string { return fmt.Sprint(*n) }
+func (n *nodeFlags) Set(v string) error {
+	parts := strings.Split(v, ":")
+	if len(parts) != 3 || parts[0] == "" {
+		return fmt.Errorf("want NAME:VCPU:MEMORY, e.g. Scotty:2:4G")
+	}
+	vcpu, err := strconv.Atoi(parts[1])
+	if err != nil || vcpu < 1 {
+		return fmt.Errorf("vCPU %q is not a positive number", parts[1])
+	}
+	mem, unit := strings.ToUpper(parts[2]), 1
+	for _, suf := range []struct {
+		s string
+		m int
+	}{{"GB", 1024}, {"G", 1024}, {"MB", 1}, {"M", 1}} {
+		if strings.HasSuffix(mem, suf.s) {
+			mem, unit = strings.TrimSuffix(mem, suf.s), suf.m
+			break
+		}
+	}
+	mb, err := strconv.Atoi(mem)
+	if err != nil || mb < 1 {
+		return fmt.Errorf("memory %q is not a size like 4096, 4096M or 4G", parts[2])
+	}
+	*n = append(*n, sidekiqq.Node{Name: parts[0], VCPU: vcpu, MemoryMB: mb * unit})
+	return nil
+}
+
+func sidekiqMain(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("plan sidekiq", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var nodes nodeFlags
+	fs.Var(&nodes, "node", "a worker node as `NAME:VCPU:MEMORY` (repeat; default the seed's Scotty:2:4G and Decker:2:4G)")
+	budget := fs.Int("budget", 0, "database `connections` all Sidekiq processes may hold; 0 with no -node prints the seed's layout as is")
+	version := fs.String("version", sidekiqq.DefaultMastodon, "Mastodon `release` (4.3 to 4.6)")
+	features := fs.String("experimental", "", "EXPERIMENTAL_FEATURES (\"fasp\" adds the fasp queue); default read from -env")
+	envPath := fs.String("env", "", "Mastodon's .env.production `file` to read EXPERIMENTAL_FEATURES from")
+	sched := fs.String("scheduler", "", "`node` whose first process serves scheduler (default the last node)")
+	cfg := sidekiqq.PlanConfig{}
+	fs.IntVar(&cfg.ProcessesPerNode, "processes", 0, "Sidekiq processes per node (default one per vCPU)")
+	fs.IntVar(&cfg.MaxThreads, "max-threads", 25, "most threads (-c) per process")
+	fs.IntVar(&cfg.MinThreads, "min-threads", 5, "fewest threads worth a process")
+	var unit sidekiqq.UnitOptions
+	fs.StringVar(&unit.WorkingDirectory, "dir", "/home/mastodon/live", "Mastodon's working `directory`")
+	fs.StringVar(&unit.LDPreload, "ld-preload", "libjemalloc.so", "LD_PRELOAD of the units (\"-\" for none)")
+	asJSON := fs.Bool("json", false, "print the layout, units and commands as JSON")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: plan sidekiq [-node NAME:VCPU:MEMORY ...] [-budget N] [flags]\n\n"+
+			"Lays Mastodon's Sidekiq queues over worker nodes within a database connection budget\n"+
+			"(threads per process: up to -max-threads, capped by memory and an even share of the\n"+
+			"budget; DB_POOL = threads; scheduler in exactly one process) and prints each process's\n"+
+			"systemd unit and command line. Without -node and -budget it prints the seed's layout.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "plan sidekiq: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *envPath != "" && *features == "" {
+		f, err := envfile.Read(*envPath)
+		if err != nil {
+			fmt.Fprintln(stderr, "plan sidekiq:", err)
+			return 2
+		}
+		*features, _ = f.Get("EXPERIMENTAL_FEATURES")
+	}
+	var layout sidekiqq.Layout
+	if *budget == 0 && len(nodes) == 0 {
+		layout = sidekiqq.SeedLayout()
+	} else {
+		if len(nodes) == 0 {
+			nodes = sidekiqq.SeedNodes()
+		}
+		cfg.Mastodon, cfg.ExperimentalFeatures, cfg.Nodes, cfg.Budget, cfg.SchedulerNode = *version, *features, nodes, *budget, *sched
+		var err error
+		if layout, err = sidekiqq.Plan(cfg); err != nil {
+			fmt.Fprintln(stderr, "plan sidekiq:", err)
+			return 2
+		}
+	}
+	if *asJSON {
+		out := struct {
+			sidekiqq.Layout
+			Connections int                `json:"connections"`
+			Units       []sidekiqq.Unit    `json:"units"`
+			Commands    []sidekiqq.Command `json:"commands"`
+		}{layout, layout.Connections(), layout.Units(unit), layout.Commands(unit)}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			fmt.Fprintln(stderr, "plan sidekiq:", err)
+			return 1
+		}
+		return 0
+	}
+	if err := layout.WriteText(stdout, unit); err != nil {
+		fmt.Fprintln(stderr, "plan sidekiq:", err)
+		return 1
+	}
+	return 0
+}
