@@ -46,7 +46,7 @@ func TestSidekiqPlanJSON(t *testing.T) {
 			Queues  []struct{ Name string }
 		} `json:"processes"`
 		Units    []struct{ Node, Name, Content string } `json:"units"`
-		Commands []struct{ Args []string }            `json:"commands"`
+		Commands []struct{ Args []string }              `json:"commands"`
 	}
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("%v\n%s", err, out)
