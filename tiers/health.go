@@ -183,6 +183,11 @@ func ChecksFromEnv(ctx context.Context, lookup Lookup, o HealthOptions) (checks 
 	if ro, err := RedisOptionsFromEnv(lookup); err != nil {
 		checks = append(checks, failing("redis", err), failing("sidekiq", err))
 	} else {
+		// A health check wants the first answer: no retries, short dials.
+		ro.MaxRetries, ro.PoolSize = -1, 2
+		if ro.DialTimeout == 0 {
+			ro.DialTimeout = 3 * time.Second
+		}
 		rc := redis.NewClient(ro)
 		closers = append(closers, func() { rc.Close() })
 		checks = append(checks, RedisCheck("redis", rc), SidekiqCheck(rc, o.Sidekiq))
