@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,19 +41,19 @@ func BenchmarkSelectOnlyVsPgbench(b *testing.B) {
 	defer cancel()
 
 	env := append(os.Environ(), "PGPASSWORD="+bo.Password, "PGSSLMODE=verify-full", "PGSSLROOTCERT="+bo.CAFile)
-	run := func(args ...string) string {
+	run := func(args ...string) (string, time.Duration) {
 		cmd := exec.CommandContext(ctx, pgbench, args...)
 		cmd.Env = env
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			b.Fatalf("pgbench %v: %v\n%s", args, err, out)
 		}
-		return string(out)
+		return string(out), cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
 	// Tables straight on PostgreSQL as the application user (scale 1:
 	// 100,000 accounts); the runs go through the pool.
 	pg := bo.Backend
-	run("-i", "-q", "-s", "1", "-h", pg.Host, "-p", strconv.Itoa(pg.Port), "-U", pg.User, pg.Database)
+	_, _ = run("-i", "-q", "-s", "1", "-h", pg.Host, "-p", strconv.Itoa(pg.Port), "-U", pg.User, pg.Database)
 
 	cfg, err := pgpool.FromEnv(pgpool.Map(bouncerEnv(bo)), pgpool.Options{MaxConns: 50})
 	if err != nil {
@@ -61,27 +62,30 @@ func BenchmarkSelectOnlyVsPgbench(b *testing.B) {
 	simple := cfg.Pooled.Copy()
 	simple.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 	tpsRE := regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
+	txRE := regexp.MustCompile(`number of transactions actually processed: (\d+)`)
 
 	// The box is shared: alternate the three in rounds so that a change of
 	// load hits all of them, and compare the means.
 	const rounds = 2
 	var benchTPS, benchSimpleTPS, execTPS, simpleTPS float64
-	pgbenchTPS := func(mode string) float64 {
-		out := run("-S", "-M", mode, "-n", "-c", "50", "-j", "2", "-T", strconv.Itoa(secs),
+	pgbenchTPS := func(mode string) (float64, float64) {
+		out, cpu := run("-S", "-M", mode, "-n", "-c", "50", "-j", "2", "-T", strconv.Itoa(secs),
 			"-h", bo.Host, "-p", strconv.Itoa(bo.Port), "-U", bo.User, bo.Database)
-		m := tpsRE.FindStringSubmatch(out)
-		if m == nil {
+		m, n := tpsRE.FindStringSubmatch(out), txRE.FindStringSubmatch(out)
+		if m == nil || n == nil {
 			b.Fatalf("no tps in pgbench's output:\n%s", out)
 		}
 		v, _ := strconv.ParseFloat(m[1], 64)
-		return v
+		tx, _ := strconv.ParseFloat(n[1], 64)
+		return v, float64(cpu.Microseconds()) / tx
 	}
 	for r := range rounds {
-		bt := pgbenchTPS("extended")
-		et := selectOnly(ctx, b, cfg.Pooled, secs)
-		bs := pgbenchTPS("simple")
-		st := selectOnly(ctx, b, simple, secs)
-		b.Logf("round %d: pgbench extended %.0f, pgx exec %.0f, pgbench simple %.0f, pgx simple %.0f tps", r+1, bt, et, bs, st)
+		bt, bc := pgbenchTPS("extended")
+		et, ec := selectOnly(ctx, b, cfg.Pooled, secs)
+		bs, bsc := pgbenchTPS("simple")
+		st, sc := selectOnly(ctx, b, simple, secs)
+		b.Logf("round %d: tps (client CPU µs per query): pgbench extended %.0f (%.1f), pgx exec %.0f (%.1f), pgbench simple %.0f (%.1f), pgx simple %.0f (%.1f)",
+			r+1, bt, bc, et, ec, bs, bsc, st, sc)
 		benchTPS += bt / rounds
 		execTPS += et / rounds
 		benchSimpleTPS += bs / rounds
@@ -102,7 +106,7 @@ func BenchmarkSelectOnlyVsPgbench(b *testing.B) {
 
 // selectOnly runs pgbench's select-only query from 50 goroutines for secs
 // seconds after opening every connection, and returns transactions per second.
-func selectOnly(ctx context.Context, b *testing.B, cfg *pgxpool.Config, secs int) float64 {
+func selectOnly(ctx context.Context, b *testing.B, cfg *pgxpool.Config, secs int) (tps, cpuPerQuery float64) {
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -124,6 +128,7 @@ func selectOnly(ctx context.Context, b *testing.B, cfg *pgxpool.Config, secs int
 	var n, fails atomic.Int64
 	var firstErr atomic.Value
 	deadline := time.Now().Add(time.Duration(secs) * time.Second)
+	cpu0 := cpuTime()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range clients {
@@ -146,5 +151,16 @@ func selectOnly(ctx context.Context, b *testing.B, cfg *pgxpool.Config, secs int
 	if fails.Load() > 0 {
 		b.Fatalf("%d queries failed, first: %v", fails.Load(), firstErr.Load())
 	}
-	return float64(n.Load()) / time.Since(start).Seconds()
+	el := time.Since(start)
+	cpu := cpuTime() - cpu0
+	return float64(n.Load()) / el.Seconds(), float64(cpu.Microseconds()) / float64(n.Load())
+}
+
+// cpuTime is the user and system time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -143,6 +143,16 @@ func TestPooledThroughPgBouncer(t *testing.T) {
 		t.Fatalf("%d of 10000 operations failed through the pooled config; first: %v", n, errs)
 	}
 	t.Logf("pooled config: 50 goroutines × 200 operations, 0 errors, %v", time.Since(start).Round(time.Millisecond))
+	if strings.Contains(logs.String(), "session state") {
+		t.Fatalf("the workload (SET LOCAL inside transactions) was flagged: %s", logs.String())
+	}
+	// A SET outside a transaction is flagged by the SessionGuard.
+	if _, err := pooled.Exec(ctx, "SET statement_timeout = '7s'"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "session state outside a transaction") || !strings.Contains(logs.String(), "statement=SET") {
+		t.Fatalf("SET outside a transaction not flagged: %q", logs.String())
+	}
 	var rows int
 	if err := direct.QueryRow(ctx, "SELECT count(*) FROM pgpool_t WHERE note LIKE '%!'").Scan(&rows); err != nil || rows != 50*50 {
 		t.Fatalf("%d committed transactions (%v), want 2500", rows, err)

@@ -454,6 +454,7 @@ func FromEnv(env Lookup, opt Options) (*Config, error) {
 			return nil, err
 		}
 		MakeTransactionSafe(c.Pooled)
+		c.Pooled.ConnConfig.Tracer = SessionGuard{Logger: log}
 	}
 	if ep.directOK == nil {
 		if c.Direct, err = build(ep.direct); err != nil {

@@ -208,3 +208,31 @@ func TestRequireWithoutCAWarns(t *testing.T) {
 		t.Fatalf("log %q", logs.String())
 	}
 }
+
+func TestSessionStatement(t *testing.T) {
+	for sql, want := range map[string]string{
+		"SET statement_timeout = '5s'":                 "SET",
+		"set search_path TO public":                    "SET",
+		"SET SESSION work_mem = '64MB'":                "SET",
+		"SET TIME ZONE 'UTC'":                          "SET",
+		"SET ROLE admin":                               "SET",
+		"SET LOCAL statement_timeout = '5s'":           "",
+		"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE": "",
+		"RESET ALL":                                       "RESET",
+		"LISTEN timeline":                                 "LISTEN",
+		"PREPARE s1 AS SELECT 1":                          "PREPARE",
+		"CREATE TEMP TABLE x (a int)":                     "CREATE",
+		"DECLARE c CURSOR WITH HOLD FOR SELECT 1":         "DECLARE",
+		"DECLARE c CURSOR FOR SELECT 1":                   "",
+		"SELECT pg_advisory_lock(42)":                     "pg_advisory_lock",
+		"SELECT pg_advisory_xact_lock(42)":                "",
+		"SELECT set_config('a.b', 'c', false)":            "set_config",
+		"SELECT set_config('a.b', 'c', true)":             "",
+		"SELECT * FROM settings WHERE name = 'SET x = 1'": "",
+		"UPDATE accounts SET note = 'x' WHERE id = $1":    "",
+	} {
+		if got := pgpool.SessionStatement(sql); got != want {
+			t.Errorf("%q: %q, want %q", sql, got, want)
+		}
+	}
+}
