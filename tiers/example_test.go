@@ -29,7 +29,7 @@ func ExamplePumaSizing() {
 	// MAX_THREADS=9
 	// DB_POOL=9
 	// tier connections: 54 headroom: 43 fits: true
-	// tiers: puma: 108 connections (1 nodes x 6 workers x DB_POOL 18 + 0 other) exceed the limit 97 by 11: over the database connection budget
+	// tiers: puma: 108 connections (1 x 6 workers x DB_POOL 18 + 0 other) exceed the limit 97 by 11: over the database connection budget
 	// fewer-threads: WEB_CONCURRENCY=6 MAX_THREADS=16 DB_POOL=16 (96 of 97)
 	// fewer-workers: WEB_CONCURRENCY=5 MAX_THREADS=18 DB_POOL=18 (90 of 97)
 	// bigger-database: WEB_CONCURRENCY=6 MAX_THREADS=18 DB_POOL=18 (108 of 197)

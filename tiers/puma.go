@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -301,7 +302,7 @@ func alternatives(q PumaSizing, s Sizing) []Alternative {
 			if size.Limit >= need && size.Limit > q.DBLimit {
 				add(Alternative{Kind: "bigger-database", WebConcurrency: max(1, w), MaxThreads: s.MaxThreads, DBPool: s.DBPool,
 					DBLimit: size.Limit, DBSizeGiB: size.MemoryGiB,
-					Note: fmt.Sprintf("a %d GiB database (limit %d) holds %d connections", size.MemoryGiB, size.Limit, need)})
+					Note: fmt.Sprintf("a database of %d GiB (limit %d) holds %d connections", size.MemoryGiB, size.Limit, need)})
 				break
 			}
 		}
@@ -314,7 +315,7 @@ func alternatives(q PumaSizing, s Sizing) []Alternative {
 		}
 		add(Alternative{Kind: "bigger-droplet", WebConcurrency: s.WebConcurrency, MaxThreads: s.MaxThreads, DBPool: s.DBPool,
 			MemoryMiB: gib * 1024,
-			Note:      fmt.Sprintf("%d workers need %d MiB: a %d GiB droplet", s.WebConcurrency, s.MemoryNeededMiB, gib)})
+			Note:      fmt.Sprintf("%d workers need %d MiB: a droplet of %d GiB", s.WebConcurrency, s.MemoryNeededMiB, gib)})
 	}
 	return alts
 }
@@ -324,7 +325,7 @@ func alternatives(q PumaSizing, s Sizing) []Alternative {
 func (s Sizing) Err() error {
 	var errs []error
 	if s.OverDB {
-		errs = append(errs, fmt.Errorf("tiers: puma: %d connections (%d nodes x %d workers x DB_POOL %d + %d other) exceed the limit %d by %d: %w",
+		errs = append(errs, fmt.Errorf("tiers: puma: %d connections (%d x %d workers x DB_POOL %d + %d other) exceed the limit %d by %d: %w",
 			s.TotalConnections, s.Nodes, s.WebConcurrency, s.DBPool, s.Input.OtherConnections, s.Input.DBLimit, -s.Headroom, ErrOverDBBudget))
 	}
 	if s.OverMemory {
@@ -345,29 +346,33 @@ func (s Sizing) WriteTable(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString(s.Env())
 	b.WriteString("\n")
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "budget\tconnections\t\n")
-	fmt.Fprintf(tw, "per node (%d workers x DB_POOL %d)\t%d\t\n", s.WebConcurrency, s.DBPool, s.ConnectionsPerNode)
-	fmt.Fprintf(tw, "web tier (%d nodes)\t%d\t\n", s.Nodes, s.ConnectionsPerTier)
-	fmt.Fprintf(tw, "other clients\t%d\t\n", s.Input.OtherConnections)
-	fmt.Fprintf(tw, "total\t%d\t\n", s.TotalConnections)
+	rows := [][2]string{
+		{fmt.Sprintf("per node (%d workers x DB_POOL %d)", s.WebConcurrency, s.DBPool), strconv.Itoa(s.ConnectionsPerNode)},
+		{fmt.Sprintf("web tier (%d %s)", s.Nodes, plural(s.Nodes, "node", "nodes")), strconv.Itoa(s.ConnectionsPerTier)},
+		{"other clients", strconv.Itoa(s.Input.OtherConnections)},
+		{"total", strconv.Itoa(s.TotalConnections)},
+	}
 	if s.Input.DBLimit > 0 {
-		fmt.Fprintf(tw, "database limit\t%d\t\n", s.Input.DBLimit)
-		fmt.Fprintf(tw, "headroom\t%d\t\n", s.Headroom)
+		rows = append(rows, [2]string{"database limit", strconv.Itoa(s.Input.DBLimit)}, [2]string{"headroom", strconv.Itoa(s.Headroom)})
 	}
-	fmt.Fprintf(tw, "memory per node (MiB)\t%d\t\n", s.MemoryNeededMiB)
+	rows = append(rows, [2]string{"memory per node (MiB)", strconv.Itoa(s.MemoryNeededMiB)})
 	if s.MemoryMiB > 0 {
-		fmt.Fprintf(tw, "node memory (MiB)\t%d\t\n", s.MemoryMiB)
+		rows = append(rows, [2]string{"node memory (MiB)", strconv.Itoa(s.MemoryMiB)})
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	width := len("connections budget")
+	for _, r := range rows {
+		width = max(width, len(r[0]))
+	}
+	fmt.Fprintf(&b, "%-*s  %6s\n", width, "connections budget", "")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "%-*s  %6s\n", width, r[0], r[1])
 	}
 	if err := s.Err(); err != nil {
 		fmt.Fprintf(&b, "\n%v\n", err)
 	}
 	if len(s.Alternatives) > 0 {
 		b.WriteString("\nalternatives:\n")
-		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 		fmt.Fprintf(tw, "kind\tWEB_CONCURRENCY\tMAX_THREADS\tDB_POOL\ttier connections\tlimit\tnode MiB\tnote\n")
 		for _, a := range s.Alternatives {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", a.Kind, a.WebConcurrency, a.MaxThreads, a.DBPool,
@@ -396,4 +401,11 @@ func (s Sizing) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(o)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
