@@ -70,7 +70,9 @@ func (m *metrics) service(name string) *serviceMetrics {
 	}
 }
 
-func (s *serviceMetrics) dialError(reason string) { s.m.dialErrors.WithLabelValues(s.name, reason).Inc() }
+func (s *serviceMetrics) dialError(reason string) {
+	s.m.dialErrors.WithLabelValues(s.name, reason).Inc()
+}
 
 func (s *serviceMetrics) failover(reason string, closed int) {
 	s.m.failovers.WithLabelValues(s.name, reason).Inc()
