@@ -16,9 +16,10 @@ type PlanConfig struct {
 	// Nodes are the worker droplets, in the order units are listed.
 	Nodes []Node `json:"nodes"`
 	// Budget is the number of database connections all Sidekiq processes
-	// together may hold (the share of the DB or pgBouncer pool limit left
-	// after web and streaming). It is a plain count so that a budget
-	// computed elsewhere (pgpool) plugs in as an int.
+	// together may hold: what the cluster's limit (or the DO pool's size)
+	// leaves after web and streaming, e.g. the Headroom of a
+	// pgpool.Budget's Report with their demands added. Layout.Demands
+	// turns the result back into pgpool demands to check.
 	Budget int `json:"budget"`
 	// SchedulerNode is the node whose first process also serves scheduler;
 	// default the last node (the seed puts it on Decker, its second node).

@@ -95,6 +95,16 @@ func sidekiqMain(args []string, stdout, stderr io.Writer) int {
 	}
 	var layout sidekiqq.Layout
 	if *budget == 0 && len(nodes) == 0 {
+		planning := ""
+		fs.Visit(func(f *flag.Flag) {
+			if !strings.Contains(" dir ld-preload json ", " "+f.Name+" ") {
+				planning = f.Name
+			}
+		})
+		if planning != "" {
+			fmt.Fprintf(stderr, "plan sidekiq: -%s plans a layout: give -budget too\n", planning)
+			return 2
+		}
 		layout = sidekiqq.SeedLayout()
 	} else {
 		if len(nodes) == 0 {

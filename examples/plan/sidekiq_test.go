@@ -87,7 +87,8 @@ func TestSidekiqErrors(t *testing.T) {
 		{[]string{"sidekiq", "-node", "x:0:4G", "-budget", "20"}, 2, `vCPU "0"`},
 		{[]string{"sidekiq", "-node", "x:2:lots", "-budget", "20"}, 2, `memory "lots"`},
 		{[]string{"sidekiq", "-budget", "20", "-version", "3.5"}, 2, "unknown Mastodon release"},
-		{[]string{"sidekiq", "-env", "/nonexistent/.env.production"}, 2, "nonexistent"},
+		{[]string{"sidekiq", "-budget", "20", "-env", "/nonexistent/.env.production"}, 2, "nonexistent"},
+		{[]string{"sidekiq", "-version", "4.6"}, 2, "-version plans a layout: give -budget too"},
 		{[]string{"sidekiq", "stray"}, 2, `unexpected argument "stray"`},
 		{[]string{"sidekiq", "-h"}, 0, "Without -node and -budget"},
 	} {
