@@ -4,7 +4,6 @@
 // exits 0 when nothing failed, 1 otherwise.
 //
 //	health -env /home/mastodon/live/.env.production
-//	health -env .env.production -web http://10.118.0.2:3000,http://10.118.0.3:3000 -json
 //	health -env .env.production -prometheus 127.0.0.1:9101 -interval 30s
 //	health -env .env.production -push 'https://status.example/api/push/TOKEN'
 //
@@ -20,6 +19,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -37,7 +37,14 @@ import (
 )
 
 func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("health", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	envPath := fs.String("env", ".env.production", "Mastodon's `file` of settings")
 	web := fs.String("web", "http://127.0.0.1:3000", "comma-separated base `URLs` of web (Puma) nodes")
 	streaming := fs.String("streaming", "http://127.0.0.1:4000", "comma-separated base `URLs` of streaming nodes")
@@ -48,28 +55,25 @@ func main() {
 	interval := fs.Duration("interval", 30*time.Second, "time between runs with -prometheus")
 	push := fs.String("push", "", "Uptime Kuma push monitor `URL`")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: health [flags]\n\nRuns every health check of the instance in -env and exits 0 if none failed, 1 otherwise.\n\n")
+		fmt.Fprintf(stderr, "usage: health [flags]\n\nRuns every health check of the instance in -env and exits 0 if none failed, 1 otherwise.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(os.Args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
+			return 0
 		}
-		os.Exit(2)
+		return 2
 	}
 	if fs.NArg() > 0 || *timeout <= 0 || *interval <= 0 {
-		fmt.Fprintln(os.Stderr, "health: unexpected arguments or non-positive -timeout/-interval")
-		fs.Usage()
-		os.Exit(2)
+		fmt.Fprintln(stderr, "health: unexpected arguments or non-positive -timeout/-interval")
+		return 2
 	}
 	env, err := envfile.Read(*envPath)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "health:", err)
-		os.Exit(2)
+		fmt.Fprintln(stderr, "health:", err)
+		return 2
 	}
 	redis.SetLogger(redisLog{}) // go-redis's own messages go to slog at debug
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	checks, closeAll := tiers.ChecksFromEnv(ctx, env.Get, tiers.HealthOptions{
 		Web: list(*web), Streaming: list(*streaming), SpacesKey: *spacesKey})
 	defer closeAll()
@@ -86,23 +90,23 @@ func main() {
 	if *promAddr == "" {
 		rep := runOnce()
 		if *asJSON {
-			enc := json.NewEncoder(os.Stdout)
+			enc := json.NewEncoder(stdout)
 			enc.SetIndent("", "  ")
 			enc.Encode(rep)
 		} else {
-			rep.WriteTable(os.Stdout)
+			rep.WriteTable(stdout)
 		}
 		if !rep.OK() {
-			os.Exit(1)
+			return 1
 		}
-		return
+		return 0
 	}
 
 	reg := prometheus.NewRegistry()
 	metrics, err := tiers.NewMetrics(reg)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "health:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "health:", err)
+		return 1
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -117,13 +121,13 @@ func main() {
 		slog.Info("checked", "summary", rep.Summary(), "took", rep.Duration)
 		select {
 		case err := <-errc:
-			fmt.Fprintln(os.Stderr, "health: serve metrics:", err)
-			os.Exit(1)
+			fmt.Fprintln(stderr, "health: serve metrics:", err)
+			return 1
 		case <-ctx.Done():
 			shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
 			srv.Shutdown(shut)
-			cancel()
-			return
+			return 0
 		case <-tick.C:
 		}
 	}
