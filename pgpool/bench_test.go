@@ -29,7 +29,8 @@ import (
 //
 //	go test -run '^$' -bench SelectOnlyVsPgbench -benchtime 1x ./pgpool/
 //
-// FEDIOPS_BENCH_SECONDS sets each run's length (default 5; two rounds).
+// FEDIOPS_BENCH_SECONDS sets each run's length (default 5 s) and
+// FEDIOPS_BENCH_ROUNDS the number of rounds (default 2).
 func BenchmarkSelectOnlyVsPgbench(b *testing.B) {
 	bo := testenv.Bouncer(b)
 	pgbench := testenv.Binary(b, "pgbench")
@@ -66,7 +67,10 @@ func BenchmarkSelectOnlyVsPgbench(b *testing.B) {
 
 	// The box is shared: alternate the three in rounds so that a change of
 	// load hits all of them, and compare the means.
-	const rounds = 2
+	rounds := 2
+	if v, err := strconv.Atoi(os.Getenv("FEDIOPS_BENCH_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
 	var benchTPS, benchSimpleTPS, execTPS, simpleTPS float64
 	pgbenchTPS := func(mode string) (float64, float64) {
 		out, cpu := run("-S", "-M", mode, "-n", "-c", "50", "-j", "2", "-T", strconv.Itoa(secs),
@@ -86,10 +90,10 @@ func BenchmarkSelectOnlyVsPgbench(b *testing.B) {
 		st, sc := selectOnly(ctx, b, simple, secs)
 		b.Logf("round %d: tps (client CPU µs per query): pgbench extended %.0f (%.1f), pgx exec %.0f (%.1f), pgbench simple %.0f (%.1f), pgx simple %.0f (%.1f)",
 			r+1, bt, bc, et, ec, bs, bsc, st, sc)
-		benchTPS += bt / rounds
-		execTPS += et / rounds
-		benchSimpleTPS += bs / rounds
-		simpleTPS += st / rounds
+		benchTPS += bt / float64(rounds)
+		execTPS += et / float64(rounds)
+		benchSimpleTPS += bs / float64(rounds)
+		simpleTPS += st / float64(rounds)
 	}
 
 	b.ReportMetric(benchTPS, "pgbench-tps")

@@ -41,10 +41,17 @@
 // default failing on thousands of 10,000 queries. DescribeExec needs two
 // round trips with a Sync between them, after which pgBouncer may switch
 // server connections outside a transaction and lose the unnamed
-// statement. SimpleProtocol is also safe but interpolates parameters into
-// the SQL on the client; it measured no faster (BENCHMARKS.md). Inside a
-// transaction, use SET LOCAL for settings. Use Config.Direct for session
-// state and for schema changes.
+// statement. SimpleProtocol is also safe, but it interpolates parameters
+// into the SQL text on the client and sends []byte as bytea; beside
+// pgbench on this machine it was within the run-to-run noise of Exec and
+// cost the client about the same CPU per query (BENCHMARKS.md), so
+// keeping parameters out of the SQL decides. Both reach pgbench's rate.
+//
+// Inside a transaction, use SET LOCAL for settings; use Config.Direct for
+// session state and schema changes. FromEnv installs a SessionGuard tracer
+// on the pooled config that logs a warning for SET, LISTEN, PREPARE, temp
+// tables or session advisory locks run outside a transaction (replace
+// ConnConfig.Tracer to use your own).
 //
 // # TLS
 //
