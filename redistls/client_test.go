@@ -1,0 +1,136 @@
+package redistls
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fediops/fediops/internal/testenv"
+	"github.com/redis/go-redis/v9"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestClientOptionsFromMastodonSettings(t *testing.T) {
+	o, err := ClientOptions(env(map[string]string{"REDIS_HOST": "10.0.0.3", "REDIS_PORT": "6380", "REDIS_PASSWORD": "s3cret$", "REDIS_DB": "2"}), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Addr != "10.0.0.3:6380" || o.Password != "s3cret$" || o.DB != 2 || o.TLSConfig != nil {
+		t.Errorf("REDIS_HOST form: %+v", o)
+	}
+	// SIDEKIQ_REDIS_ inherits all of REDIS_ only when its URL, HOST and SENTINELS are unset.
+	o, _ = ClientOptions(env(map[string]string{"REDIS_HOST": "a", "REDIS_PASSWORD": "p", "SIDEKIQ_REDIS_PORT": "7000"}), "SIDEKIQ_REDIS_", "")
+	if o.Addr != "a:6379" || o.Password != "p" {
+		t.Errorf("SIDEKIQ_REDIS_ should inherit REDIS_: %+v", o)
+	}
+	o, _ = ClientOptions(env(map[string]string{"REDIS_PASSWORD": "p", "SIDEKIQ_REDIS_HOST": "b"}), "SIDEKIQ_REDIS_", "")
+	if o.Addr != "b:6379" || o.Password != "" {
+		t.Errorf("SIDEKIQ_REDIS_HOST set: REDIS_PASSWORD must not be inherited: %+v", o)
+	}
+	if _, err := ClientOptions(env(map[string]string{"REDIS_SENTINELS": "a:26379"}), "", ""); !errors.Is(err, ErrSentinel) {
+		t.Errorf("sentinels: %v", err)
+	}
+	if _, err := ClientOptions(env(map[string]string{"REDIS_URL": "http://user:hunter2@x"}), "", ""); err == nil || contains([]string{err.Error()}, "hunter2") {
+		t.Errorf("bad URL: %v", err)
+	}
+
+	r := testenv.RedisTLS(t)
+	o, err = ClientOptions(env(map[string]string{"REDIS_URL": r.URL()}), "", r.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(o)
+	defer c.Close()
+	if err := c.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("rediss:// with the CA: %v", err)
+	}
+	o, _ = ClientOptions(env(map[string]string{"REDIS_URL": r.URL()}), "", "")
+	c2 := redis.NewClient(o)
+	defer c2.Close()
+	if err := c2.Ping(context.Background()).Err(); err == nil {
+		t.Fatal("a private CA verified against the system roots")
+	}
+}
+
+// TestDropOnReadOnly fills a pool with 8 connections to the primary, then
+// demotes it and moves the name. Without the hook the next write meets
+// stale connections on every retry and fails with READONLY; with it, the
+// first READONLY empties the pool and the write reaches the new primary.
+func TestDropOnReadOnly(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, b := testenv.NewRedis(t), testenv.NewRedis(t)
+	if err := b.ReplicaOf(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	target := a.Addr()
+	hook := DropOnReadOnly().(*readOnlyHook)
+	client := func(withHook bool) *redis.Client {
+		o, err := ClientOptions(env(map[string]string{"REDIS_URL": "rediss://default:" + a.Password + "@redis.fediops.test:25061"}), "", a.CAFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.PoolSize, o.MaxRetries = 8, 3
+		o.Dialer = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			mu.Lock()
+			addr := target
+			mu.Unlock()
+			var d net.Dialer
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return tls.Client(c, o.TLSConfig), nil
+		}
+		c := redis.NewClient(o)
+		if withHook {
+			c.AddHook(hook)
+		}
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() { defer wg.Done(); c.Do(ctx, "DEBUG", "SLEEP", "0.05") }()
+		}
+		wg.Wait()
+		if n := c.PoolStats().TotalConns; n != 8 {
+			t.Fatalf("pool holds %d connections, want 8", n)
+		}
+		return c
+	}
+	plain, hooked := client(false), client(true)
+	defer plain.Close()
+	defer hooked.Close()
+
+	if err := b.Promote(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ReplicaOf(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	target = b.Addr()
+	mu.Unlock()
+
+	if err := plain.Set(ctx, "k", "plain", 0).Err(); !redis.IsReadOnlyError(err) {
+		t.Errorf("without the hook: %v, want READONLY after 3 retries on stale connections", err)
+	}
+	for i := range 5 {
+		if err := hooked.Set(ctx, "k"+strconv.Itoa(i), "hooked", 0).Err(); err != nil {
+			t.Fatalf("with the hook, write %d: %v", i, err)
+		}
+	}
+	hook.mu.Lock()
+	defer hook.mu.Unlock()
+	if n := len(hook.conns); n > 2 {
+		t.Errorf("with the hook %d connections are still open", n)
+	}
+}
