@@ -184,4 +184,3 @@ func TestReadConfigInclude(t *testing.T) {
 		t.Fatalf("services = %+v", cfg.Services)
 	}
 }
-
