@@ -395,7 +395,7 @@ func (c *Config) tlsConfigs() ([]*tls.Config, error) {
 			bad(s, "is defined twice")
 		case s.Accept == "" || len(s.Connect) == 0:
 			bad(s, "needs accept and connect")
-		case accepts[s.Accept]:
+		case accepts[s.Accept] && !strings.HasSuffix(s.Accept, ":0"):
 			bad(s, "accept %s is used by another service", s.Accept)
 		case !c.AllowNonLoopback && !isLoopback(s.Accept):
 			bad(s, "accept %s is not a loopback address: Redis traffic would leave this machine unencrypted; allow it explicitly (-unsafe-listen)", s.Accept)
