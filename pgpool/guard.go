@@ -51,6 +51,9 @@ func (SessionGuard) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndD
 // ("SET", "LISTEN", "pg_advisory_lock", ...), or "" when it is none.
 // set_config(..., true) and SET LOCAL are transaction-scoped and pass.
 func SessionStatement(sql string) string {
+	if !mayHoldSessionState(sql) {
+		return ""
+	}
 	m := sessionState.FindStringSubmatch(sql)
 	if m == nil {
 		return ""
@@ -69,4 +72,38 @@ func SessionStatement(sql string) string {
 		return strings.ToUpper(k)
 	}
 	return ""
+}
+
+// mayHoldSessionState is a cheap test that lets almost every query skip
+// the regular expression: it looks at the first word only, and for SELECT
+// at whether a session function is named at all.
+func mayHoldSessionState(sql string) bool {
+	s := strings.TrimLeft(sql, " \t\r\n(")
+	i := strings.IndexAny(s, " \t\r\n(")
+	if i < 0 {
+		i = len(s)
+	}
+	switch strings.ToUpper(s[:i]) {
+	case "SET", "RESET", "LISTEN", "PREPARE", "DECLARE", "CREATE":
+		return true
+	case "SELECT":
+		return namesFold(s, "advisory_lock", 8) || namesFold(s, "set_config", 3)
+	}
+	return false
+}
+
+// namesFold reports whether s holds word, matched without regard to case,
+// where word has its '_' at index under. It allocates nothing.
+func namesFold(s, word string, under int) bool {
+	for off := 0; ; {
+		j := strings.IndexByte(s[off:], '_')
+		if j < 0 {
+			return false
+		}
+		j += off
+		if st := j - under; st >= 0 && st+len(word) <= len(s) && strings.EqualFold(s[st:st+len(word)], word) {
+			return true
+		}
+		off = j + 1
+	}
 }
