@@ -2,9 +2,11 @@ package tiers
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -98,7 +100,9 @@ func MapLookup(m map[string]string) Lookup {
 // RedisOptionsFromEnv reads Mastodon's REDIS_URL, else REDIS_HOST
 // (localhost), REDIS_PORT (6379), REDIS_USER, REDIS_PASSWORD and REDIS_DB
 // (0): with the seed's tunnel that is the plain local end of it. A
-// rediss:// URL gives a client that speaks TLS itself.
+// rediss:// URL gives a client that speaks TLS itself, verified against
+// the system roots (Valkey's Let's Encrypt certificates) or the PEM file
+// named by FEDIOPS_REDIS_CA_FILE (a private CA).
 func RedisOptionsFromEnv(lookup Lookup) (*redis.Options, error) {
 	get := func(k, def string) string {
 		if v, ok := lookup(k); ok && v != "" {
@@ -110,6 +114,17 @@ func RedisOptionsFromEnv(lookup Lookup) (*redis.Options, error) {
 		o, err := redis.ParseURL(u)
 		if err != nil {
 			return nil, errors.New("tiers: REDIS_URL: not a redis:// or rediss:// URL")
+		}
+		if ca := get("FEDIOPS_REDIS_CA_FILE", ""); ca != "" && o.TLSConfig != nil {
+			pem, err := os.ReadFile(ca)
+			if err != nil {
+				return nil, fmt.Errorf("tiers: FEDIOPS_REDIS_CA_FILE: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("tiers: FEDIOPS_REDIS_CA_FILE: %s holds no PEM certificate", ca)
+			}
+			o.TLSConfig.RootCAs = pool
 		}
 		return o, nil
 	}

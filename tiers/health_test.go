@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/fediops/fediops/internal/s3fake"
 	"github.com/fediops/fediops/internal/testenv"
 	"github.com/fediops/fediops/redistls"
@@ -26,7 +28,7 @@ func TestChecksFromEnv(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
 	b := testenv.Bouncer(t)
-	r := testenv.RedisTLS(t)
+	r := testenv.NewRedis(t) // its own: this test stops it
 
 	conf := fmt.Sprintf("[redis-client]\nclient = yes\naccept = 127.0.0.1:0\nconnect = %s\nCAfile = %s\nverifyChain = yes\n", r.Addr(), r.CAFile)
 	tcfg, err := redistls.ParseConfig("redis.conf", strings.NewReader(conf))
@@ -131,5 +133,39 @@ func TestChecksFromEnv(t *testing.T) {
 	rep = Run(ctx, 5*time.Second, checks...)
 	if rep.Results[0].Name != "database" || rep.Results[0].Status != StatusFail || !strings.Contains(rep.Results[0].Error, "DB_PORT") {
 		t.Errorf("bad DB_PORT: %+v", rep.Results[0])
+	}
+}
+
+func TestRedisOptionsFromEnvTLS(t *testing.T) {
+	r := testenv.RedisTLS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	env := map[string]string{"REDIS_URL": r.URL()}
+	o, err := RedisOptionsFromEnv(MapLookup(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// System roots do not know testenv's private CA.
+	rep := Run(ctx, 5*time.Second, RedisCheck("redis", redis.NewClient(o)))
+	if rep.Results[0].Status != StatusFail || !strings.Contains(rep.Results[0].Error, "certificate") {
+		t.Fatalf("unverified: %+v", rep.Results[0])
+	}
+	env["FEDIOPS_REDIS_CA_FILE"] = r.CAFile
+	if o, err = RedisOptionsFromEnv(MapLookup(env)); err != nil {
+		t.Fatal(err)
+	}
+	if rep = Run(ctx, 5*time.Second, RedisCheck("redis", redis.NewClient(o))); !rep.OK() {
+		t.Fatalf("with the CA: %+v", rep.Results[0])
+	}
+	env["FEDIOPS_REDIS_CA_FILE"] = "/nonexistent/ca.pem"
+	if _, err := RedisOptionsFromEnv(MapLookup(env)); err == nil || !strings.Contains(err.Error(), "FEDIOPS_REDIS_CA_FILE") {
+		t.Fatalf("missing CA: %v", err)
+	}
+	if _, err := RedisOptionsFromEnv(MapLookup(map[string]string{"REDIS_URL": "http://x"})); err == nil || !strings.Contains(err.Error(), "REDIS_URL") {
+		t.Fatalf("bad URL: %v", err)
+	}
+	o, _ = RedisOptionsFromEnv(MapLookup(map[string]string{"REDIS_HOST": "10.0.0.1", "REDIS_PASSWORD": "pw", "REDIS_DB": "2"}))
+	if o.Addr != "10.0.0.1:6379" || o.Password != "pw" || o.DB != 2 || o.TLSConfig != nil {
+		t.Fatalf("%+v", o)
 	}
 }
