@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -20,16 +21,15 @@ func checkKey(key string) error {
 }
 
 // Quoted returns value written so that Ruby dotenv and node dotenv both read
-// exactly value, as Set writes it:
+// exactly value. Set writes values this way:
 //
-//   - in single quotes, when value has no single quote and does not end in
-//     a backslash: 'value'. Only single quotes read the same in both
-//     readers, so this is the rule;
-//   - in double quotes, when value has a single quote but no '"', '\' or
-//     '$': "it's";
-//   - unquoted, when value has a single quote and also a '"', but no '$',
-//     '#', line break or surrounding space, and no backslash except a last
-//     one: it's"quoted".
+//   - 'value', in single quotes, the form both readers take literally,
+//     whenever value has no single quote and does not end in a backslash;
+//   - "it's", in double quotes, when value has a single quote but no '"',
+//     '\' or '$';
+//   - it's"quoted", as is, when value has no '$', '#' or line break, does not
+//     start with a quote or begin or end with a space, and has no backslash
+//     but a last one.
 //
 // Any other value, and one with a carriage return, U+2028 or U+2029, or
 // invalid UTF-8, gives ErrNotPortable.
@@ -79,36 +79,42 @@ func (f *File) Set(key, value string) error {
 	if err != nil {
 		return fmt.Errorf("envfile: set %s: %w", key, err)
 	}
-	var data []byte
 	i := f.last(key)
+	if i >= 0 && !f.entries[i].why.nodeRead && f.entries[i].span.sepEnd >= 0 {
+		return fmt.Errorf("envfile: set %s: node dotenv does not read line %d as %s (see Lint); fix the file by hand", key, f.entries[i].Line, key)
+	}
+	if n, ok := f.node[key]; ok && (i < 0 || n.line != f.entries[i].Line) {
+		return fmt.Errorf("envfile: set %s: node dotenv reads %s from line %d, which Ruby dotenv does not take as an assignment; fix that line by hand", key, key, n.line)
+	}
+	var candidates [][]byte
+	want := f.entries
 	if i >= 0 {
 		sp := f.entries[i].span
 		if sp.sepEnd < 0 { // a key alone on its line
 			text = "=" + text
 		}
-		data = splice(f.data, f.scan.pos[sp.rawStart], f.scan.pos[sp.rawEnd], text)
+		candidates = append(candidates, applyEdits(f.data, []edit{{f.scan.pos[sp.valStart], f.scan.pos[sp.valEnd], text}}))
 	} else {
-		data = f.appendLine(key + "=" + text)
-	}
-	g, err := parse(f.name, data, f.lookup)
-	if err != nil {
-		return fmt.Errorf("envfile: set %s: %w", key, err)
-	}
-	want := f.entries
-	if i < 0 {
+		// A last line "KEY:" would take the next line as its value: a
+		// blank line in between keeps it empty.
+		candidates = append(candidates, f.appendLine(key+"="+text, false), f.appendLine(key+"="+text, true))
 		want = append(want[:len(want):len(want)], Entry{Key: key})
 		i = len(want) - 1
 	}
-	if err := sameLines(want, g.entries, i); err != nil {
-		return fmt.Errorf("envfile: set %s: %w", key, err)
+	failed := errChangesOthers
+	for _, data := range candidates {
+		g, err := parse(f.name, data, f.lookup)
+		switch {
+		case err != nil:
+			failed = err
+		case sameLines(want, g.entries, i) == nil && sameNode(f.node, g.node, key) &&
+			g.entries[i].Value == value && g.entries[i].NodeValue == value &&
+			g.entries[i].why.nodeRead && g.node[key].value == value:
+			*f = *g
+			return nil
+		}
 	}
-	e := g.entries[i]
-	if e.Value != value || e.NodeValue != value || !e.why.nodeRead || !sameNode(f.node, g.node, key) ||
-		g.node[key].value != value {
-		return fmt.Errorf("envfile: set %s: %w", key, errChangesOthers)
-	}
-	*f = *g
-	return nil
+	return fmt.Errorf("envfile: set %s: %w", key, failed)
 }
 
 // Delete removes every assignment of key, each with its whole lines
@@ -116,18 +122,16 @@ func (f *File) Set(key, value string) error {
 // byte. Deleting a key that is not set does nothing. Values elsewhere that
 // expand $key change, as they would for Rails.
 func (f *File) Delete(key string) error {
-	data := f.data
 	var want []Entry
-	for i := len(f.entries) - 1; i >= 0; i-- {
-		if sp := f.entries[i].span; f.entries[i].Key == key {
-			data = splice(data, f.scan.pos[sp.start], f.scan.pos[sp.end], "")
-		}
-	}
+	var edits []edit
 	for _, e := range f.entries {
-		if e.Key != key {
+		if e.Key == key {
+			edits = append(edits, edit{f.scan.pos[e.span.start], f.scan.pos[e.span.end], ""})
+		} else {
 			want = append(want, e)
 		}
 	}
+	data := applyEdits(f.data, edits)
 	if len(want) == len(f.entries) {
 		if _, ok := f.node[key]; !ok {
 			return nil
@@ -179,23 +183,40 @@ func sameNode(a, b map[string]nodeMatchAt, key string) bool {
 	return eq(a, b) && eq(b, a)
 }
 
-func splice(data []byte, from, to int, text string) []byte {
-	out := make([]byte, 0, len(data)-(to-from)+len(text))
-	out = append(out, data[:from]...)
-	out = append(out, text...)
-	return append(out, data[to:]...)
+// edit replaces data[from:to] with text.
+type edit struct {
+	from, to int
+	text     string
+}
+
+// applyEdits returns a copy of data with the edits applied; they must not
+// overlap.
+func applyEdits(data []byte, edits []edit) []byte {
+	slices.SortFunc(edits, func(a, b edit) int { return a.from - b.from })
+	out := make([]byte, 0, len(data))
+	at := 0
+	for _, e := range edits {
+		out = append(append(out, data[at:e.from]...), e.text...)
+		at = e.to
+	}
+	return append(out, data[at:]...)
 }
 
 // appendLine adds line at the end, after a line break if the file lacks
-// one, using the file's own line ending.
-func (f *File) appendLine(line string) []byte {
+// one, using the file's own line ending (\r\n, \n or an old Mac's \r).
+func (f *File) appendLine(line string, blank bool) []byte {
 	eol := "\n"
 	if bytes.Contains(f.data, []byte("\r\n")) {
 		eol = "\r\n"
+	} else if bytes.Contains(f.data, []byte("\r")) {
+		eol = "\r" // "\n" after a last "\r" would make one line break of both
 	}
 	data := bytes.Clone(f.data)
 	body := bytes.TrimPrefix(data, bom)
 	if n := len(body); n > 0 && body[n-1] != '\n' && body[n-1] != '\r' {
+		data = append(data, eol...)
+	}
+	if blank {
 		data = append(data, eol...)
 	}
 	return append(append(data, line...), eol...)

@@ -133,6 +133,14 @@ func (f *File) lintEntry(e Entry) []Finding {
 			add(f.difference(e, secret), f.quoteFix(e, secret))
 		}
 	}
+	if e.why.escapedClose {
+		add("the value ends in a backslash right before its closing quote: both readers take \\ and the quote as part of the value when a matching quote follows further down, and then read all the lines in between as this value",
+			f.quoteFix(e, secret))
+	}
+	if e.why.nodeOpenQuote {
+		add(fmt.Sprintf("%s sees an opening quote without a closing one: it reads the text as written for now, but a matching quote anywhere below would make it read all the lines in between as this value", nodeReader),
+			f.quoteFix(e, secret))
+	}
 	if e.why.hashCut {
 		add(f.hashCut(e, secret))
 	}
@@ -149,9 +157,12 @@ func (f *File) difference(e Entry, secret bool) string {
 	case !secret:
 		head = fmt.Sprintf("%s read %q but %s reads %q", rubyReader, e.Value, nodeReader, e.NodeValue)
 	case strings.HasPrefix(e.NodeValue, e.Value):
-		head = fmt.Sprintf("%s read only the first %d of the %d characters that %s reads (value not shown: secret)", rubyReader, rn, nn, nodeReader)
+		head = fmt.Sprintf("%s read only the first %d of the %d characters that %s reads", rubyReader, rn, nn, nodeReader)
 	default:
-		head = fmt.Sprintf("%s and %s read different values, of %d and %d characters (not shown: secret)", rubyReader, nodeReader, rn, nn)
+		head = fmt.Sprintf("%s and %s read different values, of %d and %d characters", rubyReader, nodeReader, rn, nn)
+	}
+	if secret {
+		head += " (value not shown: secret)"
 	}
 	var why []string
 	if refs := e.why.refs; len(refs) > 0 {
@@ -186,10 +197,13 @@ func describeRefs(refs []varRef, secret bool) string {
 				unset++
 			}
 		}
-		if len(refs) == 1 && unset == 1 {
+		switch {
+		case len(refs) == 1 && unset == 1:
 			return "Ruby dotenv expands the $ and the name after it to '', since no such variable is set"
+		case len(refs) == 1:
+			return "Ruby dotenv replaces the $ and the name after it with the value of that variable"
 		}
-		return fmt.Sprintf("Ruby dotenv expands %d $NAME references (%d of them to '', since those variables are not set)", len(refs), unset)
+		return fmt.Sprintf("Ruby dotenv replaces %d $NAME references with the values of those variables (%d of them are not set and become '')", len(refs), unset)
 	}
 	var parts []string
 	for _, r := range refs {
@@ -205,22 +219,28 @@ func describeRefs(refs []varRef, secret bool) string {
 	return "Ruby dotenv expands " + strings.Join(parts, ", ")
 }
 
-// quoteFix proposes the single-quoted line that reads as written in both.
+// quoteFix proposes the line that both readers read as written, single-quoted
+// unless the value holds a single quote.
 func (f *File) quoteFix(e Entry, secret bool) string {
 	meant := e.NodeValue
 	if !e.why.nodeRead {
 		meant = e.Value
 	}
 	q, err := Quoted(meant)
-	switch {
-	case err != nil:
+	if err != nil {
 		return "no quoting makes both read this value the same: change it so that it has no single quote together with a backslash, '$', '#' or a line break, and no carriage return"
-	case secret && q[0] == '\'':
-		return fmt.Sprintf("%s: write %s='…' with the value as written (for example with envfile's Set)", onlySingle, e.Key)
-	case secret:
-		return fmt.Sprintf("%s, but this value holds a single quote: write it in the form envfile's Set chooses (see Quoted)", onlySingle)
 	}
-	fix := fmt.Sprintf("%s: to keep the text as written, write %s=%s", onlySingle, e.Key, q)
+	line := e.Key + "=" + q
+	if secret {
+		line = e.Key + "='…'"
+	}
+	fix := fmt.Sprintf("%s: to keep the text as written, write %s", onlySingle, line)
+	if q[0] != '\'' {
+		fix = fmt.Sprintf("this value cannot be single-quoted (it holds a single quote or ends in a backslash): to keep the text as written, write %s", line)
+	}
+	if secret {
+		return fix + " (value not shown: secret; envfile's Set writes it)"
+	}
 	if len(e.why.refs) > 0 && e.why.nodeRead {
 		if q, err := Quoted(e.Value); err == nil {
 			fix += fmt.Sprintf("; to keep what Ruby dotenv expands, write %s=%s", e.Key, q)
@@ -232,7 +252,7 @@ func (f *File) quoteFix(e Entry, secret bool) string {
 // hashCut reports a '#' right after an unquoted value.
 func (f *File) hashCut(e Entry, secret bool) (problem, fix string) {
 	sp := e.span
-	at := sp.rawStart
+	at := sp.valStart
 	end := at
 	for end < len(f.scan.norm) && f.scan.norm[end] != '\n' {
 		end++

@@ -52,12 +52,10 @@ var bom = []byte("\uFEFF")
 type span struct {
 	start    int // start of the first line (of "export" or of the key)
 	keyStart int
-	keyEnd   int
 	sepEnd   int // -1 without a separator
-	rawStart int // the value as written; rawStart == rawEnd when empty
-	rawEnd   int
+	valStart int // the value's text, without surrounding whitespace but with any NUL; valStart == valEnd when empty
+	valEnd   int
 	end      int // after the newline that ends the entry's last line
-	hasValue bool
 }
 
 // detail records why Ruby's reading of an entry may differ from node's;
@@ -71,6 +69,8 @@ type detail struct {
 	noSeparator   bool     // a key alone on its line
 	hashCut       bool     // an unquoted value cut by a '#' right after it
 	nodeRead      bool     // node dotenv reads the same line as this key
+	nodeOpenQuote bool     // node dotenv sees a quote that nothing closes
+	escapedClose  bool     // a quoted value ends in \ before its closing quote
 }
 
 type refSource int
@@ -96,6 +96,7 @@ type assigned struct {
 
 type nodeMatch struct {
 	key, value string
+	openQuote  bool // the value starts with a quote that node finds no end for
 }
 
 // scanner reads one file. Like both readers it first turns \r\n and lone \r
@@ -192,6 +193,7 @@ func parse(name string, data []byte, lookup func(string) (string, bool)) (*File,
 		if m, ok := byStart[e.span.keyStart]; ok && m.key == e.Key {
 			e.NodeValue = m.value
 			e.why.nodeRead = true
+			e.why.nodeOpenQuote = m.openQuote
 		}
 	}
 	return &File{name: name, data: data, entries: entries, node: nodeMap, lookup: lookup, scan: s}, nil
@@ -237,10 +239,16 @@ func (s *scanner) checkGap(from, to int) error {
 	return nil
 }
 
-var looksLikeKey = regexp.MustCompile(`^(?:export\s+)?([^\s=:#]+)\s*(?:=|:\s)`)
+var (
+	colonNoSpace = regexp.MustCompile(`^(?:export\s+)?[\w.]+:[^\s]`)
+	looksLikeKey = regexp.MustCompile(`^(?:export\s+)?[^\s=:#]+\s*(?:=|:\s)`)
+)
 
 func badLineReason(line string) string {
-	if m := looksLikeKey.FindStringSubmatch(line); m != nil {
+	switch {
+	case colonNoSpace.MatchString(line):
+		return "a ':' after the key needs a space after it (KEY: value), or write KEY=value (Ruby dotenv skips this line)"
+	case looksLikeKey.MatchString(line):
 		return "invalid key: use only ASCII letters, digits, '_' and '.' (Ruby dotenv skips this line)"
 	}
 	return "not a KEY=value line (Ruby dotenv skips it)"
@@ -270,7 +278,7 @@ func (s *scanner) rubyEntry(m []int) (Entry, bool, error) {
 		return Entry{}, false, s.errorf(ks, "export %s without a value, and %s is not set before this line (Ruby dotenv refuses to load the file)", key, key)
 	}
 
-	sp := span{start: s.lineStart(start), keyStart: ks, keyEnd: ke, sepEnd: sepEnd, hasValue: vs >= 0}
+	sp := span{start: s.lineStart(start), keyStart: ks, sepEnd: sepEnd}
 	last := ke
 	if sepEnd >= 0 {
 		last = sepEnd
@@ -279,19 +287,23 @@ func (s *scanner) rubyEntry(m []int) (Entry, bool, error) {
 	if vs >= 0 {
 		capture := string(s.norm[vs:ve])
 		raw = strings.Trim(capture, rubyStrip)
-		sp.rawStart = vs + len(capture) - len(strings.TrimLeft(capture, rubyStrip))
-		if raw == "" {
-			sp.rawStart = vs
+		text := strings.TrimLeft(capture, asciiSpace)
+		sp.valStart = vs + len(capture) - len(text)
+		if text == "" {
+			sp.valStart = vs
 		}
-		sp.rawEnd = sp.rawStart + len(raw)
+		sp.valEnd = sp.valStart + len(strings.TrimRight(text, asciiSpace))
 		last = ve
 	} else {
-		sp.rawStart, sp.rawEnd = last, last
+		sp.valStart, sp.valEnd = last, last
 	}
 	sp.end = s.lineEnd(last - 1)
 
 	if raw != "" && (raw[0] == '\'' || raw[0] == '"') && !isQuoted(raw) {
-		kind := map[byte]string{'\'': "single", '"': "double"}[raw[0]]
+		kind := "double"
+		if raw[0] == '\'' {
+			kind = "single"
+		}
 		if strings.IndexByte(raw[1:], raw[0]) >= 0 {
 			return Entry{}, false, s.errorf(ks, "text after the closing %s quote of %s", kind, key)
 		}
@@ -300,6 +312,7 @@ func (s *scanner) rubyEntry(m []int) (Entry, bool, error) {
 
 	value, quote, why := s.rubyValue(raw)
 	why.noSeparator = sepEnd < 0
+	why.escapedClose = quote != NoQuote && strings.HasSuffix(raw[:len(raw)-1], `\`)
 	why.hashCut = quote == NoQuote && s.cutByHash(sp, vs, ve)
 	s.hash[key] = assigned{value: value, line: line}
 	return Entry{
@@ -315,8 +328,12 @@ func (s *scanner) rubyEntry(m []int) (Entry, bool, error) {
 	}, true, nil
 }
 
-// rubyStrip is what Ruby's String#strip removes.
-const rubyStrip = "\x00\t\n\v\f\r "
+// rubyStrip is what Ruby's String#strip removes; asciiSpace is the part of
+// it that node dotenv's trim removes too.
+const (
+	rubyStrip  = "\x00\t\n\v\f\r "
+	asciiSpace = "\t\n\v\f\r "
+)
 
 // isQuoted reports whether v matches Ruby's QUOTED_STRING, /\A(['"])(.*)\1\z/m.
 func isQuoted(v string) bool {
@@ -566,7 +583,9 @@ func (s *scanner) node() (map[int]nodeMatch, map[string]nodeMatchAt) {
 			continue
 		}
 		v := nodeRead(capture)
-		byStart[ks] = nodeMatch{key: key, value: v}
+		t := strings.TrimFunc(capture, isJSSpace)
+		open := t != "" && strings.IndexByte("'\"`", t[0]) >= 0 && (len(t) < 2 || t[len(t)-1] != t[0])
+		byStart[ks] = nodeMatch{key: key, value: v, openQuote: open}
 		final[key] = nodeMatchAt{value: v, line: s.lineOf(ks)}
 	}
 	return byStart, final

@@ -3,7 +3,6 @@ package envfile
 import (
 	"bytes"
 	"regexp"
-	"sort"
 	"strings"
 )
 
@@ -44,8 +43,12 @@ func Redact(key, value string) string {
 		}
 		return Redacted
 	}
-	value = urlUserinfo.ReplaceAllString(value, "${1}"+Redacted+"${3}")
-	return urlSecretParam.ReplaceAllString(value, "${1}"+Redacted)
+	return redactURLs(value)
+}
+
+func redactURLs(s string) string {
+	s = urlUserinfo.ReplaceAllString(s, "${1}"+Redacted+"${3}")
+	return urlSecretParam.ReplaceAllString(s, "${1}"+Redacted)
 }
 
 // sensitive reports whether any of values must not be printed under key.
@@ -61,15 +64,12 @@ func sensitive(key string, values ...string) bool {
 // commentAssignment finds "# KEY=value" in a comment line.
 var commentAssignment = regexp.MustCompile(`^([\t\v\f ]*#+[\t\v\f ]*(?:export[\t\v\f ]+)?([\w.]+)[\t\v\f ]*(?:=|:[\t\v\f ]))(.*)$`)
 
-// Redacted returns a copy of the file for printing: each secret value (see
-// Redact), together with the rest of its lines, becomes Redacted, and
-// so do secret values in commented-out assignments such as
-// "# DB_PASS=old". Keys, other values and comments are kept.
+// Redacted returns a copy of the file for printing. The value of each
+// secret key (see IsSecret), with the rest of its lines, becomes Redacted;
+// so do secret values in commented-out assignments such as "# DB_PASS=old"
+// and URL passwords anywhere (see Redact). Keys, other values and comments
+// are kept.
 func (f *File) Redacted() []byte {
-	type edit struct {
-		from, to int
-		text     string
-	}
 	var edits []edit
 	covered := map[int]bool{} // normalized line starts that hold entries
 	for _, e := range f.entries {
@@ -77,18 +77,14 @@ func (f *File) Redacted() []byte {
 		for l := f.scan.lineOf(sp.start); l <= f.scan.lineOf(max(sp.end-1, sp.start)); l++ {
 			covered[f.scan.lines[l-1]] = true
 		}
-		if !sensitive(e.Key, e.Raw, e.Value, e.NodeValue) {
+		if !IsSecret(e.Key) || e.Raw == "" {
 			continue
 		}
-		text := Redacted
-		if !IsSecret(e.Key) {
-			text = Redact(e.Key, e.Raw)
-		}
-		end := sp.end
-		if end > sp.rawStart && f.scan.norm[end-1] == '\n' {
+		end := sp.end // a comment after a secret may hold an old one
+		if end > sp.valStart && f.scan.norm[end-1] == '\n' {
 			end--
 		}
-		edits = append(edits, edit{f.scan.pos[sp.rawStart], f.scan.pos[end], text})
+		edits = append(edits, edit{f.scan.pos[sp.valStart], f.scan.pos[end], Redacted})
 	}
 	for _, start := range f.scan.lines {
 		if covered[start] || start >= len(f.scan.norm) {
@@ -99,18 +95,9 @@ func (f *File) Redacted() []byte {
 			end = start + i
 		}
 		line := string(f.scan.norm[start:end])
-		m := commentAssignment.FindStringSubmatchIndex(line)
-		switch {
-		case m != nil && IsSecret(line[m[4]:m[5]]) && m[6] < m[7]:
+		if m := commentAssignment.FindStringSubmatchIndex(line); m != nil && IsSecret(line[m[4]:m[5]]) && m[6] < m[7] {
 			edits = append(edits, edit{f.scan.pos[start+m[6]], f.scan.pos[end], Redacted})
-		case Redact("", line) != line:
-			edits = append(edits, edit{f.scan.pos[start], f.scan.pos[end], Redact("", line)})
 		}
 	}
-	sort.Slice(edits, func(i, j int) bool { return edits[i].from > edits[j].from })
-	out := bytes.Clone(f.data)
-	for _, e := range edits {
-		out = splice(out, e.from, e.to, e.text)
-	}
-	return out
+	return []byte(redactURLs(string(applyEdits(f.data, edits))))
 }
