@@ -150,6 +150,26 @@ func NewBudget(memGiB int) Budget {
 	return Budget{Limit: DO.Connections(memGiB), MaxPools: DO.MaxPools}
 }
 
+// Variables that override DO's unconfirmed limits for a budget.
+const (
+	EnvConnLimit = "FEDIOPS_DB_CONN_LIMIT" // the cluster's connection limit, e.g. for 64 GiB and up
+	EnvMaxPools  = "FEDIOPS_DB_MAX_POOLS"  // the most pools per cluster
+)
+
+// NewBudgetEnv is NewBudget with FEDIOPS_DB_CONN_LIMIT and
+// FEDIOPS_DB_MAX_POOLS, when set, replacing DO's figures.
+func NewBudgetEnv(memGiB int, env Lookup) (Budget, error) {
+	b := NewBudget(memGiB)
+	var err error
+	if b.Limit, err = intVar(env, EnvConnLimit, b.Limit); err != nil {
+		return Budget{}, err
+	}
+	if b.MaxPools, err = intVar(env, EnvMaxPools, b.MaxPools); err != nil {
+		return Budget{}, err
+	}
+	return b, nil
+}
+
 // Add appends demand and returns the budget, for chaining on a value.
 func (b Budget) Add(d ...Demand) Budget {
 	b.Demand = append(append([]Demand(nil), b.Demand...), d...)

@@ -19,6 +19,13 @@ func TestLimits(t *testing.T) {
 	if got := l.Connections(64); got != 1597 {
 		t.Errorf("uncapped 64 GiB: %d", got)
 	}
+	b, err := pgpool.NewBudgetEnv(64, pgpool.Map(map[string]string{pgpool.EnvConnLimit: "1597", pgpool.EnvMaxPools: "30"}))
+	if err != nil || b.Limit != 1597 || b.MaxPools != 30 {
+		t.Errorf("NewBudgetEnv: %+v %v", b, err)
+	}
+	if _, err := pgpool.NewBudgetEnv(64, pgpool.Map(map[string]string{pgpool.EnvConnLimit: "many"})); !errors.Is(err, pgpool.ErrInvalid) || !strings.Contains(err.Error(), pgpool.EnvConnLimit) {
+		t.Errorf("bad limit: %v", err)
+	}
 	for slug, want := range map[string]int{"db-s-1vcpu-1gb": 1, "db-s-2vcpu-4gb": 4, "gd-8vcpu-32gb": 32, "so1_5-4vcpu-32gb": 32} {
 		if got, err := pgpool.SizeGiB(slug); err != nil || got != want {
 			t.Errorf("%s: %d %v", slug, got, err)
