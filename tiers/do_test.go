@@ -252,6 +252,8 @@ func TestScaleOutLBTargetsTag(t *testing.T) {
 		t.Fatalf("%+v %v", p, err)
 	}
 	f.lbs["lb-pike"].Tag = "proxy"
+	// Apply's own look still sees no tag; the switch lands just after it.
+	f.fail("GET /v2/load_balancers/{id}", fault{status: 200, body: `{"load_balancer":{"id":"lb-pike","name":"pike"}}`})
 	res, err = c.Apply(ctx, p, ApplyOptions{Execute: true})
 	if err != nil || res.AttachedByTag != "proxy" || f.callCount("POST /v2/load_balancers") != 1 {
 		t.Fatalf("422 handling %+v %v", res, err)
@@ -260,6 +262,7 @@ func TestScaleOutLBTargetsTag(t *testing.T) {
 	f.lbs["lb-pike"].Tag = ""
 	p, _ = c.PlanScaleOut(ctx, ScaleOut{Tier: "proxy", Names: []string{"rand"}})
 	f.lbs["lb-pike"].Tag = "elsewhere"
+	f.fail("GET /v2/load_balancers/{id}", fault{status: 200, body: `{"load_balancer":{"id":"lb-pike","name":"pike"}}`})
 	if _, err = c.Apply(ctx, p, ApplyOptions{Execute: true}); !IsStatus(err, 422) || !strings.Contains(err.Error(), "lacks it") {
 		t.Fatalf("want 422 with advice, got %v", err)
 	}
@@ -312,5 +315,68 @@ func TestCreateFailures(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(res.Steps, "\n"), "despite") {
 		t.Errorf("steps %v", res.Steps)
+	}
+}
+
+func TestGodoFailures(t *testing.T) {
+	f := seedFake(t)
+	f.lbs["lb-pike"] = &godo.LoadBalancer{ID: "lb-pike"}
+	ctx := context.Background()
+	c := f.client(t, Config{LoadBalancerID: "lb-gone", RetryMax: 1})
+
+	// The snapshot action is refused (a droplet with a pending event).
+	f.fail("POST /v2/droplets/{id}/actions", fault{status: 422, body: `{"id":"unprocessable_entity","message":"Droplet already has a pending event."}`})
+	if _, err := c.RefreshSnapshot(ctx, Refresh{Tier: "web"}); !IsStatus(err, 422) || !strings.Contains(err.Error(), "pending event") {
+		t.Fatalf("snapshot 422: %v", err)
+	}
+	// Polling the action fails for good: 404.
+	f.fail("GET /v2/actions/{id}", fault{status: 404})
+	if _, err := c.RefreshSnapshot(ctx, Refresh{Tier: "proxy"}); !IsStatus(err, 404) || !strings.Contains(err.Error(), "get action") {
+		t.Fatalf("action 404: %v", err)
+	}
+	// A 500 while polling is retried by the transport and the poll goes on.
+	f.fail("GET /v2/actions/{id}", fault{status: 500})
+	c2 := f.client(t, Config{Now: func() time.Time { return time.Date(2026, 12, 24, 0, 0, 0, 0, time.UTC) }})
+	res, err := c2.RefreshSnapshot(ctx, Refresh{Tier: "proxy", Keep: 10})
+	if err != nil || res.Snapshot.Name != "proxy-20261224-0000" {
+		t.Fatalf("poll after 500: %+v %v", res, err)
+	}
+	// Pruning fails: the error names the snapshot, the new one is kept.
+	f.fail("DELETE /v2/snapshots/{id}", fault{status: 403, body: `{"id":"forbidden","message":"You do not have access for the attempted action."}`})
+	res, err = c2.RefreshSnapshot(ctx, Refresh{Tier: "proxy", Keep: 1})
+	if !IsStatus(err, 403) || !strings.Contains(err.Error(), "prune snapshot proxy-") || res.Snapshot.Name != "proxy-20261224-0000" {
+		t.Fatalf("prune 403: %+v %v", res, err)
+	}
+	// The load balancer does not exist: the plan says so.
+	if _, err := c.PlanScaleOut(ctx, ScaleOut{Tier: "web", Count: 1}); !IsStatus(err, 404) || !strings.Contains(err.Error(), "lb-gone") {
+		t.Fatalf("lb 404: %v", err)
+	}
+	// AddDroplets fails with 500 after retries: the created droplet is
+	// reported with the error.
+	c3 := f.client(t, Config{LoadBalancerID: "lb-pike", RetryMax: 1})
+	p, err := c3.PlanScaleOut(ctx, ScaleOut{Tier: "web", Count: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.fail("POST /v2/load_balancers/{id}/droplets", fault{status: 500})
+	f.fail("POST /v2/load_balancers/{id}/droplets", fault{status: 500})
+	res2, err := c3.Apply(ctx, p, ApplyOptions{Execute: true})
+	if !IsStatus(err, 500) || len(res2.Created) != 1 || len(f.lbs["lb-pike"].DropletIDs) != 0 {
+		t.Fatalf("add droplets 500: %+v %v", res2, err)
+	}
+	// The rerun creates nothing and attaches the droplet the first run made.
+	res2, err = c3.Apply(ctx, p, ApplyOptions{Execute: true})
+	if err != nil || len(res2.Created) != 0 || len(res2.Attached) != 1 || len(f.lbs["lb-pike"].DropletIDs) != 1 {
+		t.Fatalf("rerun: %+v %v", res2, err)
+	}
+	if res2, err = c3.Apply(ctx, p, ApplyOptions{Execute: true}); err != nil || len(res2.Attached) != 0 {
+		t.Fatalf("third run: %+v %v", res2, err)
+	}
+	// Waiting for a droplet that never comes up times out.
+	f.fail("GET /v2/droplets/{id}", fault{status: 500})
+	f.fail("GET /v2/droplets/{id}", fault{status: 500})
+	p, _ = c3.PlanScaleOut(ctx, ScaleOut{Tier: "web", Names: []string{"sarek"}})
+	if _, err := c3.Apply(ctx, p, ApplyOptions{Execute: true, WaitActive: time.Second}); !IsStatus(err, 500) {
+		t.Fatalf("wait active: %v", err)
 	}
 }

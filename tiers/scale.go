@@ -253,7 +253,7 @@ func (c *Client) Apply(ctx context.Context, p *Plan, opts ApplyOptions) (*ApplyR
 			res.Created[i] = nd
 		}
 	}
-	if p.LoadBalancerID == "" || len(res.Created) == 0 {
+	if p.LoadBalancerID == "" || len(p.Create) == 0 {
 		return res, nil
 	}
 	if p.LBTag != "" {
@@ -261,30 +261,64 @@ func (c *Client) Apply(ctx context.Context, p *Plan, opts ApplyOptions) (*ApplyR
 		res.Steps = append(res.Steps, fmt.Sprintf("attached by tag %s", p.LBTag))
 		return res, nil
 	}
-	ids := make([]int, 0, len(res.Created))
+	// Attach every droplet the plan meant to create, made now or by an
+	// earlier, interrupted Apply, that the load balancer lacks.
+	lb, _, err := c.do.LoadBalancers.Get(ctx, p.LoadBalancerID)
+	if err != nil {
+		return res, fmt.Errorf("tiers: get load balancer %s: %w", p.LoadBalancerID, err)
+	}
+	if lb.Tag != "" {
+		return c.attachedByTag(res, p, lb.Tag, nil)
+	}
+	mine := map[string]Droplet{}
 	for _, d := range res.Created {
-		ids = append(ids, d.ID)
+		mine[d.Name] = d
+	}
+	for _, r := range p.Create {
+		if d, ok := have[r.Name]; ok {
+			mine[r.Name] = d
+		}
+	}
+	var ids []int
+	for _, r := range p.Create {
+		if d, ok := mine[r.Name]; ok && !slices.Contains(lb.DropletIDs, d.ID) {
+			ids = append(ids, d.ID)
+		}
+	}
+	if len(ids) == 0 {
+		res.Steps = append(res.Steps, fmt.Sprintf("load balancer %s already has them", p.LoadBalancerID))
+		return res, nil
 	}
 	if _, err := c.do.LoadBalancers.AddDroplets(ctx, p.LoadBalancerID, ids...); err != nil {
 		if !IsStatus(err, http.StatusUnprocessableEntity) {
 			return res, fmt.Errorf("tiers: add droplets %v to load balancer %s: %w", ids, p.LoadBalancerID, err)
 		}
-		// 422: the load balancer targets a tag (perhaps since the plan).
+		// 422: the load balancer targets a tag (since we looked).
 		lb, _, gerr := c.do.LoadBalancers.Get(ctx, p.LoadBalancerID)
 		if gerr != nil || lb.Tag == "" {
 			return res, fmt.Errorf("tiers: add droplets %v to load balancer %s: %w", ids, p.LoadBalancerID, err)
 		}
-		for _, d := range res.Created {
-			if !slices.Contains(d.Tags, lb.Tag) {
-				return res, fmt.Errorf("tiers: load balancer %s targets tag %s, droplet %s lacks it (tag it): %w", p.LoadBalancerID, lb.Tag, d.Name, err)
-			}
-		}
-		res.AttachedByTag = lb.Tag
-		res.Steps = append(res.Steps, fmt.Sprintf("load balancer targets tag %s: attached by tag", lb.Tag))
-		return res, nil
+		return c.attachedByTag(res, p, lb.Tag, err)
 	}
 	res.Attached = ids
 	res.Steps = append(res.Steps, fmt.Sprintf("added %v to load balancer %s", ids, p.LoadBalancerID))
+	return res, nil
+}
+
+// attachedByTag accepts a tag-targeted load balancer when every droplet
+// of the plan carries the tag.
+func (c *Client) attachedByTag(res *ApplyResult, p *Plan, tag string, cause error) (*ApplyResult, error) {
+	for _, r := range p.Create {
+		if !slices.Contains(r.Tags, tag) {
+			err := fmt.Errorf("tiers: load balancer %s targets tag %s, droplet %s lacks it (tag it)", p.LoadBalancerID, tag, r.Name)
+			if cause != nil {
+				err = fmt.Errorf("%w: %w", err, cause)
+			}
+			return res, err
+		}
+	}
+	res.AttachedByTag = tag
+	res.Steps = append(res.Steps, fmt.Sprintf("load balancer targets tag %s: attached by tag", tag))
 	return res, nil
 }
 
