@@ -282,7 +282,7 @@ func alternatives(q PumaSizing, s Sizing) []Alternative {
 	w := min(s.WebConcurrency, maxWorkers)
 	if w >= 1 {
 		t := min(s.MaxThreads, perNode/w)
-		if t >= 1 && (w != s.WebConcurrency || t != s.MaxThreads) {
+		if t >= 1 && t < s.MaxThreads {
 			add(Alternative{Kind: "fewer-threads", WebConcurrency: w, MaxThreads: t, DBPool: t,
 				Note: fmt.Sprintf("%d workers x %d threads: less concurrency per worker, same CPU parallelism", w, t)})
 		}

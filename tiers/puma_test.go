@@ -106,7 +106,13 @@ func TestPumaOverMemory(t *testing.T) {
 	}
 	kinds := map[string]Alternative{}
 	for _, a := range s.Alternatives {
+		if _, dup := kinds[a.Kind]; dup {
+			t.Errorf("two %s alternatives", a.Kind)
+		}
 		kinds[a.Kind] = a
+	}
+	if len(kinds) != 2 {
+		t.Errorf("alternatives %+v", s.Alternatives)
 	}
 	// (2048-1024)/450 = 2 workers fit.
 	if a := kinds["fewer-workers"]; a.WebConcurrency != 2 || a.MaxThreads != 18 || a.MemoryMiB > 2048 {
@@ -187,5 +193,27 @@ func TestPumaWithPgpoolBudget(t *testing.T) {
 	rep = pgpool.NewBudget(4).Add(s.Demands("web")...).Report()
 	if !errors.Is(rep.Err(), pgpool.ErrOverBudget) || rep.Overflow != -s.Headroom {
 		t.Fatalf("pgpool report %+v, sizing headroom %d", rep, s.Headroom)
+	}
+}
+
+func TestPumaOverBoth(t *testing.T) {
+	// Others already take more than the limit: only a bigger database helps.
+	s, _ := PumaSizing{VCPU: 2, DBLimit: 22, OtherConnections: 30}.Plan()
+	if len(s.Alternatives) != 1 || s.Alternatives[0].Kind != "bigger-database" || s.Alternatives[0].DBLimit != 97 {
+		t.Fatalf("%+v", s.Alternatives)
+	}
+	// 4 vCPU on a 2 GiB node against a 1 GiB database: memory allows 2
+	// workers, the budget 22/2 = 11 threads each.
+	s, _ = PumaSizing{VCPU: 4, MemoryMiB: 2048, DBLimit: 22}.Plan()
+	if !s.OverDB || !s.OverMemory {
+		t.Fatalf("%+v", s)
+	}
+	for _, a := range s.Alternatives {
+		if a.Kind == "fewer-threads" && (a.WebConcurrency != 2 || a.MaxThreads != 11 || a.ConnectionsPerTier > 22 || a.MemoryMiB > 2048) {
+			t.Errorf("fewer threads %+v", a)
+		}
+		if a.Kind == "fewer-workers" && (a.WebConcurrency != 1 || a.MaxThreads != 18) {
+			t.Errorf("fewer workers %+v", a)
+		}
 	}
 }
