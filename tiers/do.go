@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/digitalocean/godo"
-	"golang.org/x/oauth2"
+
+	"github.com/fediops/fediops/pgpool"
 )
 
 // DefaultTags maps the seed's tiers to the droplet tags that find them.
@@ -86,34 +87,20 @@ type Client struct {
 	log  *slog.Logger
 }
 
-// NewGodo builds the godo client of cfg: an oauth2 transport carrying the
-// token (godo's WithRetryAndBackoffs needs exactly that transport), retries
-// on 429/5xx that honour retry-after, and the base URL.
-func NewGodo(cfg Config) (*godo.Client, error) {
+// newGodo builds the godo client of cfg with pgpool.NewGodo: an oauth2
+// transport carrying the token (godo's WithRetryAndBackoffs needs exactly
+// that transport) and retries on 429/5xx that honour retry-after.
+func newGodo(cfg Config) (*godo.Client, error) {
 	if cfg.Token == "" {
 		return nil, errors.New("tiers: Config.Token: required")
 	}
-	hc := oauth2.NewClient(context.Background(), oauth2.StaticTokenSource(&oauth2.Token{AccessToken: cfg.Token}))
-	hc.Timeout = cfg.Timeout
-	if hc.Timeout == 0 {
-		hc.Timeout = 60 * time.Second
+	cfg = cfg.withRetryDefaults()
+	timeout := cfg.Timeout
+	if timeout == 0 {
+		timeout = 60 * time.Second
 	}
-	opts := []godo.ClientOpt{godo.SetUserAgent("fediops-tiers")}
-	if cfg.BaseURL != "" {
-		u := cfg.BaseURL
-		if !strings.HasSuffix(u, "/") {
-			u += "/"
-		}
-		opts = append(opts, godo.SetBaseURL(u))
-	}
-	if cfg = cfg.withRetryDefaults(); cfg.RetryMax > 0 {
-		opts = append(opts, godo.WithRetryAndBackoffs(godo.RetryConfig{
-			RetryMax:     cfg.RetryMax,
-			RetryWaitMin: godo.PtrTo(cfg.RetryWaitMin.Seconds()),
-			RetryWaitMax: godo.PtrTo(cfg.RetryWaitMax.Seconds()),
-		}))
-	}
-	c, err := godo.New(hc, opts...)
+	c, err := pgpool.NewGodo(cfg.Token, pgpool.GodoOptions{BaseURL: cfg.BaseURL, Retries: cfg.RetryMax,
+		WaitMin: cfg.RetryWaitMin, WaitMax: cfg.RetryWaitMax, Timeout: timeout})
 	if err != nil {
 		return nil, fmt.Errorf("tiers: godo client: %w", err)
 	}
@@ -135,13 +122,13 @@ func (cfg Config) withRetryDefaults() Config {
 
 // NewClient returns a Client for cfg.
 func NewClient(cfg Config) (*Client, error) {
-	do, err := NewGodo(cfg)
+	do, err := newGodo(cfg)
 	if err != nil {
 		return nil, err
 	}
 	plain := cfg
 	plain.RetryMax = -1
-	once, err := NewGodo(plain)
+	once, err := newGodo(plain)
 	if err != nil {
 		return nil, err
 	}
