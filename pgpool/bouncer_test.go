@@ -3,6 +3,7 @@ package pgpool_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -287,5 +288,29 @@ func TestTLSAgainstRealServer(t *testing.T) {
 	defer p2.Close()
 	if _, err = pgpool.Check(ctx, p2, nil); err == nil || strings.Contains(err.Error(), env["DB_PASS"]) {
 		t.Fatalf("wrong password: %v", err)
+	}
+}
+
+func TestProbePreparedStatements(t *testing.T) {
+	b := testenv.Bouncer(t)
+	ctx := ctxT(t, 60*time.Second)
+	cfg, err := pgpool.FromEnv(pgpool.Map(bouncerEnv(b)), pgpool.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// pgBouncer 1.18 keeps no prepared statements across transactions.
+	p, err := pgpool.ProbePreparedStatements(ctx, cfg.Pooled.ConnConfig, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Supported || !strings.Contains(p.Detail, "does not exist") {
+		t.Fatalf("pgBouncer 1.18: %+v, want unsupported with `prepared statement ... does not exist`", p)
+	}
+	t.Logf("probe through pgBouncer 1.18: %+v", p)
+	// Straight to PostgreSQL every transaction is on one server: the probe
+	// says it cannot tell rather than guessing.
+	_, err = pgpool.ProbePreparedStatements(ctx, cfg.Direct.ConnConfig, 2)
+	if !errors.Is(err, pgpool.ErrInconclusive) {
+		t.Fatalf("direct: %v, want ErrInconclusive", err)
 	}
 }

@@ -22,6 +22,8 @@
 // "a1" already exists`) and a DB_NAME that is not a pool (ErrNotPoolName),
 // naming the variable. It reads PREPARED_STATEMENTS as Rails does, through
 // YAML: only false/no/off spellings are false, "0" is true.
+// ProbePreparedStatements asks a pool whether it would carry prepared
+// statements across transactions (pgBouncer 1.21+ can; DO does not say).
 //
 // # Why QueryExecModeExec
 //
