@@ -53,7 +53,7 @@ func (s *Stack) MariaDB(ctx context.Context) (*MariaDB, error) {
 			port, _ := strconv.Atoi(m[4])
 			return &MariaDB{User: m[1], Password: m[2], Host: m[3], Port: port, Database: m[5]}, nil
 		}
-		return s.startMariaDB(ctx)
+		return s.prov.mariadb(ctx)
 	})
 }
 

@@ -57,7 +57,7 @@ func (s *Stack) PgBouncer(ctx context.Context) (*PgBouncer, error) {
 		if err != nil {
 			return nil, err
 		}
-		return s.startPgBouncer(ctx, pg)
+		return s.prov.pgbouncer(ctx, pg)
 	})
 }
 

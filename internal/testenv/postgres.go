@@ -68,7 +68,7 @@ func (s *Stack) Postgres(ctx context.Context) (*Postgres, error) {
 		if u := os.Getenv("FEDIOPS_TEST_POSTGRES_URL"); u != "" {
 			return externalPostgres(u)
 		}
-		return s.startPostgres(ctx)
+		return s.prov.postgres(ctx)
 	})
 }
 

@@ -128,6 +128,7 @@ type proc struct {
 	log  string
 	done chan struct{}
 	err  error
+	halt func() // stops a server that is not a local process (a container)
 }
 
 // command builds a server command that runs as u, logs to logFile and dies
@@ -203,6 +204,10 @@ func (p *proc) exited() error {
 // stop ends the server and its children: SIGTERM, then SIGKILL after 10 s.
 func (p *proc) stop() {
 	if p == nil {
+		return
+	}
+	if p.halt != nil {
+		p.halt()
 		return
 	}
 	select {

@@ -28,6 +28,7 @@ type Redis struct {
 	CA       *CA // nil when external
 
 	proc *proc
+	peer string // host:port other servers reach it at, when not Addr (containers)
 }
 
 // Addr is host:port.
@@ -80,10 +81,6 @@ func (s *Stack) Redis(ctx context.Context) (*Redis, error) {
 // StartRedis starts another TLS-only Redis with the same CA. A password of
 // "" takes the primary's (or a new one), so replicas can follow it.
 func (s *Stack) StartRedis(ctx context.Context, pass string) (*Redis, error) {
-	bin, err := LookPath("redis-server")
-	if err != nil {
-		return nil, err
-	}
 	s.mu.Lock()
 	s.nRedis++
 	name := fmt.Sprintf("redis%d", s.nRedis)
@@ -93,6 +90,14 @@ func (s *Stack) StartRedis(ctx context.Context, pass string) (*Redis, error) {
 	s.mu.Unlock()
 	if pass == "" {
 		pass = password()
+	}
+	return s.prov.redis(ctx, name, pass)
+}
+
+func (s *Stack) startRedis(ctx context.Context, name, pass string) (*Redis, error) {
+	bin, err := LookPath("redis-server")
+	if err != nil {
+		return nil, err
 	}
 	dir, err := s.subdir(name)
 	if err != nil {
@@ -155,7 +160,11 @@ func (s *Stack) StartRedis(ctx context.Context, pass string) (*Redis, error) {
 func (r *Redis) ReplicaOf(ctx context.Context, primary *Redis) error {
 	c := r.Client()
 	defer c.Close()
-	if err := c.Do(ctx, "REPLICAOF", primary.Host, strconv.Itoa(primary.Port)).Err(); err != nil {
+	host, port := primary.Host, strconv.Itoa(primary.Port)
+	if primary.peer != "" {
+		host, port, _ = net.SplitHostPort(primary.peer)
+	}
+	if err := c.Do(ctx, "REPLICAOF", host, port).Err(); err != nil {
 		return fmt.Errorf("testenv: %s REPLICAOF %s: %w", r.Name, primary.Name, err)
 	}
 	for {

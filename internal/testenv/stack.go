@@ -20,6 +20,7 @@ type Stack struct {
 	RedisCA *CA    // signs Redis's certificates
 
 	user *runUser
+	prov provider // local binaries, or containers with the build tag testcontainers
 
 	mu       sync.Mutex // guards everything below
 	procs    []*proc
@@ -35,7 +36,8 @@ type Stack struct {
 // NewStack makes the directory and the CAs. dir may be "" for a new
 // temporary directory.
 func NewStack(dir string) (*Stack, error) {
-	if dir == "" {
+	made := dir == ""
+	if made {
 		d, err := os.MkdirTemp("", "fediops-testenv-")
 		if err != nil {
 			return nil, fmt.Errorf("testenv: %w", err)
@@ -48,11 +50,19 @@ func NewStack(dir string) (*Stack, error) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("testenv: %w", err)
 	}
-	u, err := serverUser()
-	if err != nil {
+	s := &Stack{Dir: dir}
+	var err error
+	if s.prov, err = newProvider(s); err != nil {
+		if made {
+			os.RemoveAll(dir)
+		}
 		return nil, err
 	}
-	s := &Stack{Dir: dir, user: u}
+	if _, isLocal := s.prov.(local); isLocal {
+		if s.user, err = serverUser(); err != nil {
+			return nil, err
+		}
+	}
 	if s.DBCA, err = newCA(dir, "db"); err != nil {
 		return nil, fmt.Errorf("testenv: db CA: %w", err)
 	}
