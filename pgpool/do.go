@@ -28,8 +28,11 @@ type DatabasesAPI interface {
 
 // GodoOptions configure NewGodo.
 type GodoOptions struct {
-	BaseURL string        // default DO's API; a test server's URL in tests
-	Retries int           // retries of 429 and 5xx answers (honouring Retry-After); default 3, -1 for none
+	BaseURL string // default DO's API; a test server's URL in tests
+	// Retries of 429 and 5xx answers; default 3, -1 for none. A 429's
+	// Retry-After is honoured as sent (DO's hourly limit can ask for
+	// minutes): bound every call with its ctx.
+	Retries int
 	WaitMin time.Duration // first backoff; default 1 s
 	WaitMax time.Duration // longest backoff without Retry-After; default 30 s
 	Timeout time.Duration // per request; default 30 s
