@@ -1,7 +1,7 @@
 // Package pgpool connects Go programs to a DigitalOcean managed PostgreSQL
-// the way Mastodon's .env.production describes it: call FromEnv with the
-// parsed file, open Config.Pooled for everyday queries through DO's
-// pgBouncer pool and Config.Direct for migrations and dumps.
+// the way Mastodon's .env.production describes it: call FromFile (or
+// FromEnv with the parsed file), open Config.Pooled for everyday queries
+// through DO's pgBouncer pool and Config.Direct for migrations and dumps.
 //
 // # Pooled and direct
 //

@@ -3,6 +3,7 @@ package pgpool_test
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -173,4 +174,25 @@ func mustRead(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func TestFromFileWarnsAboutDollar(t *testing.T) {
+	path := filepath.Join(t.TempDir(), ".env.production")
+	env := strings.Replace(seedEnv, "DB_PASS='Ourpassw0rd!sNoneofyourbu$iness'", "DB_PASS=Ourpassw0rd!sNoneofyourbu$iness", 1)
+	env = strings.Replace(env, "/path/to/certs/do-internal.crt", caFile(t), 1)
+	if err := os.WriteFile(path, []byte(env), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	cfg, err := pgpool.FromFile(path, pgpool.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rails' reading: cut at the '$'. The warning says so, without the value.
+	if cfg.Pooled.ConnConfig.Password != "Ourpassw0rd!sNoneofyourbu" {
+		t.Fatalf("password as Rails reads it: wrong")
+	}
+	if !strings.Contains(logs.String(), "DB_PASS") || !strings.Contains(logs.String(), "line=9") || strings.Contains(logs.String(), "Ourpassw0rd") {
+		t.Fatalf("log: %s", logs.String())
+	}
 }
