@@ -215,7 +215,7 @@ func (s *Server) listNamesV1(w http.ResponseWriter, r *http.Request) {
 	lastFolder := ""
 	// A page that ended on a folder continues after it.
 	skip := ""
-	if req.Delimiter != "" && strings.HasSuffix(req.StartFileName, req.Delimiter) {
+	if req.Delimiter != "" && len(req.StartFileName) > len(req.Prefix) && strings.HasSuffix(req.StartFileName, req.Delimiter) {
 		skip = req.StartFileName
 	}
 	for _, n := range names {
