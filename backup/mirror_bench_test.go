@@ -168,7 +168,9 @@ func mirBenchOnce(b *testing.B, rclone string, n int) {
 	}
 	if os.Getenv("FEDIOPS_MIRROR_BENCH_RCLONE_LOG") != "" {
 		rcl0 := rcl
-		rcl = func(bucket string, args ...string) time.Duration { return rcl0(bucket, append(args, append([]string{"-vv"}, strings.Fields(os.Getenv("FEDIOPS_MIRROR_BENCH_RCLONE_ARGS"))...)...)...) }
+		rcl = func(bucket string, args ...string) time.Duration {
+			return rcl0(bucket, append(args, append([]string{"-vv"}, strings.Fields(os.Getenv("FEDIOPS_MIRROR_BENCH_RCLONE_ARGS"))...)...)...)
+		}
 	}
 	tuned := []string{"--transfers", "16", "--checkers", "32", "--fast-list", "--b2-hard-delete"}
 
