@@ -296,6 +296,13 @@ func (mr *Mirror) run(ctx context.Context, cfg *MirrorConfig, rep *MirrorReport)
 		}()
 	}
 	var extra []mirrorJob // versions found by verify that must go (after the guard)
+	if verify && !cfg.DryRun {
+		n, err := t.cancelUnfinished(ctx, cfg.TargetPrefix)
+		if err != nil {
+			m.log.WarnContext(ctx, "mirror: cancel unfinished large files", "err", err)
+		}
+		rep.Cancelled = n
+	}
 	if verify {
 		if extra, err = m.reconcile(ctx); err != nil {
 			close(jobs)

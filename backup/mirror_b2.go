@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -193,6 +194,42 @@ func (t *b2Target) versions(ctx context.Context, prefix string, each func(b2File
 		}
 		name, id = nn, ni
 	}
+}
+
+// cancelUnfinished cancels the unfinished large files under prefix that a
+// killed run left behind (they cost storage and are never listed).
+func (t *b2Target) cancelUnfinished(ctx context.Context, prefix string) (int, error) {
+	var todo []*b2base.File
+	cont := ""
+	for range 10_000 {
+		var files []*b2base.File
+		var next string
+		err := t.retry(ctx, "backup: mirror: list unfinished large files", func() error {
+			var err error
+			files, next, err = t.bucket.ListUnfinishedLargeFiles(ctx, 100, cont)
+			return err
+		})
+		if err != nil {
+			return 0, err
+		}
+		for _, f := range files {
+			if strings.HasPrefix(f.Name, prefix) {
+				todo = append(todo, f)
+			}
+		}
+		if next == "" || len(files) == 0 {
+			break
+		}
+		cont = next
+	}
+	for i, f := range todo {
+		if err := t.retry(ctx, "backup: mirror: cancel unfinished "+f.Name, func() error {
+			return f.AsLargeFile().CancelLargeFile(ctx)
+		}); err != nil {
+			return i, err
+		}
+	}
+	return len(todo), nil
 }
 
 // deleteVersion removes one file version; one that is already gone is not

@@ -30,6 +30,7 @@ type MirrorReport struct {
 	StaleVersions int // old B2 versions removed (overwritten, or found by a full listing)
 	Refused       int // deletions refused by the shrink guard or a failed listing
 	B2Versions    int // versions seen by a full B2 listing
+	Cancelled     int // unfinished large files (of killed runs) cancelled
 	Retries       int // object transfers tried again
 	StateSaves    int
 

@@ -376,6 +376,20 @@ func TestMirrorUploadFaultsAndLargeFiles(t *testing.T) {
 		t.Fatalf("repair run: %v %+v", err, rep)
 	}
 	e.check(t, want)
+
+	// A large file a killed run left unfinished is cancelled by the next
+	// full listing.
+	var started struct {
+		FileID string `json:"fileId"`
+	}
+	mirCall(t, e, "b2_start_large_file", fmt.Sprintf(`{"bucketId":%q,"fileName":"video2.mp4","contentType":"b2/x-auto"}`,
+		mirBucketID(t, e)), &started)
+	cfg = e.config()
+	cfg.Verify = true
+	rep, err = e.run(t, ctx, cfg)
+	if err != nil || rep.Cancelled != 1 || len(e.b2.Unfinished(mirBucket)) != 0 {
+		t.Fatalf("cancel unfinished: %v %+v %v", err, rep, e.b2.Unfinished(mirBucket))
+	}
 }
 
 // brokenGet fails every read of one key.
