@@ -350,6 +350,8 @@ func TestMirrorUploadFaultsAndLargeFiles(t *testing.T) {
 	e.b2.FailNext("b2_upload_part", 1, 500)
 	cfg := e.config()
 	cfg.LargeFileThreshold, cfg.PartSize = 6_000_000, 5_000_000
+	rec := &sseRecorder{next: http.DefaultTransport}
+	cfg.Transport = rec
 	rep, err := e.run(t, ctx, cfg)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, backup.MirrorDetails(rep))
@@ -360,6 +362,9 @@ func TestMirrorUploadFaultsAndLargeFiles(t *testing.T) {
 	e.check(t, want)
 	if u := e.b2.Unfinished(mirBucket); len(u) != 0 {
 		t.Errorf("unfinished large files left: %v", u)
+	}
+	if rec.large.Load() == 0 || rec.largeSSE.Load() != rec.large.Load() {
+		t.Errorf("%d of %d b2_start_large_file calls asked for SSE-B2", rec.largeSSE.Load(), rec.large.Load())
 	}
 	// Persistent failure of one object: reported, the run fails, the next
 	// run repairs it.
@@ -403,6 +408,24 @@ func (b brokenGet) Get(ctx context.Context, key string) (io.ReadCloser, spaces.O
 		return nil, spaces.Object{}, errors.New("injected read failure")
 	}
 	return b.MirrorSource.Get(ctx, key)
+}
+
+// sseRecorder counts b2_start_large_file calls and those asking for SSE-B2.
+type sseRecorder struct {
+	next            http.RoundTripper
+	large, largeSSE atomic.Int64
+}
+
+func (s *sseRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(r.URL.Path, "/b2_start_large_file") {
+		body, _ := io.ReadAll(r.Body)
+		s.large.Add(1)
+		if bytes.Contains(body, []byte(`"serverSideEncryption":{"algorithm":"AES256","mode":"SSE-B2"}`)) {
+			s.largeSSE.Add(1)
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	return s.next.RoundTrip(r)
 }
 
 // cancelAfter cancels ctx after n uploads reached B2.

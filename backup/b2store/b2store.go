@@ -17,6 +17,7 @@ import (
 	"io"
 	"iter"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -117,7 +118,7 @@ func Open(ctx context.Context, cfg Config, opts ...b2.ClientOption) (*Store, err
 	if cfg.APIBase != "" {
 		opts = append(opts, b2.APIBase(cfg.APIBase))
 	}
-	opts = append(opts, b2.UserAgent("fediops-backup"))
+	opts = append(opts, b2.UserAgent("fediops-backup"), b2.Transport(fatalWatch{http.DefaultTransport}))
 	c, err := b2.NewClient(ctx, cfg.KeyID, cfg.Key, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("b2store: authorize key %s: %w", cfg.KeyID, err)
@@ -137,14 +138,22 @@ func (s *Store) Bucket() *b2.Bucket { return s.bucket }
 // of ChunkSize parts above it. On any error the upload is abandoned and its
 // unfinished large file cancelled.
 func (s *Store) Put(ctx context.Context, name string, r io.Reader) (backup.ObjectInfo, error) {
-	wctx, cancel := context.WithCancel(ctx)
+	wctx, cancelCause := context.WithCancelCause(ctx)
+	cancel := func() { cancelCause(context.Canceled) }
 	defer cancel()
+	wctx = context.WithValue(wctx, fatalKey{}, cancelCause)
 	w := s.bucket.Object(name).NewWriter(wctx)
 	w.ChunkSize = s.cfg.ChunkSize
 	w.ConcurrentUploads = s.cfg.ConcurrentUploads
 	n, err := io.Copy(w, onlyReader{r})
+	if cause := context.Cause(wctx); err != nil && cause != nil && cause != context.Canceled {
+		err = cause
+	}
 	if err == nil {
 		if err = w.Close(); err != nil {
+			if cause := context.Cause(wctx); cause != nil && cause != context.Canceled {
+				err = cause
+			}
 			err = fmt.Errorf("b2store: finish %s: %w", name, err)
 		}
 	} else {
@@ -160,6 +169,31 @@ func (s *Store) Put(ctx context.Context, name string, r io.Reader) (backup.Objec
 		return backup.ObjectInfo{}, err
 	}
 	return backup.ObjectInfo{Name: name, Size: n, Modified: time.Now()}, nil
+}
+
+// fatalKey carries a writer's cancel function into its HTTP requests.
+type fatalKey struct{}
+
+// fatalWatch works around a deadlock in blazer v0.7.2's Writer: when an
+// upload thread fails for good (a 4xx answer other than 401, 408, 429) it
+// calls setErr, which waits for a lock that Write holds while it waits for
+// that same thread to take the next part. Cancelling the writer's context
+// from the transport releases Write, and Put reports the answer as cause.
+type fatalWatch struct{ rt http.RoundTripper }
+
+func (f fatalWatch) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := f.rt.RoundTrip(req)
+	if err != nil || resp.StatusCode < 400 || resp.StatusCode >= 500 {
+		return resp, err
+	}
+	switch resp.StatusCode {
+	case http.StatusUnauthorized, http.StatusRequestTimeout, http.StatusTooManyRequests:
+		return resp, err
+	}
+	if cancel, ok := req.Context().Value(fatalKey{}).(context.CancelCauseFunc); ok {
+		cancel(fmt.Errorf("b2store: %s refused with HTTP %d", req.Header.Get("X-Blazer-Method"), resp.StatusCode))
+	}
+	return resp, err
 }
 
 // onlyReader hides io.Seeker so that blazer always takes its buffered,

@@ -1,0 +1,113 @@
+package b2store_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fediops/fediops/backup"
+	"github.com/fediops/fediops/backup/b2store"
+	"github.com/fediops/fediops/internal/b2fake"
+)
+
+func open(t *testing.T) (*b2fake.Server, *b2store.Store) {
+	srv := b2fake.New()
+	t.Cleanup(srv.Close)
+	srv.CreateBucket("b")
+	st, err := b2store.Open(context.Background(), b2store.Config{KeyID: srv.KeyID, Key: srv.Key, Bucket: "b", APIBase: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, st
+}
+
+// a reader that is not a Seeker, like the backup pipe
+type stream struct{ r io.Reader }
+
+func (s stream) Read(p []byte) (int, error) { return s.r.Read(p) }
+
+func TestPutOpenListDelete(t *testing.T) {
+	srv, st := open(t)
+	ctx := context.Background()
+	big := make([]byte, 20_000_000)
+	rand.Read(big)
+	srv.FailNext("b2_upload_part", 1, 500)
+	if _, err := st.Put(ctx, "db/x/big", stream{bytes.NewReader(big)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Put(ctx, "db/x/small", strings.NewReader("hi")); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := st.Open(ctx, "db/x/big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("read back %d bytes, %v", len(got), err)
+	}
+	var names []string
+	for o, err := range st.List(ctx, "db/") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, o.Name)
+	}
+	if strings.Join(names, ",") != "db/x/big,db/x/small" {
+		t.Fatalf("list: %v", names)
+	}
+	if _, err := st.Open(ctx, "db/nope"); !errors.Is(err, backup.ErrNotExist) {
+		t.Fatalf("open missing: %v", err)
+	}
+	for _, n := range names {
+		if err := st.Delete(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Delete(ctx, "db/x/big"); err != nil || len(srv.Files("b")) != 0 {
+		t.Fatalf("delete: %v, %d left", err, len(srv.Files("b")))
+	}
+}
+
+// blazer v0.7.2 deadlocks when its only upload thread fails for good while
+// Write waits to hand it the next part; Put must return, cancel the large
+// file, and name the cause.
+func TestRefusedPartDoesNotHang(t *testing.T) {
+	srv, st := open(t)
+	for _, failAt := range []int{1, 2} {
+		srv.FailNext("b2_upload_part", 0, 0)
+		big := make([]byte, 40_000_000)
+		done := make(chan error, 1)
+		go func() {
+			// fail the failAt-th part
+			for srv.Calls("b2_upload_part") < failAt-1 {
+				time.Sleep(time.Millisecond)
+			}
+			srv.FailNext("b2_upload_part", 1, 400)
+		}()
+		go func() {
+			_, err := st.Put(context.Background(), "db/refused", stream{bytes.NewReader(big)})
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Fatal("Put with a refused part succeeded")
+			}
+			if !strings.Contains(err.Error(), "HTTP 400") {
+				t.Errorf("Put with a refused part: %v, want the cause", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("Put hangs after B2 refused a part")
+		}
+		if f, u := srv.Files("b"), srv.Unfinished("b"); len(f) != 0 || len(u) != 0 {
+			t.Fatalf("after a refused part: %d files, %d unfinished", len(f), len(u))
+		}
+	}
+}

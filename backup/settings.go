@@ -1,0 +1,239 @@
+package backup
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/fediops/fediops/internal/envfile"
+)
+
+// Settings is what a backup command reads from its flags, the process
+// environment and Mastodon's .env.production, turned into package configs.
+// The process environment wins over the file, as with Ruby dotenv.
+type Settings struct {
+	EnvFile        string   // .env.production path; "" = none
+	Sources        string   // comma-separated: postgres,redis,mysql
+	Prefix         string   // object prefix, default "db/"
+	PGHost         string   // overrides DB_HOST
+	PGPort         int      // overrides DB_PORT: the direct port (25060 on DO)
+	PGDatabase     string   // overrides DB_NAME: the real database, not the pool
+	PGSSLRootCert  string   // CA file for verify-full
+	PoolNames      string   // comma-separated pool names refused as databases
+	RedisCAFile    string   // CA for redis-cli --tls ("" = system roots)
+	MySQLHost      string   // MYSQL_HOST
+	MySQLPort      int      // MYSQL_PORT
+	MySQLUser      string   // MYSQL_USER
+	MySQLDatabase  string   // MYSQL_DATABASE; password from MYSQL_PASSWORD
+	Recipients     []string // age1... public keys (-recipient, repeatable; BACKUP_AGE_RECIPIENTS)
+	RecipientFiles []string // files of public keys
+	Identity       string   // age identity file (restore, verify)
+	KeepFor        time.Duration
+	KeepLast       int
+	LockFile       string
+	B2APIBase      string // B2 stand-in (B2_API_BASE)
+
+	Source     string  // restore/verify: which source
+	ID         string  // restore/verify: backup ID or "latest"
+	ToDatabase string  // restore: PostgreSQL or MySQL database
+	ToFile     string  // restore: RDB file path
+	Tolerance  float64 // verify: relative row-count difference allowed
+	DryRun     bool    // prune: report only
+}
+
+type listFlag struct{ p *[]string }
+
+func (l listFlag) String() string {
+	if l.p == nil {
+		return ""
+	}
+	return strings.Join(*l.p, ",")
+}
+func (l listFlag) Set(v string) error { *l.p = append(*l.p, v); return nil }
+
+// RegisterFlags defines the settings' flags on fs.
+func (s *Settings) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&s.EnvFile, "env", ".env.production", "Mastodon's env file (DB_*, REDIS_*); empty for none")
+	fs.StringVar(&s.Sources, "sources", "postgres,redis", "what to back up: postgres, redis, mysql (comma-separated)")
+	fs.StringVar(&s.Prefix, "prefix", "db/", "object name prefix in the bucket")
+	fs.StringVar(&s.PGHost, "pg-host", "", "PostgreSQL host (default DB_HOST)")
+	fs.IntVar(&s.PGPort, "pg-port", 0, "PostgreSQL DIRECT port, 25060 on DigitalOcean (default DB_PORT; the pool port 25061 is refused)")
+	fs.StringVar(&s.PGDatabase, "pg-database", "", "real database name, not the pool name (default DB_NAME)")
+	fs.StringVar(&s.PGSSLRootCert, "pg-sslrootcert", "", "CA certificate file; sets sslmode=verify-full")
+	fs.StringVar(&s.PoolNames, "pool-names", "", "comma-separated pgBouncer pool names to refuse as database names")
+	fs.StringVar(&s.RedisCAFile, "redis-cacert", "", "CA file for Redis TLS (default: system roots)")
+	fs.StringVar(&s.MySQLHost, "mysql-host", "", "MySQL host (default MYSQL_HOST); password from MYSQL_PASSWORD")
+	fs.IntVar(&s.MySQLPort, "mysql-port", 0, "MySQL port (default MYSQL_PORT or 3306)")
+	fs.StringVar(&s.MySQLUser, "mysql-user", "", "MySQL user (default MYSQL_USER)")
+	fs.StringVar(&s.MySQLDatabase, "mysql-database", "", "MySQL database (default MYSQL_DATABASE)")
+	fs.Var(listFlag{&s.Recipients}, "recipient", "age public key to encrypt to (repeatable; also BACKUP_AGE_RECIPIENTS)")
+	fs.Var(listFlag{&s.RecipientFiles}, "recipient-file", "file of age public keys (repeatable)")
+	fs.StringVar(&s.Identity, "identity", "", "age identity (private key) file, for restore and verify")
+	fs.DurationVar(&s.KeepFor, "keep", DefaultKeepFor, "keep backups this long")
+	fs.IntVar(&s.KeepLast, "keep-last", DefaultKeepLast, "never keep fewer than this many newest backups per source")
+	fs.StringVar(&s.LockFile, "lock", "/var/tmp/fediops-backup.lock", "lock file that keeps runs from overlapping")
+	fs.StringVar(&s.B2APIBase, "b2-api", "", "B2 API base URL (default B2_API_BASE, else Backblaze)")
+	fs.StringVar(&s.Source, "source", "postgres", "restore/verify: which source")
+	fs.StringVar(&s.ID, "id", "latest", "restore/verify: backup ID (see list)")
+	fs.StringVar(&s.ToDatabase, "to-database", "", "restore: PostgreSQL or MySQL database to restore into (must exist)")
+	fs.StringVar(&s.ToFile, "to-file", "", "restore: file to write a Redis RDB to")
+	fs.Float64Var(&s.Tolerance, "tolerance", 0.02, "verify: allowed relative row-count difference per table (the source keeps changing)")
+	fs.BoolVar(&s.DryRun, "dry-run", false, "prune: only report what would be deleted")
+}
+
+// Target is the restore destination for a backup of kind, from
+// -to-database / -to-file and the connection settings.
+func (s *Settings) Target(lookup func(string) (string, bool), kind string) (Target, error) {
+	switch {
+	case kind == "redis" && s.ToFile != "":
+		return &RedisFileTarget{Path: s.ToFile}, nil
+	case kind == "postgres" && s.ToDatabase != "":
+		pg, err := s.Postgres(lookup)
+		if err != nil {
+			return nil, err
+		}
+		pg.Database = s.ToDatabase
+		return &PostgresTarget{Conn: *pg}, nil
+	case kind == "mysql" && s.ToDatabase != "":
+		my := s.MySQL(lookup)
+		return &MySQLTarget{Host: my.Host, Port: my.Port, User: my.User, Password: my.Password, Database: s.ToDatabase}, nil
+	case kind == "redis":
+		return nil, errors.New("backup: restoring a redis backup needs -to-file")
+	}
+	return nil, fmt.Errorf("backup: restoring a %s backup needs -to-database", kind)
+}
+
+// WriteCatalog prints a catalog as a table, one backup per line, then the
+// orphans.
+func WriteCatalog(w io.Writer, c Catalog) {
+	for _, e := range c.Backups {
+		fmt.Fprintf(w, "%-10s %s  %10s  %s\n", e.Source, e.ID, HumanBytes(e.Size), e.DataObject)
+	}
+	for _, o := range c.Orphans {
+		fmt.Fprintf(w, "%-10s %s  %10s  %s (incomplete: no manifest or no data)\n", "-",
+			o.Modified.UTC().Format(time.RFC3339), HumanBytes(o.Size), o.Name)
+	}
+}
+
+// Lookup reads EnvFile (if set) and returns a lookup in which the process
+// environment wins over the file.
+func (s *Settings) Lookup() (func(string) (string, bool), error) {
+	var f *envfile.File
+	if s.EnvFile != "" {
+		var err error
+		if f, err = envfile.Read(s.EnvFile); err != nil {
+			return nil, fmt.Errorf("backup: %w", err)
+		}
+	}
+	return func(k string) (string, bool) {
+		if v, ok := os.LookupEnv(k); ok {
+			return v, true
+		}
+		if f != nil {
+			return f.Get(k)
+		}
+		return "", false
+	}, nil
+}
+
+// Retention is the policy from -keep and -keep-last.
+func (s *Settings) Retention() Retention { return Retention{KeepFor: s.KeepFor, KeepLast: s.KeepLast} }
+
+// AgeRecipients parses -recipient, -recipient-file and BACKUP_AGE_RECIPIENTS.
+func (s *Settings) AgeRecipients(lookup func(string) (string, bool)) ([]age.Recipient, error) {
+	keys := append([]string(nil), s.Recipients...)
+	if v, ok := lookup("BACKUP_AGE_RECIPIENTS"); ok {
+		keys = append(keys, strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })...)
+	}
+	return ParseRecipients(keys, s.RecipientFiles)
+}
+
+// BuildSources makes the sources named in -sources.
+func (s *Settings) BuildSources(lookup func(string) (string, bool)) ([]Source, error) {
+	var out []Source
+	for _, name := range strings.Split(s.Sources, ",") {
+		switch strings.TrimSpace(name) {
+		case "postgres":
+			pg, err := s.Postgres(lookup)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, pg)
+		case "redis":
+			r, err := RedisFromEnv(lookup)
+			if err != nil {
+				return nil, err
+			}
+			r.CAFile = s.RedisCAFile
+			out = append(out, r)
+		case "mysql":
+			out = append(out, s.MySQL(lookup))
+		case "":
+		default:
+			return nil, fmt.Errorf("backup: -sources: unknown source %q (want postgres, redis, mysql)", name)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("backup: -sources names no source")
+	}
+	return out, nil
+}
+
+// Postgres is the PostgreSQL source: DB_* (or DATABASE_URL) overridden by
+// the -pg-* flags, validated (the pool is refused with a hint).
+func (s *Settings) Postgres(lookup func(string) (string, bool)) (*PostgresSource, error) {
+	pg, err := PostgresFromEnv(lookup)
+	if err != nil {
+		return nil, err
+	}
+	if s.PGHost != "" {
+		pg.Host = s.PGHost
+	}
+	if s.PGPort != 0 {
+		pg.Port = s.PGPort
+	}
+	if s.PGDatabase != "" {
+		pg.Database = s.PGDatabase
+	}
+	if s.PGSSLRootCert != "" {
+		pg.SSLRootCert, pg.SSLMode = s.PGSSLRootCert, "verify-full"
+	}
+	for _, n := range strings.Split(s.PoolNames, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			pg.PoolDatabases = append(pg.PoolDatabases, n)
+		}
+	}
+	if err := pg.Validate(); err != nil {
+		if errors.Is(err, ErrPoolConnection) {
+			return nil, fmt.Errorf("%w; pass -pg-port 25060 -pg-database <real database>", err)
+		}
+		return nil, err
+	}
+	return pg, nil
+}
+
+// MySQL is the MySQL source from MYSQL_* and the -mysql-* flags.
+func (s *Settings) MySQL(lookup func(string) (string, bool)) *MySQLSource {
+	get := func(flagVal, key string) string {
+		if flagVal != "" {
+			return flagVal
+		}
+		v, _ := lookup(key)
+		return v
+	}
+	m := &MySQLSource{Host: get(s.MySQLHost, "MYSQL_HOST"), User: get(s.MySQLUser, "MYSQL_USER"),
+		Database: get(s.MySQLDatabase, "MYSQL_DATABASE")}
+	m.Password, _ = lookup("MYSQL_PASSWORD")
+	m.Port = s.MySQLPort
+	if m.Port == 0 {
+		m.Port, _ = strconv.Atoi(get("", "MYSQL_PORT"))
+	}
+	return m
+}
