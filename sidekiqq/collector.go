@@ -31,6 +31,7 @@ type Collector struct {
 
 	processed, failed, workers, busy, processes, enqueued, scheduled, retry, dead *prometheus.Desc
 	queueLatency, queueEnqueued, queueSize, problems                              *prometheus.Desc
+	queueProcesses                                                                *prometheus.Desc
 }
 
 // NewCollector returns a collector reading through c.
@@ -45,29 +46,30 @@ func NewCollector(c redis.Cmdable, opts CollectorOptions) *Collector {
 		return prometheus.NewDesc(name, help, labels, opts.ConstLabels)
 	}
 	return &Collector{
-		client:        c,
-		timeout:       opts.Timeout,
-		now:           opts.Now,
-		processed:     d("sidekiq_processed_jobs_total", "Jobs processed since stats were reset (stat:processed)."),
-		failed:        d("sidekiq_failed_jobs_total", "Jobs failed since stats were reset (stat:failed)."),
-		workers:       d("sidekiq_workers", "Threads of all live Sidekiq processes."),
-		busy:          d("sidekiq_busy_workers", "Threads running a job."),
-		processes:     d("sidekiq_processes", "Live Sidekiq processes."),
-		enqueued:      d("sidekiq_enqueued_jobs", "Jobs waiting in all queues."),
-		scheduled:     d("sidekiq_scheduled_jobs", "Jobs in the schedule set."),
-		retry:         d("sidekiq_retry_jobs", "Jobs in the retry set."),
-		dead:          d("sidekiq_dead_jobs", "Jobs in the dead set."),
-		queueLatency:  d("sidekiq_queue_latency_seconds", "Age of the oldest job in the queue.", "name"),
-		queueEnqueued: d("sidekiq_queue_enqueued_jobs", "Jobs waiting in the queue.", "name"),
-		queueSize:     d("sidekiq_queue_size", "Jobs waiting in the queue (same as sidekiq_queue_enqueued_jobs).", "name"),
-		problems:      d("fediops_sidekiq_read_problems", "Entries in Redis that Sidekiq would not have written (see sidekiqq.Stats.Problems)."),
+		client:         c,
+		timeout:        opts.Timeout,
+		now:            opts.Now,
+		processed:      d("sidekiq_processed_jobs_total", "Jobs processed since stats were reset (stat:processed)."),
+		failed:         d("sidekiq_failed_jobs_total", "Jobs failed since stats were reset (stat:failed)."),
+		workers:        d("sidekiq_workers", "Threads of all live Sidekiq processes."),
+		busy:           d("sidekiq_busy_workers", "Threads running a job."),
+		processes:      d("sidekiq_processes", "Live Sidekiq processes."),
+		enqueued:       d("sidekiq_enqueued_jobs", "Jobs waiting in all queues."),
+		scheduled:      d("sidekiq_scheduled_jobs", "Jobs in the schedule set."),
+		retry:          d("sidekiq_retry_jobs", "Jobs in the retry set."),
+		dead:           d("sidekiq_dead_jobs", "Jobs in the dead set."),
+		queueLatency:   d("sidekiq_queue_latency_seconds", "Age of the oldest job in the queue.", "name"),
+		queueEnqueued:  d("sidekiq_queue_enqueued_jobs", "Jobs waiting in the queue.", "name"),
+		queueSize:      d("sidekiq_queue_size", "Jobs waiting in the queue (same as sidekiq_queue_enqueued_jobs).", "name"),
+		problems:       d("fediops_sidekiq_read_problems", "Entries in Redis that Sidekiq would not have written (see sidekiqq.Stats.Problems)."),
+		queueProcesses: d("sidekiq_queue_processes", "Live processes listening on the queue and not quiet (scheduler: exactly 1).", "name"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.processed, c.failed, c.workers, c.busy, c.processes, c.enqueued, c.scheduled,
-		c.retry, c.dead, c.queueLatency, c.queueEnqueued, c.queueSize, c.problems} {
+		c.retry, c.dead, c.queueLatency, c.queueEnqueued, c.queueSize, c.problems, c.queueProcesses} {
 		ch <- d
 	}
 }
@@ -100,4 +102,18 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		g(c.queueSize, float64(q.Size), q.Name)
 	}
 	g(c.problems, float64(len(s.Problems)))
+	// Every queue in the queues set or listed by a process, so that a queue
+	// nobody serves shows 0 and a served queue shows before its first job.
+	seen := map[string]bool{}
+	for _, q := range s.Queues {
+		seen[q.Name] = true
+	}
+	for _, p := range s.Processes {
+		for _, q := range p.Queues {
+			seen[q] = true
+		}
+	}
+	for q := range seen {
+		g(c.queueProcesses, float64(len(s.Serving(q))), q)
+	}
 }

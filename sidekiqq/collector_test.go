@@ -52,6 +52,15 @@ sidekiq_queue_enqueued_jobs{instance="vmst.io",name="mailers"} 0
 sidekiq_queue_enqueued_jobs{instance="vmst.io",name="pull"} 0
 sidekiq_queue_enqueued_jobs{instance="vmst.io",name="push"} 3
 sidekiq_queue_enqueued_jobs{instance="vmst.io",name="scheduler"} 1
+# HELP sidekiq_queue_processes Live processes listening on the queue and not quiet (scheduler: exactly 1).
+# TYPE sidekiq_queue_processes gauge
+sidekiq_queue_processes{instance="vmst.io",name="default"} 1
+sidekiq_queue_processes{instance="vmst.io",name="fasp"} 1
+sidekiq_queue_processes{instance="vmst.io",name="ingress"} 1
+sidekiq_queue_processes{instance="vmst.io",name="mailers"} 1
+sidekiq_queue_processes{instance="vmst.io",name="pull"} 1
+sidekiq_queue_processes{instance="vmst.io",name="push"} 1
+sidekiq_queue_processes{instance="vmst.io",name="scheduler"} 0
 # HELP sidekiq_queue_size Jobs waiting in the queue (same as sidekiq_queue_enqueued_jobs).
 # TYPE sidekiq_queue_size gauge
 sidekiq_queue_size{instance="vmst.io",name="default"} 0
