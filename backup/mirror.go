@@ -184,7 +184,41 @@ func (c *MirrorConfig) backoff(ctx context.Context, attempt int, hint time.Durat
 
 // Mirror copies a Spaces (S3) bucket to a B2 bucket and keeps only the
 // latest copy of each object there. Build it with NewMirror, call Run from
-// a timer.
+// a timer (MirrorUnits: every 4 hours).
+//
+// State: a zstd-compressed JSON file in B2 (DefaultMirrorState) records,
+// for each source key, the size, ETag and last-modified time of the copy
+// and its B2 file id. A run lists only the source and copies what is new
+// or changed (size, then ETag, else last-modified); unchanged objects are
+// neither read nor listed in B2. The first run, -verify, a state written
+// for another source, or a state not marked clean (a checkpoint of an
+// interrupted or failed run) makes the run list every B2 version under
+// TargetPrefix first: newest versions are adopted (their file info holds
+// src_etag and src_last_modified_millis), older versions, hide markers and
+// unfinished large files are removed. The state is saved every
+// CheckpointEvery changes or CheckpointInterval and at the end, as a new
+// B2 version (an upload is all or nothing) after which the old one is
+// deleted; a run that changed nothing writes nothing.
+//
+// Only the latest copy: B2 keeps every version of a name, so the mirror
+// deletes versions itself, by file id — the replaced version right after
+// its successor is uploaded, all versions of a name gone from the source.
+// No lifecycle rule is needed (one with daysFromHidingToDeleting: 1 does
+// no harm) and nothing is hidden; an object is never without a copy.
+//
+// Safety: deletions happen only after a complete source listing, and not
+// at all when they exceed MaxDeleteFraction of the mirrored objects
+// (ErrMirrorShrink) or the listing failed (ErrMirrorListing). DryRun
+// reports every action through OnAction and writes nothing.
+//
+// Transfers: Workers objects in flight, each streamed from the source's
+// GET body straight into b2_upload_file with its SHA1 sent after the body,
+// so memory does not grow with object size; objects above
+// LargeFileThreshold go up in PartSize parts, streamed the same way. A
+// failed transfer is retried with a fresh GET (Attempts, Backoff); one that
+// still fails is counted in the report and retried by the next run.
+// Uploads ask for SSE-B2 (AES256, Backblaze-managed keys); the real
+// endpoints are https, and plain http is refused except on loopback.
 type Mirror struct{ cfg MirrorConfig }
 
 // NewMirror checks cfg and fills in defaults.
