@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -72,40 +73,65 @@ func BenchmarkSelectOnlyVsPgbench(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("FEDIOPS_BENCH_ROUNDS")); err == nil && v > 0 {
 		rounds = v
 	}
-	var benchTPS, benchSimpleTPS, execTPS, simpleTPS float64
-	pgbenchTPS := func(mode string) (float64, float64) {
-		out, cpu := run("-S", "-M", mode, "-n", "-c", "50", "-j", "2", "-T", strconv.Itoa(secs),
-			"-h", bo.Host, "-p", strconv.Itoa(bo.Port), "-U", bo.User, bo.Database)
-		m, n := tpsRE.FindStringSubmatch(out), txRE.FindStringSubmatch(out)
-		if m == nil || n == nil {
-			b.Fatalf("no tps in pgbench's output:\n%s", out)
-		}
-		v, _ := strconv.ParseFloat(m[1], 64)
-		tx, _ := strconv.ParseFloat(n[1], 64)
-		return v, float64(cpu.Microseconds()) / tx
+	stackDir := testenv.Shared(b).Dir
+	// measure runs one contender and returns its rate and CPU per query:
+	// the client's, pgBouncer's and PostgreSQL's. CPU is what a loaded
+	// box cannot blur much; the rate is what it shares out.
+	type result struct{ tps, client, bouncer, postgres float64 }
+	measure := func(f func() (tps float64, queries float64, client time.Duration)) result {
+		b0, p0 := serverCPU(stackDir)
+		tps, q, cl := f()
+		b1, p1 := serverCPU(stackDir)
+		us := func(d time.Duration) float64 { return float64(d.Microseconds()) / q }
+		return result{tps, us(cl), us(b1 - b0), us(p1 - p0)}
 	}
+	pgbenchRun := func(mode string) func() (float64, float64, time.Duration) {
+		return func() (float64, float64, time.Duration) {
+			out, cpu := run("-S", "-M", mode, "-n", "-c", "50", "-j", "2", "-T", strconv.Itoa(secs),
+				"-h", bo.Host, "-p", strconv.Itoa(bo.Port), "-U", bo.User, bo.Database)
+			m, n := tpsRE.FindStringSubmatch(out), txRE.FindStringSubmatch(out)
+			if m == nil || n == nil {
+				b.Fatalf("no tps in pgbench's output:\n%s", out)
+			}
+			v, _ := strconv.ParseFloat(m[1], 64)
+			tx, _ := strconv.ParseFloat(n[1], 64)
+			return v, tx, cpu
+		}
+	}
+	pgxRun := func(cfg *pgxpool.Config) func() (float64, float64, time.Duration) {
+		return func() (float64, float64, time.Duration) { return selectOnly(ctx, b, cfg, secs) }
+	}
+	contenders := []struct {
+		name string
+		run  func() (float64, float64, time.Duration)
+	}{
+		{"pgbench -M extended", pgbenchRun("extended")},
+		{"pgx exec (pgpool)", pgxRun(cfg.Pooled)},
+		{"pgbench -M simple", pgbenchRun("simple")},
+		{"pgx simple protocol", pgxRun(simple)},
+	}
+	sum := make([]result, len(contenders))
 	var ratios []float64
 	for r := range rounds {
-		// Odd rounds start with pgx, even ones with pgbench.
-		var bt, bc, et, ec, bs, bsc, st, sc float64
-		if r%2 == 0 {
-			bt, bc = pgbenchTPS("extended")
-			et, ec = selectOnly(ctx, b, cfg.Pooled, secs)
-			bs, bsc = pgbenchTPS("simple")
-			st, sc = selectOnly(ctx, b, simple, secs)
-		} else {
-			et, ec = selectOnly(ctx, b, cfg.Pooled, secs)
-			bt, bc = pgbenchTPS("extended")
-			st, sc = selectOnly(ctx, b, simple, secs)
-			bs, bsc = pgbenchTPS("simple")
+		// Odd rounds run the contenders in reverse order.
+		res := make([]result, len(contenders))
+		for i := range contenders {
+			j := i
+			if r%2 == 1 {
+				j = len(contenders) - 1 - i
+			}
+			res[j] = measure(contenders[j].run)
 		}
-		b.Logf("round %d: tps (client CPU µs per query): pgbench extended %.0f (%.1f), pgx exec %.0f (%.1f) = %.2fx; pgbench simple %.0f (%.1f), pgx simple %.0f (%.1f)",
-			r+1, bt, bc, et, ec, et/bt, bs, bsc, st, sc)
-		ratios = append(ratios, et/bt)
-		benchTPS += bt / float64(rounds)
-		execTPS += et / float64(rounds)
-		benchSimpleTPS += bs / float64(rounds)
-		simpleTPS += st / float64(rounds)
+		line := fmt.Sprintf("round %d:", r+1)
+		for i, c := range contenders {
+			line += fmt.Sprintf(" %s %.0f tps;", c.name, res[i].tps)
+			sum[i].tps += res[i].tps / float64(rounds)
+			sum[i].client += res[i].client / float64(rounds)
+			sum[i].bouncer += res[i].bouncer / float64(rounds)
+			sum[i].postgres += res[i].postgres / float64(rounds)
+		}
+		b.Log(line + fmt.Sprintf(" exec/pgbench %.2fx", res[1].tps/res[0].tps))
+		ratios = append(ratios, res[1].tps/res[0].tps)
 	}
 	sort.Float64s(ratios)
 	median := ratios[len(ratios)/2]
@@ -113,23 +139,28 @@ func BenchmarkSelectOnlyVsPgbench(b *testing.B) {
 		median = (ratios[len(ratios)/2-1] + ratios[len(ratios)/2]) / 2
 	}
 
-	b.ReportMetric(benchTPS, "pgbench-tps")
-	b.ReportMetric(execTPS, "pgx-exec-tps")
-	b.ReportMetric(execTPS/benchTPS, "exec/pgbench")
+	b.ReportMetric(sum[0].tps, "pgbench-tps")
+	b.ReportMetric(sum[1].tps, "pgx-exec-tps")
+	b.ReportMetric(sum[1].tps/sum[0].tps, "exec/pgbench")
 	b.ReportMetric(median, "median-round-exec/pgbench")
-	b.ReportMetric(simpleTPS/benchSimpleTPS, "simple/pgbench-simple")
-	b.Logf("select-only, 50 clients, %d rounds of %d s each, through pgBouncer 1.18 (transaction mode, TLS):\n"+
-		"  pgbench -S -M extended -c 50 -j 2: %8.0f tps\n"+
-		"  pgx via pgpool (exec mode):         %8.0f tps  %.2fx pgbench extended\n"+
-		"  pgbench -S -M simple -c 50 -j 2:   %8.0f tps\n"+
-		"  pgx, simple protocol:               %8.0f tps  %.2fx pgbench simple\n"+
-		"  median of the rounds' pgx exec / pgbench extended: %.2fx",
-		rounds, secs, benchTPS, execTPS, execTPS/benchTPS, benchSimpleTPS, simpleTPS, simpleTPS/benchSimpleTPS, median)
+	b.ReportMetric(sum[3].tps/sum[2].tps, "simple/pgbench-simple")
+	report := fmt.Sprintf("select-only, 50 clients, %d rounds of %d s, through pgBouncer 1.18 (transaction mode, TLS); mean per contender:\n"+
+		"  %-22s %8s %6s  %s\n", rounds, secs, "", "tps", "ratio", "CPU µs per query: client + pgBouncer + PostgreSQL = total")
+	for i, c := range contenders {
+		ratio := sum[i].tps / sum[i&^1].tps
+		total := sum[i].client + sum[i].bouncer + sum[i].postgres
+		report += fmt.Sprintf("  %-22s %8.0f %5.2fx  %.1f + %.1f + %.1f = %.1f\n", c.name, sum[i].tps, ratio, sum[i].client, sum[i].bouncer, sum[i].postgres, total)
+	}
+	report += fmt.Sprintf("  median of the rounds' pgx exec / pgbench extended: %.2fx", median)
+	b.Log(report)
 }
 
 // selectOnly runs pgbench's select-only query from 50 goroutines for secs
-// seconds after opening every connection, and returns transactions per second.
-func selectOnly(ctx context.Context, b *testing.B, cfg *pgxpool.Config, secs int) (tps, cpuPerQuery float64) {
+// seconds after opening every connection, and returns transactions per
+// second (connections excluded, as pgbench does), the number of queries
+// and the process's CPU time over the whole call.
+func selectOnly(ctx context.Context, b *testing.B, cfg *pgxpool.Config, secs int) (tps, queries float64, cpu time.Duration) {
+	cpu0 := cpuTime()
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -151,7 +182,6 @@ func selectOnly(ctx context.Context, b *testing.B, cfg *pgxpool.Config, secs int
 	var n, fails atomic.Int64
 	var firstErr atomic.Value
 	deadline := time.Now().Add(time.Duration(secs) * time.Second)
-	cpu0 := cpuTime()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range clients {
@@ -175,8 +205,8 @@ func selectOnly(ctx context.Context, b *testing.B, cfg *pgxpool.Config, secs int
 		b.Fatalf("%d queries failed, first: %v", fails.Load(), firstErr.Load())
 	}
 	el := time.Since(start)
-	cpu := cpuTime() - cpu0
-	return float64(n.Load()) / el.Seconds(), float64(cpu.Microseconds()) / float64(n.Load())
+	pool.Close()
+	return float64(n.Load()) / el.Seconds(), float64(n.Load()), cpuTime() - cpu0
 }
 
 // cpuTime is the user and system time this process has used.
@@ -186,4 +216,63 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// serverCPU is the CPU time used so far by the stack's pgBouncer and
+// PostgreSQL (postmaster and backends), read from /proc; 0 when the
+// servers are not local. Ticks are taken as 100 per second (Linux).
+func serverCPU(stackDir string) (bouncer, postgres time.Duration) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, 0
+	}
+	type proc struct {
+		ppid int
+		cpu  time.Duration
+		cmd  string
+	}
+	procs := map[int]proc{}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(stat)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:]) // f[0] is the state; ppid f[1], utime f[11], stime f[12]
+		if len(f) < 13 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		procs[pid] = proc{ppid, time.Duration(ut+st) * 10 * time.Millisecond, string(cmd)}
+	}
+	postmasters := map[int]bool{}
+	for pid, p := range procs {
+		if !strings.Contains(p.cmd, stackDir) {
+			continue
+		}
+		switch {
+		case strings.Contains(p.cmd, "pgbouncer"):
+			bouncer += p.cpu
+		case strings.Contains(p.cmd, "postgres"):
+			postmasters[pid] = true
+			postgres += p.cpu
+		}
+	}
+	for _, p := range procs {
+		if postmasters[p.ppid] {
+			postgres += p.cpu
+		}
+	}
+	return bouncer, postgres
 }
