@@ -1,0 +1,146 @@
+// Command provision makes a DigitalOcean account fit a Mastodon .env.production: the cluster's CA in a
+// file, a transaction pool sized from the connection budget, the Spaces CDN endpoint for S3_ALIAS_HOST,
+// and the DB_* lines of the file. It prints the plan and changes nothing without -apply; a second -apply
+// has nothing to do. `provision migrate-env --to direct|pooled` points the file at the database itself
+// for schema migrations, then puts the exact bytes back.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/fediops/fediops/internal/envfile"
+	"github.com/fediops/fediops/pgpool"
+	"github.com/fediops/fediops/spaces"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+const help = `usage: provision -cluster ID [flags]   (plan; -apply makes it so)
+       provision migrate-env --to direct|pooled [-env FILE] [-db NAME] [-force]
+Plans and applies: the cluster's CA to -ca-file, the transaction pool, the Spaces CDN endpoint (custom domain
+S3_ALIAS_HOST) and the DB_* lines of -env (atomic rewrite). The token comes from DIGITALOCEAN_TOKEN and is never
+printed; printed secrets are redacted. Exit status 0 done, 1 failure, 2 usage or config error.
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("provision", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, help+"\n"); fs.PrintDefaults() }
+	sub := len(args) > 0 && args[0] == "migrate-env"
+	envPath := fs.String("env", ".env.production", "Mastodon's settings `file`")
+	cluster := fs.String("cluster", "", "the database cluster's `id` (required)")
+	pool := fs.String("pool", "", "connection pool `name` (default DB_NAME from -env)")
+	db := fs.String("db", "", "`database` behind the pool (default FEDIOPS_DB_DIRECT_NAME, else mastodon_production)")
+	user := fs.String("user", "", "pool `user` (default DB_USER, else mastodon)")
+	size := fs.Int("size", 0, "pool size; 0 = what the cluster's limit leaves after other pools and -reserve")
+	reserve := fs.Int("reserve", 5, "connections kept free of pools for migrations, backups and psql")
+	private := fs.Bool("private", false, "write the cluster's private (VPC) host as DB_HOST")
+	caFile := fs.String("ca-file", "", "`path` of the CA file, mode 0644 (default FEDIOPS_DB_CA_FILE, else do-ca.crt beside -env)")
+	cert := fs.String("cdn-cert-id", "", "DO certificate `id` for the CDN's custom domain (S3_ALIAS_HOST)")
+	ttl := fs.Uint("ttl", 0, "CDN cache `seconds`: 60, 600, 3600, 86400 or 604800 (0: 3600 when created, else kept)")
+	apiURL := fs.String("api-url", getenv("DIGITALOCEAN_API_URL"), "DO API base `URL` (default DIGITALOCEAN_API_URL, else DO's)")
+	apply := fs.Bool("apply", false, "carry out the plan (default: print it only)")
+	to := fs.String("to", "", "migrate-env: `direct` (bypass the pool) or pooled (the original bytes back)")
+	force := fs.Bool("force", false, "migrate-env --to pooled: restore although the file was edited meanwhile")
+	if err := fs.Parse(args[map[bool]int{true: 1}[sub]:]); err != nil {
+		return map[bool]int{true: 0, false: 2}[errors.Is(err, flag.ErrHelp)]
+	}
+	say := func(code int, err error) int { fmt.Fprintln(stderr, "provision:", err); return code }
+	if sub {
+		return migrateEnv(*envPath, *to, *db, *force, stdout, say)
+	}
+	token := getenv("DIGITALOCEAN_TOKEN")
+	if fs.NArg() > 0 || *cluster == "" || token == "" || *to != "" || *force {
+		return say(2, errors.New("-cluster and DIGITALOCEAN_TOKEN are required; no arguments, no -to/-force (-h for help)"))
+	}
+	env, err := envfile.Read(*envPath)
+	if err != nil {
+		return say(2, err)
+	} else if u, _ := env.Get("DATABASE_URL"); u != "" {
+		return say(2, fmt.Errorf("%s: DATABASE_URL is set and would win over the DB_* lines: remove it", *envPath))
+	} else if pgpool.InDirectMode(*envPath) {
+		return say(1, fmt.Errorf("%s is in migration mode: run migrate-env --to pooled first", *envPath))
+	}
+	*pool, *db, *user = orEnv(env, *pool, "DB_NAME", ""), orEnv(env, *db, pgpool.EnvDirectName, pgpool.DefaultDatabase), orEnv(env, *user, "DB_USER", pgpool.DefaultUser)
+	if *caFile = orEnv(env, *caFile, pgpool.EnvCAFile, filepath.Join(filepath.Dir(*envPath), "do-ca.crt")); *pool == "" {
+		return say(2, fmt.Errorf("-pool: not given and no DB_NAME in %s", *envPath))
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	gc, err := pgpool.NewGodo(token, pgpool.GodoOptions{BaseURL: *apiURL})
+	if err != nil {
+		return say(2, err)
+	}
+	m := &pgpool.Manager{API: gc.Databases, Cluster: *cluster, Reserve: *reserve, Logger: log}
+	changes, todo := 0, []func() error{}
+	plan := func(n int, do func() error, format string, a ...any) {
+		changes += n
+		if fmt.Fprintf(stdout, format, a...); n > 0 {
+			todo = append(todo, do)
+		}
+	}
+	ca, err := m.CA(ctx)
+	if err != nil {
+		return say(1, err)
+	}
+	old, _ := os.ReadFile(*caFile)
+	same := bytes.Equal(ca, old)
+	plan(map[bool]int{false: 1}[same], func() error { _, err := m.FetchCA(ctx, *caFile); return err },
+		"1. ca %s: %s\n", *caFile, map[bool]string{true: "up to date", false: "write (mode 0644)"}[same])
+	if *size == 0 {
+		if *size, err = budgetSize(ctx, m, *pool); err != nil {
+			return say(1, err)
+		}
+	}
+	pp, err := m.PlanPools(ctx, pgpool.PoolSpec{Name: *pool, Database: *db, User: *user, Size: *size, Mode: "transaction"})
+	if err != nil {
+		return say(1, err)
+	}
+	plan(pp.Changes(), func() error { return m.Apply(ctx, pp) }, "2. pool %s, %s", *pool, pp)
+	if s3, err := spaces.ConfigFromEnv(env.Get); errors.Is(err, spaces.ErrDisabled) {
+		plan(0, nil, "3. cdn: skipped, S3_ENABLED is not true\n")
+	} else if err != nil {
+		return say(2, fmt.Errorf("%s: %w", *envPath, err))
+	} else if cdn, err := spaces.NewCDN(gc.CDNs, spaces.CDNConfig{Origin: s3.Origin(), CustomDomain: s3.AliasHost,
+		CertificateID: *cert, TTL: uint32(*ttl), Logger: log}); err != nil {
+		return say(2, fmt.Errorf("cdn for S3_ALIAS_HOST (-cdn-cert-id, -ttl): %w", err))
+	} else if cp, err := cdn.Plan(ctx); err != nil {
+		return say(1, err)
+	} else {
+		plan(len(cp.Steps), func() error { _, err := cp.Apply(ctx); return err }, "3. %s\n", cp)
+	}
+	host, err := clusterHost(ctx, gc, *cluster, *private)
+	if err != nil {
+		return say(1, err)
+	}
+	fmt.Fprintf(stdout, "4. env %s:", *envPath)
+	sets, err := setAll(env, stdout, pooledSettings(host, *pool, *user, *db, *caFile, orEnv(env, "", "DB_SSLMODE", "require")))
+	if err != nil {
+		return say(1, err)
+	}
+	plan(sets, env.Save, "\n")
+	if changes == 0 || !*apply {
+		fmt.Fprintf(stdout, "%d change(s)%s\n", changes, map[bool]string{true: "; run with -apply to make them"}[changes > 0 && !*apply])
+		return 0
+	}
+	for _, do := range todo {
+		if err := do(); err != nil {
+			return say(1, err)
+		}
+	}
+	fmt.Fprintf(stdout, "applied %d change(s)\n", changes)
+	return 0
+}

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/fediops/fediops/internal/envfile"
+	"github.com/fediops/fediops/pgpool"
+)
+
+// migrateEnv is `provision migrate-env`: pgpool's reversible migration mode.
+func migrateEnv(path, to, db string, force bool, stdout io.Writer, say func(int, error) int) int {
+	var err error
+	var ep pgpool.Endpoint
+	switch to {
+	case "direct":
+		if ep, err = pgpool.ToDirect(path, pgpool.Options{DirectDatabase: db}); err == nil {
+			fmt.Fprintf(stdout, "%s now points at %s (no pool): run the migration, then migrate-env --to pooled\n", path, ep)
+		}
+	case "pooled":
+		if err = pgpool.ToPooled(path, force); err == nil {
+			fmt.Fprintf(stdout, "%s holds its pooled original again\n", path)
+		}
+	default:
+		return say(2, errors.New("migrate-env: --to must be direct or pooled"))
+	}
+	var pe *envfile.ParseError
+	if errors.As(err, &pe) || errors.Is(err, pgpool.ErrInvalid) || errors.Is(err, pgpool.ErrNoDirect) || errors.Is(err, os.ErrNotExist) {
+		return say(2, err)
+	} else if err != nil {
+		return say(1, err)
+	}
+	return 0
+}
