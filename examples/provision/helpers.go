@@ -62,7 +62,12 @@ func budgetSize(ctx context.Context, m *pgpool.Manager, pool string) (int, error
 	if err != nil {
 		return 0, err
 	}
-	return b.WithPool(pool, 0).Add(pgpool.Direct("reserve", m.Reserve)).Report().Headroom, nil
+	r := b.WithPool(pool, 0).Add(pgpool.Direct("reserve", m.Reserve)).Report()
+	if r.Headroom < 1 {
+		return 0, fmt.Errorf("no connections left for pool %s: limit %d - other pools %d - reserve %d; shrink a pool, lower -reserve or set -size",
+			pool, r.Limit, r.PoolSum, r.Direct)
+	}
+	return r.Headroom, nil
 }
 
 // clusterHost is the cluster's public host, or its VPC host with private.

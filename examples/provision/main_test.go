@@ -385,6 +385,7 @@ func TestUsageAndRuntimeErrors(t *testing.T) {
 		{[]string{"-env", h.env, "-cluster", "c1"}, 2, "CertificateID"},
 		{h.provision("-env", filepath.Join(h.dir, "missing")), 2, "missing"},
 		{h.provision("-cluster", "nope"), 1, "404"},
+		{h.provision("-reserve", "97"), 1, "no connections left for pool the_mastodon_connection_pool: limit 97 - other pools 0 - reserve 97"},
 		{[]string{"migrate-env", "-env", h.env, "--to", "sideways"}, 2, "--to must be direct or pooled"},
 		{[]string{"migrate-env", "-env", h.env, "--to", "pooled"}, 1, "not in direct"},
 	} {
