@@ -78,6 +78,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	*pool, *db, *user = orEnv(env, *pool, "DB_NAME", ""), orEnv(env, *db, pgpool.EnvDirectName, pgpool.DefaultDatabase), orEnv(env, *user, "DB_USER", pgpool.DefaultUser)
 	if *caFile = orEnv(env, *caFile, pgpool.EnvCAFile, filepath.Join(filepath.Dir(*envPath), "do-ca.crt")); *pool == "" {
 		return say(2, fmt.Errorf("-pool: not given and no DB_NAME in %s", *envPath))
+	} else if *caFile, err = filepath.Abs(*caFile); err != nil { // the .env names it for other working directories
+		return say(2, err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	gc, err := pgpool.NewGodo(token, pgpool.GodoOptions{BaseURL: *apiURL})

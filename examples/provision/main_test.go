@@ -318,9 +318,13 @@ func TestExistingPoolAndEndpointAreUpdated(t *testing.T) {
 	f.pools["the_mastodon_connection_pool"] = godo.DatabasePool{Name: "the_mastodon_connection_pool", Size: 10, Mode: "session", Database: "mastodon_production", User: "the_mastodon_user"}
 	f.eps = []godo.CDN{{ID: "ep-9", Origin: "ourbucketname.nyc3.digitaloceanspaces.com", TTL: 3600}}
 	h := newHarness(t, srv)
-	code, out, errs := h.run(h.provision("-ttl", "86400", "-reserve", "7", "-apply")...)
+	t.Chdir(h.dir)
+	code, out, errs := h.run(h.provision("-ttl", "86400", "-reserve", "7", "-ca-file", "rel.crt", "-apply")...)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	if env, err := envfile.Read(h.env); err != nil || must(env.Get("NODE_EXTRA_CA_CERTS")) != filepath.Join(h.dir, "rel.crt") {
+		t.Errorf("relative -ca-file not written as an absolute path: %v", err)
 	}
 	mustContain(t, out, "update pool the_mastodon_connection_pool: size 10 -> 70, mode session -> transaction",
 		`update-custom-domain: "" (certificate "") -> "cdn.vmst.io" (certificate "cert-1")`, "update-ttl: 3600 -> 86400")
@@ -429,3 +433,5 @@ func mustStat(t *testing.T, p string) os.FileInfo {
 	}
 	return st
 }
+
+func must(v string, _ bool) string { return v }
