@@ -43,13 +43,16 @@ func (b *backendConn) Read(p []byte) (int, error) {
 	if b.fd < 0 {
 		return b.Conn.Read(p)
 	}
+	if len(p) == 0 {
+		return 0, nil
+	}
 	n, err := readFD(b.fd, p)
 	switch {
 	case err == syscall.EAGAIN:
 		return 0, errWouldBlock
 	case err != nil:
 		return 0, &net.OpError{Op: "read", Net: "tcp", Addr: b.RemoteAddr(), Err: os.NewSyscallError("read", err)}
-	case n == 0 && len(p) > 0:
+	case n == 0:
 		return 0, io.EOF
 	}
 	return n, nil
@@ -89,72 +92,78 @@ func (c *conn) close() {
 	})
 }
 
-// upstream copies client -> backend. It waits for the client socket to be
-// readable holding no buffer, then reads into a pooled one.
+// Both copy loops run inside one syscall.RawConn.Read callback for the
+// life of the connection: they read with non-blocking syscalls into a
+// pooled buffer until the socket says EAGAIN, give the buffer back, and
+// park in the poller. (Parking after a short read without the EAGAIN read
+// would save a syscall per message but misses a FIN that arrived with the
+// last data, which Redis sends after QUIT or a close_notify.)
+
+// upstream copies client -> backend.
 func (c *conn) upstream() {
 	defer c.done()
 	var (
-		buf  *[]byte
-		n    int
-		rerr error
+		buf *[]byte
+		eof bool
+		err error
 	)
 	read := func(fd uintptr) bool {
-		if buf == nil {
-			buf = bufPool.Get().(*[]byte)
-		}
-		n, rerr = readFD(int(fd), *buf)
-		if rerr == syscall.EAGAIN {
-			bufPool.Put(buf)
-			buf = nil
-			return false // park until readable
-		}
-		return true
-	}
-	for {
-		if err := c.craw.Read(read); err != nil || rerr != nil {
-			break
-		}
-		if n == 0 { // the client is done sending: tell the backend, let replies drain
-			if buf != nil {
-				bufPool.Put(buf)
+		for {
+			if buf == nil {
+				buf = bufPool.Get().(*[]byte)
 			}
-			c.eof.Store(true)
-			c.backend.CloseWrite()
-			c.bc.SetReadDeadline(time.Now().Add(c.s.settings().svc.CloseTimeout))
-			return
+			n, rerr := readFD(int(fd), *buf)
+			switch {
+			case rerr == syscall.EAGAIN:
+				bufPool.Put(buf)
+				buf = nil
+				return false
+			case rerr != nil:
+				err = rerr
+				return true
+			case n == 0:
+				eof = true
+				return true
+			}
+			c.pending.Store(true)
+			if _, err = c.backend.Write((*buf)[:n]); err != nil {
+				return true
+			}
+			c.s.m.toBackend.Add(float64(n))
+			c.last.Store(c.s.clock.Load())
 		}
-		c.pending.Store(true)
-		_, err := c.backend.Write((*buf)[:n])
-		bufPool.Put(buf)
-		buf = nil
-		if err != nil {
-			break
-		}
-		c.s.m.toBackend.Add(float64(n))
-		c.last.Store(c.s.clock.Load())
+	}
+	if rerr := c.craw.Read(read); err == nil {
+		err = rerr
 	}
 	if buf != nil {
 		bufPool.Put(buf)
 	}
+	if eof { // the client is done sending: tell the backend, let replies drain
+		c.eof.Store(true)
+		c.backend.CloseWrite()
+		c.bc.SetReadDeadline(time.Now().Add(c.s.settings().svc.CloseTimeout))
+		return
+	}
 	c.close()
 }
 
-// downstream copies backend -> client. Inside the RawConn callback it
-// drains everything tls.Conn can decrypt without blocking, then parks in
-// the poller holding no buffer until the backend socket is readable.
+// downstream copies backend -> client: tls.Conn.Read over backendConn
+// returns errWouldBlock where it would wait.
 func (c *conn) downstream() {
 	defer c.done()
 	var (
-		buf *[]byte
-		err error
+		buf        *[]byte
+		err        error
+		clientGone bool
 	)
 	read := func(fd uintptr) bool {
 		c.bc.fd = int(fd)
 		defer func() { c.bc.fd = -1 }()
-		if buf == nil {
-			buf = bufPool.Get().(*[]byte)
-		}
 		for {
+			if buf == nil {
+				buf = bufPool.Get().(*[]byte)
+			}
 			n, rerr := c.backend.Read(*buf)
 			if n > 0 {
 				b := (*buf)[:n]
@@ -162,6 +171,7 @@ func (c *conn) downstream() {
 					c.s.suspect(c.node)
 				}
 				if _, err = c.client.Write(b); err != nil {
+					clientGone = true
 					return true
 				}
 				c.pending.Store(false)
@@ -185,7 +195,7 @@ func (c *conn) downstream() {
 	if buf != nil {
 		bufPool.Put(buf)
 	}
-	if !c.closed.Load() && !c.eof.Load() {
+	if !c.closed.Load() && !c.eof.Load() && !clientGone {
 		c.s.kickMonitor() // the backend dropped us: check the node now
 	}
 	c.close()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -235,7 +236,15 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 	t.Helper()
 	for end := time.Now().Add(5 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(end) {
-			t.Fatalf("timed out waiting for %s", what)
+			buf := make([]byte, 1<<20)
+			n := runtime.Stack(buf, true)
+			var keep []string
+			for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+				if strings.Contains(g, "redistls.(*conn)") {
+					keep = append(keep, g)
+				}
+			}
+			t.Fatalf("timed out waiting for %s\n%s", what, strings.Join(keep, "\n\n"))
 		}
 	}
 }
