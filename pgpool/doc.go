@@ -35,19 +35,23 @@
 // Bind, Describe, Execute and Sync in one message batch: one round trip,
 // ending at a Sync, so pgBouncer sees the whole query on one server
 // connection and the unnamed statement is gone when it is done.
-// Parameters travel separately from the SQL (text format, types chosen
-// from the Go values), so there is no client-side quoting.
+// Parameters travel separately from the SQL (text format, encoded from the
+// Go values, their types inferred by the server), so there is no
+// client-side quoting.
 //
 // The other modes were considered: CacheStatement (pgx's default) and
 // CacheDescribe keep per-connection state and break; the test shows the
 // default failing on thousands of 10,000 queries. DescribeExec needs two
 // round trips with a Sync between them, after which pgBouncer may switch
 // server connections outside a transaction and lose the unnamed
-// statement. SimpleProtocol is also safe, but it interpolates parameters
-// into the SQL text on the client and sends []byte as bytea; beside
-// pgbench on this machine it was within the run-to-run noise of Exec and
-// cost the client about the same CPU per query (BENCHMARKS.md), so
-// keeping parameters out of the SQL decides. Both reach pgbench's rate.
+// statement. SimpleProtocol is also safe and one message instead of five:
+// beside pgbench it cost client, pgBouncer and PostgreSQL together about
+// 5-15% less CPU per query than Exec (BENCHMARKS.md). But it interpolates
+// parameters into the SQL text on the client and sends []byte as bytea,
+// while Exec keeps parameters apart from the SQL and already matches
+// pgbench -M extended; so Exec is the default, and a hot query that needs
+// the difference can pass pgx.QueryExecModeSimpleProtocol as its first
+// argument.
 //
 // Inside a transaction, use SET LOCAL for settings; use Config.Direct for
 // session state and schema changes. FromEnv installs a SessionGuard tracer
