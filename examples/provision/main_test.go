@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -25,6 +26,7 @@ import (
 	"github.com/digitalocean/godo"
 
 	"github.com/fediops/fediops/internal/envfile"
+	"github.com/fediops/fediops/pgpool"
 )
 
 const (
@@ -296,6 +298,10 @@ func TestPlanApplyIdempotent(t *testing.T) {
 		if got, _ := env.Get(k); got != want {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
+	}
+	cfg, err := pgpool.FromFile(h.env, pgpool.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil || !cfg.IsPooled || cfg.TLS != pgpool.TLSVerifyFull || cfg.DirectEndpoint != (pgpool.Endpoint{Host: dbHost, Port: 25060, Database: "mastodon_production"}) {
+		t.Errorf("pgpool.FromFile on the written file: %v, %+v", err, cfg)
 	}
 	if raw, _ := os.ReadFile(h.env); !bytes.Contains(raw, []byte("\nDB_PASS=Ourpassw0rd!sNoneofyourbu$iness\n")) {
 		t.Errorf("DB_PASS line changed:\n%s", raw)
