@@ -1,8 +1,7 @@
-// Command provision makes a DigitalOcean account fit a Mastodon .env.production: the cluster's CA in a
-// file, a transaction pool sized from the connection budget, the Spaces CDN endpoint for S3_ALIAS_HOST,
-// and the DB_* lines of the file. It prints the plan and changes nothing without -apply; a second -apply
-// has nothing to do. `provision migrate-env --to direct|pooled` points the file at the database itself
-// for schema migrations, then puts the exact bytes back.
+// Command provision makes a DigitalOcean account fit a Mastodon .env.production: the cluster's CA in a file,
+// a transaction pool sized from the connection budget, the Spaces CDN endpoint for S3_ALIAS_HOST and the DB_*
+// lines of the file. It only plans without -apply; a second -apply has nothing to do. `provision migrate-env
+// --to direct|pooled` points the file at the database for schema migrations, then puts the exact bytes back.
 package main
 
 import (
@@ -41,6 +40,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, help+"\n"); fs.PrintDefaults() }
 	sub := len(args) > 0 && args[0] == "migrate-env"
+	if sub {
+		args = args[1:]
+	}
 	envPath := fs.String("env", ".env.production", "Mastodon's settings `file`")
 	cluster := fs.String("cluster", "", "the database cluster's `id` (required)")
 	pool := fs.String("pool", "", "connection pool `name` (default DB_NAME from -env)")
@@ -56,12 +58,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	apply := fs.Bool("apply", false, "carry out the plan (default: print it only)")
 	to := fs.String("to", "", "migrate-env: `direct` (bypass the pool) or pooled (the original bytes back)")
 	force := fs.Bool("force", false, "migrate-env --to pooled: restore although the file was edited meanwhile")
-	if err := fs.Parse(args[map[bool]int{true: 1}[sub]:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return map[bool]int{true: 0, false: 2}[errors.Is(err, flag.ErrHelp)]
 	}
 	say := func(code int, err error) int { fmt.Fprintln(stderr, "provision:", err); return code }
 	if sub {
-		return migrateEnv(*envPath, *to, *db, *force, stdout, say)
+		return migrateEnv(*envPath, *to, *db, *force, fs.Args(), stdout, say)
 	}
 	token := getenv("DIGITALOCEAN_TOKEN")
 	if fs.NArg() > 0 || *cluster == "" || token == "" || *to != "" || *force {

@@ -398,6 +398,7 @@ func TestUsageAndRuntimeErrors(t *testing.T) {
 		{h.provision("-reserve", "97"), 1, "no connections left for pool the_mastodon_connection_pool: limit 97 - other pools 0 - reserve 97"},
 		{[]string{"migrate-env", "-env", h.env, "--to", "sideways"}, 2, "--to must be direct or pooled"},
 		{[]string{"migrate-env", "-env", h.env, "--to", "pooled"}, 1, "not in direct"},
+		{[]string{"migrate-env", "--to", "direct", "now"}, 2, "unexpected arguments"},
 	} {
 		code, out, errs := h.run(c.args...)
 		if code != c.code || !strings.Contains(out+errs, c.msg) {

@@ -11,7 +11,10 @@ import (
 )
 
 // migrateEnv is `provision migrate-env`: pgpool's reversible migration mode.
-func migrateEnv(path, to, db string, force bool, stdout io.Writer, say func(int, error) int) int {
+func migrateEnv(path, to, db string, force bool, extra []string, stdout io.Writer, say func(int, error) int) int {
+	if len(extra) > 0 {
+		return say(2, fmt.Errorf("migrate-env: unexpected arguments %q", extra))
+	}
 	var err error
 	var ep pgpool.Endpoint
 	switch to {
