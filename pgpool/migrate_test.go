@@ -100,6 +100,27 @@ func TestMigrationModeRoundTrip(t *testing.T) {
 	}
 }
 
+// The seed's file as written: DB_PASS unquoted with a '$' (Rails cuts it).
+func TestMigrationModeSeedAsWritten(t *testing.T) {
+	env := strings.Replace(seedEnv, "DB_PASS='Ourpassw0rd!sNoneofyourbu$iness'", "DB_PASS=Ourpassw0rd!sNoneofyourbu$iness", 1)
+	path := filepath.Join(t.TempDir(), ".env.production")
+	if err := os.WriteFile(path, []byte(env), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgpool.ToDirect(path, pgpool.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if b := mustRead(t, path); !bytes.Contains(b, []byte("\nDB_PASS=Ourpassw0rd!sNoneofyourbu$iness\n")) {
+		t.Fatalf("DB_PASS line changed:\n%s", b)
+	}
+	if err := pgpool.ToPooled(path, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRead(t, path); string(got) != env {
+		t.Fatal("not restored byte for byte")
+	}
+}
+
 func TestMigrationModeEditedMeanwhile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), ".env.production")
 	if err := os.WriteFile(path, []byte(seedEnv), 0o600); err != nil {
