@@ -182,11 +182,19 @@ func TestMirrorCopiesChangesDeletes(t *testing.T) {
 		want[k] = mirData(r, 100+r.IntN(20_000))
 		e.put(t, k, want[k])
 	}
+	// Odd ones: empty, a name with spaces and non-ASCII.
+	for _, k := range []string{"empty.bin", "custom_emojis/images/ä ö/café 1.png"} {
+		want[k] = []byte{}
+		if k != "empty.bin" {
+			want[k] = []byte("odd name")
+		}
+		e.put(t, k, want[k])
+	}
 	rep, err := e.run(t, ctx, e.config())
 	if err != nil {
 		t.Fatalf("first run: %v\n%s", err, backup.MirrorDetails(rep))
 	}
-	if rep.Copied != 40 || !rep.Verified || rep.Deleted != 0 {
+	if rep.Copied != 42 || !rep.Verified || rep.Deleted != 0 {
 		t.Fatalf("first run: %+v", rep)
 	}
 	e.check(t, want)
@@ -194,7 +202,7 @@ func TestMirrorCopiesChangesDeletes(t *testing.T) {
 	// Nothing changed: nothing is read from the source, nothing listed in B2.
 	gets := e.b2.Calls("b2_list_file_versions")
 	rep, err = e.run(t, ctx, e.config())
-	if err != nil || rep.Copied != 0 || rep.Unchanged != 40 || rep.Verified {
+	if err != nil || rep.Copied != 0 || rep.Unchanged != 42 || rep.Verified {
 		t.Fatalf("second run: %v %+v", err, rep)
 	}
 	if e.b2.Calls("b2_list_file_versions") != gets || e.b2.Calls("b2_list_file_names") != 0 {
@@ -223,7 +231,7 @@ func TestMirrorCopiesChangesDeletes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("third run: %v", err)
 	}
-	if rep.Copied != 3 || rep.Deleted != 3 || rep.StaleVersions != 2 || rep.Unchanged != 35 {
+	if rep.Copied != 3 || rep.Deleted != 3 || rep.StaleVersions != 2 || rep.Unchanged != 37 {
 		t.Fatalf("third run: %+v", rep)
 	}
 	e.check(t, want)
