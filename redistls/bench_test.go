@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,8 +27,8 @@ import (
 // They start stunnel 5.68 (delay = yes, verifyChain = yes with the CA,
 // checkHost, in the foreground) and the examples/tunnel binary on the same
 // configuration, in front of the same TLS-only Redis, and never fail on
-// speed. REDISTLS_BENCH_ROUNDS (default 2) repeats each measurement; the
-// best run counts.
+// speed. REDISTLS_BENCH_ROUNDS (default 3) interleaved rounds; the median
+// per-round ratio counts. REDISTLS_BENCH_P=1 runs only -P 1.
 
 // pipelines are the -P values: REDISTLS_BENCH_P (e.g. "1") or 1 and 16.
 func pipelines() []int {
@@ -53,34 +54,64 @@ type benchTarget struct {
 func BenchmarkTunnelVsStunnel(b *testing.B) {
 	r := testenv.RedisTLS(b)
 	targets := startTargets(b, r)
-	rounds := 2
+	rounds := 3
 	if n, err := strconv.Atoi(os.Getenv("REDISTLS_BENCH_ROUNDS")); err == nil && n > 0 {
 		rounds = n
 	}
 	for range b.N {
 		for _, p := range pipelines() {
-			best := map[string][2]float64{}
+			// Rounds interleave the three targets, so each round's ratios
+			// are taken under the same machine load; the median counts.
+			var vsS, vsD []float64
+			rates := map[string][]float64{}
 			for range rounds {
+				sum := map[string]float64{}
 				for _, tg := range targets {
 					set, get := redisBenchmark(b, r, tg, p)
-					old := best[tg.name]
-					best[tg.name] = [2]float64{max(old[0], set), max(old[1], get)}
+					sum[tg.name] = set + get
+					rates[tg.name] = append(rates[tg.name], set, get)
 				}
+				vsS = append(vsS, sum["redistls"]/sum["stunnel"])
+				vsD = append(vsD, sum["redistls"]/sum["direct"])
 			}
 			line := fmt.Sprintf("-P %-2d", p)
 			for _, tg := range targets {
-				v := best[tg.name]
-				line += fmt.Sprintf("  %s SET %.0f GET %.0f", tg.name, v[0], v[1])
-				b.ReportMetric((v[0]+v[1])/2, fmt.Sprintf("%s-P%d-rps", tg.name, p))
+				v := rates[tg.name]
+				line += fmt.Sprintf("  %s %s", tg.name, fmtRates(v))
+				b.ReportMetric(median(v), fmt.Sprintf("%s-P%d-rps", tg.name, p))
 			}
-			rt, st, dt := best["redistls"], best["stunnel"], best["direct"]
-			ratioS := (rt[0] + rt[1]) / (st[0] + st[1])
-			ratioD := (rt[0] + rt[1]) / (dt[0] + dt[1])
-			b.ReportMetric(ratioS, fmt.Sprintf("x-stunnel-P%d", p))
-			b.ReportMetric(ratioD, fmt.Sprintf("x-direct-P%d", p))
-			b.Logf("%s  | redistls/stunnel %.2fx  redistls/direct %.2fx", line, ratioS, ratioD)
+			b.ReportMetric(median(vsS), fmt.Sprintf("x-stunnel-P%d", p))
+			b.ReportMetric(median(vsD), fmt.Sprintf("x-direct-P%d", p))
+			b.Logf("%s\n    redistls/stunnel per round %s (median %.2fx); redistls/direct %s (median %.2fx)",
+				line, fmtRatios(vsS), median(vsS), fmtRatios(vsD), median(vsD))
 		}
 	}
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// fmtRates prints SET/GET pairs per round in thousands of requests/s.
+func fmtRates(v []float64) string {
+	var parts []string
+	for i := 0; i+1 < len(v); i += 2 {
+		parts = append(parts, fmt.Sprintf("%.0fk/%.0fk", v[i]/1000, v[i+1]/1000))
+	}
+	return "SET/GET " + strings.Join(parts, " ")
+}
+
+func fmtRatios(v []float64) string {
+	var parts []string
+	for _, x := range v {
+		parts = append(parts, fmt.Sprintf("%.2f", x))
+	}
+	return strings.Join(parts, " ")
 }
 
 // BenchmarkIdleMemory opens 3000 connections through each tunnel, sends
@@ -196,7 +227,9 @@ func redisBenchmark(b *testing.B, r *testenv.Redis, tg benchTarget, p int) (set,
 	return set, get
 }
 
-func openIdle(b *testing.B, port int, pass string, n int) []net.Conn { return openIdleT(b, port, pass, n) }
+func openIdle(b *testing.B, port int, pass string, n int) []net.Conn {
+	return openIdleT(b, port, pass, n)
+}
 
 func openIdleT(b testing.TB, port int, pass string, n int) []net.Conn {
 	b.Helper()

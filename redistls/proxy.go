@@ -95,9 +95,9 @@ func (c *conn) close() {
 // Both copy loops run inside one syscall.RawConn.Read callback for the
 // life of the connection: they read with non-blocking syscalls into a
 // pooled buffer until the socket says EAGAIN, give the buffer back, and
-// park in the poller. (Parking after a short read without the EAGAIN read
-// would save a syscall per message but misses a FIN that arrived with the
-// last data, which Redis sends after QUIT or a close_notify.)
+// park in the poller. (Parking after a short read, without the EAGAIN
+// read, would save a syscall per message but miss a FIN that came with
+// the last data, as Redis sends after QUIT or our close_notify.)
 
 // upstream copies client -> backend.
 func (c *conn) upstream() {
@@ -105,7 +105,6 @@ func (c *conn) upstream() {
 	var (
 		buf *[]byte
 		eof bool
-		err error
 	)
 	read := func(fd uintptr) bool {
 		for {
@@ -119,23 +118,20 @@ func (c *conn) upstream() {
 				buf = nil
 				return false
 			case rerr != nil:
-				err = rerr
 				return true
 			case n == 0:
 				eof = true
 				return true
 			}
 			c.pending.Store(true)
-			if _, err = c.backend.Write((*buf)[:n]); err != nil {
+			if _, err := c.backend.Write((*buf)[:n]); err != nil {
 				return true
 			}
 			c.s.m.toBackend.Add(float64(n))
 			c.last.Store(c.s.clock.Load())
 		}
 	}
-	if rerr := c.craw.Read(read); err == nil {
-		err = rerr
-	}
+	c.craw.Read(read)
 	if buf != nil {
 		bufPool.Put(buf)
 	}
@@ -196,6 +192,7 @@ func (c *conn) downstream() {
 		bufPool.Put(buf)
 	}
 	if !c.closed.Load() && !c.eof.Load() && !clientGone {
+		c.s.t.log.Debug("redistls: backend closed the connection", "service", c.s.name, "node", c.node, "err", err)
 		c.s.kickMonitor() // the backend dropped us: check the node now
 	}
 	c.close()
