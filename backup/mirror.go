@@ -68,7 +68,9 @@ type MirrorConfig struct {
 	// only ever lists or deletes names under it (and its state file), so a
 	// bucket can be shared with other backups. "" = the bucket root.
 	TargetPrefix string
-	StateName    string // state file name; "" = DefaultMirrorState
+	// StateName is the state file's name; "" = DefaultMirrorState with
+	// TargetPrefix inserted after its folder (".fediops-mirror/media/state.json.zst").
+	StateName string
 
 	Workers int // transfers in flight; 0 = DefaultMirrorWorkers
 	// MaxDeleteFraction refuses a run whose deletions exceed this share of
@@ -150,8 +152,8 @@ func (c MirrorConfig) withDefaults() MirrorConfig {
 	if c.Backoff == 0 {
 		c.Backoff = DefaultMirrorBackoff
 	}
-	if c.StateName == "" {
-		c.StateName = DefaultMirrorState
+	if c.StateName == "" { // one state per target prefix, outside every prefix
+		c.StateName = mirrorStatePrefixReservation + c.TargetPrefix + "state.json.zst"
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -46,6 +46,6 @@ func ExampleMirror() {
 	// Output:
 	// copied 1 (4 bytes), unchanged 0, full B2 listing true, err <nil>
 	// copied 0 (0 bytes), unchanged 1, full B2 listing false, err <nil>
-	// .fediops-mirror/state.json.zst false
+	// .fediops-mirror/media/state.json.zst false
 	// media/media_attachments/files/1/original/cat.png true
 }

@@ -24,7 +24,7 @@ const mirrorHelp = `usage: backup mirror [flags]
 Mirrors Mastodon's media from Spaces (S3_* in .env.production) to a B2
 bucket, keeping only the latest copy of each object: new and changed objects
 are copied, objects gone from Spaces and replaced versions are deleted. A
-state file in B2 (.fediops-mirror/state.json.zst) lets a run skip unchanged
+state file in B2 (.fediops-mirror/<b2-prefix>state.json.zst) lets a run skip unchanged
 objects without listing B2; the first run (and -verify) lists B2 in full. A
 run that would delete more than -max-delete of the mirrored objects, or
 whose Spaces listing fails, deletes nothing. Uploads ask for SSE-B2.
