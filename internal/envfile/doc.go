@@ -1,7 +1,9 @@
 // Package envfile reads Mastodon's .env.production exactly as Rails and
 // Sidekiq read it, reports every value that the streaming server reads
 // differently, and changes single values without touching the rest of the
-// file: Read it, run Lint, fix what it finds with Set, then Save.
+// file: Read it, run Lint, fix what it finds with Set, then Save. SetAll
+// sets several keys as one unit and returns the changes, printable with
+// secrets redacted.
 //
 // Mastodon reads the same file with two parsers. Rails and Sidekiq use Ruby
 // dotenv (3.1/3.2); the streaming server uses node dotenv (16.5, without

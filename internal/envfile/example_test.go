@@ -60,3 +60,33 @@ REDIS_URL=rediss://default:redis-password@redis.internal:25061
 	// # DB_PASS=[redacted]
 	// REDIS_URL=rediss://default:[redacted]@redis.internal:25061
 }
+
+// Point a file at a new database host and password as one unit, and print
+// what changed without the secret.
+func ExampleFile_SetAll() {
+	f, err := envfile.Parse(".env.production", []byte("DB_HOST=old.internal\nDB_PORT=25061\nDB_PASS=hunter2\n"), envfile.WithLookup(nil))
+	if err != nil {
+		log.Fatal(err)
+	}
+	changes, err := f.SetAll(
+		envfile.Setting{Key: "DB_HOST", Value: "new.internal"},
+		envfile.Setting{Key: "DB_PORT", Value: "25061"},
+		envfile.Setting{Key: "DB_PASS", Value: "correct horse"},
+		envfile.Setting{Key: "PREPARED_STATEMENTS", Value: "false"},
+	)
+	if err != nil {
+		log.Fatal(err) // nothing changed
+	}
+	for _, c := range changes {
+		fmt.Println(c)
+	}
+	fmt.Print(string(f.Bytes())) // then f.Save()
+	// Output:
+	// set DB_HOST=new.internal (was "old.internal")
+	// set DB_PASS=[redacted] (was "[redacted]")
+	// set PREPARED_STATEMENTS=false (was unset)
+	// DB_HOST='new.internal'
+	// DB_PORT=25061
+	// DB_PASS='correct horse'
+	// PREPARED_STATEMENTS='false'
+}
