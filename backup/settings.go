@@ -5,12 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"filippo.io/age"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/fediops/fediops/internal/envfile"
 )
@@ -39,6 +41,7 @@ type Settings struct {
 	KeepLast       int
 	LockFile       string
 	B2APIBase      string // B2 stand-in (B2_API_BASE)
+	ZstdLevel      string // fastest, default, better, best
 
 	Source     string  // restore/verify: which source
 	ID         string  // restore/verify: backup ID or "latest"
@@ -80,12 +83,25 @@ func (s *Settings) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&s.KeepLast, "keep-last", DefaultKeepLast, "never keep fewer than this many newest backups per source")
 	fs.StringVar(&s.LockFile, "lock", "/var/tmp/fediops-backup.lock", "lock file that keeps runs from overlapping")
 	fs.StringVar(&s.B2APIBase, "b2-api", "", "B2 API base URL (default B2_API_BASE, else Backblaze)")
+	fs.StringVar(&s.ZstdLevel, "zstd-level", "default", "zstd level: fastest, default, better, best")
 	fs.StringVar(&s.Source, "source", "postgres", "restore/verify: which source")
 	fs.StringVar(&s.ID, "id", "latest", "restore/verify: backup ID (see list)")
 	fs.StringVar(&s.ToDatabase, "to-database", "", "restore: PostgreSQL or MySQL database to restore into (must exist)")
 	fs.StringVar(&s.ToFile, "to-file", "", "restore: file to write a Redis RDB to")
 	fs.Float64Var(&s.Tolerance, "tolerance", 0.02, "verify: allowed relative row-count difference per table (the source keeps changing)")
 	fs.BoolVar(&s.DryRun, "dry-run", false, "prune: only report what would be deleted")
+}
+
+// WritePrune prints what Prune did (or would do, in a dry run).
+func WritePrune(w io.Writer, res PruneResult) {
+	verb := map[bool]string{true: "would delete", false: "deleted"}[res.DryRun]
+	for _, e := range res.Deleted {
+		fmt.Fprintf(w, "%s %s %s\n", verb, e.Source, e.ID)
+	}
+	for _, o := range res.Orphans {
+		fmt.Fprintf(w, "%s incomplete %s\n", verb, o.Name)
+	}
+	fmt.Fprintf(w, "kept %d, deleted %d, orphans %d (dry run: %v)\n", len(res.Kept), len(res.Deleted), len(res.Orphans), res.DryRun)
 }
 
 // Target is the restore destination for a backup of kind, from
@@ -133,6 +149,9 @@ func (s *Settings) Lookup() (func(string) (string, bool), error) {
 		}
 	}
 	return func(k string) (string, bool) {
+		if k == "B2_API_BASE" && s.B2APIBase != "" {
+			return s.B2APIBase, true
+		}
 		if v, ok := os.LookupEnv(k); ok {
 			return v, true
 		}
@@ -141,6 +160,23 @@ func (s *Settings) Lookup() (func(string) (string, bool), error) {
 		}
 		return "", false
 	}, nil
+}
+
+// Pipeline is the backup pipeline for store with the recipients from
+// -recipient, -recipient-file and BACKUP_AGE_RECIPIENTS.
+func (s *Settings) Pipeline(lookup func(string) (string, bool), store Store, log *slog.Logger) (Pipeline, error) {
+	recips, err := s.AgeRecipients(lookup)
+	if err != nil {
+		return Pipeline{}, err
+	}
+	p := Pipeline{Store: store, Prefix: s.Prefix, Recipients: recips, Logger: log}
+	if s.ZstdLevel != "" {
+		ok := false
+		if ok, p.ZstdLevel = zstd.EncoderLevelFromString(s.ZstdLevel); !ok {
+			return p, fmt.Errorf("backup: -zstd-level %q: want fastest, default, better or best", s.ZstdLevel)
+		}
+	}
+	return p, nil
 }
 
 // Retention is the policy from -keep and -keep-last.

@@ -28,7 +28,7 @@ import (
 
 // Defaults for Config's zero values.
 const (
-	DefaultChunkSize           = 8_000_000 // bytes per part; B2's minimum is 5e6
+	DefaultChunkSize           = 5_000_000 // bytes per part, B2's minimum: the least memory
 	DefaultConcurrentUploads   = 1
 	DefaultConcurrentDownloads = 2
 	MinChunkSize               = 5_000_000

@@ -8,9 +8,8 @@
 //	backup prune    apply retention now (-dry-run to only report)
 //	backup units    print the systemd service and timer (every 4 hours)
 //
-// B2_APPLICATION_KEY_ID, B2_APPLICATION_KEY, B2_BUCKET and SLACK_WEBHOOK_URL
-// come from the environment; DB_* and REDIS_* from .env.production. Exit
-// status: 0 ok, 1 a failure at run time, 2 bad usage or settings.
+// B2_APPLICATION_KEY_ID, B2_APPLICATION_KEY, B2_BUCKET, SLACK_WEBHOOK_URL from the environment,
+// DB_* and REDIS_* from .env.production. Exit status: 1 run-time failure, 2 usage/settings.
 package main
 
 import (
@@ -22,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -51,9 +51,12 @@ func main() {
 	if err := fs.Parse(os.Args[2:]); err != nil {
 		os.Exit(map[bool]int{true: 0, false: 2}[errors.Is(err, flag.ErrHelp)])
 	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(40 << 20) // keeps peak RSS near 50 MiB: the GC runs before the heap doubles
+	}
 	tty := term.IsTerminal(int(os.Stderr.Fd()))
-	level := map[bool]slog.Level{true: slog.LevelInfo, false: slog.LevelWarn}[tty] // quiet under cron: only problems
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// quiet under cron and systemd: only problems; progress and info on a terminal
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: map[bool]slog.Level{true: slog.LevelInfo, false: slog.LevelWarn}[tty]}))
 	if cmd == "units" {
 		exe, _ := os.Executable()
 		svc, timer := backup.Units{ExecStart: exe + " run"}.Systemd()
@@ -64,9 +67,6 @@ func main() {
 	usage(err)
 	b2cfg, err := b2store.ConfigFromEnv(lookup)
 	usage(err)
-	if s.B2APIBase != "" {
-		b2cfg.APIBase = s.B2APIBase
-	}
 	b2cfg.Logger = log
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -79,10 +79,10 @@ func main() {
 		defer release()
 		sources, err := s.BuildSources(lookup)
 		usage(err)
-		recips, err := s.AgeRecipients(lookup)
+		p, err := s.Pipeline(lookup, store, log)
 		usage(err)
-		r := &backup.Runner{Pipeline: backup.Pipeline{Store: store, Prefix: s.Prefix, Recipients: recips, Logger: log},
-			Sources: sources, Retention: s.Retention(), Notifiers: []backup.Notifier{backup.LogNotifier{Logger: log}}}
+		r := &backup.Runner{Pipeline: p, Sources: sources, Retention: s.Retention(),
+			Notifiers: []backup.Notifier{backup.LogNotifier{Logger: log}}}
 		if hook, ok := lookup("SLACK_WEBHOOK_URL"); ok && hook != "" {
 			r.Notifiers = append(r.Notifiers, &backup.SlackNotifier{WebhookURL: hook})
 		}
@@ -128,10 +128,7 @@ func main() {
 		fmt.Printf("restored %s: %s, sha256 %s OK\n", m.Object, backup.HumanBytes(st.DumpBytes), st.SHA256)
 	case "prune":
 		res, err := backup.Prune(ctx, store, s.Prefix, "", s.Retention(), time.Now(), s.DryRun)
-		for _, e := range res.Deleted {
-			fmt.Printf("%s %s %s\n", map[bool]string{true: "would delete", false: "deleted"}[s.DryRun], e.Source, e.ID)
-		}
-		fmt.Printf("kept %d, deleted %d, orphans %d (dry run: %v)\n", len(res.Kept), len(res.Deleted), len(res.Orphans), s.DryRun)
+		backup.WritePrune(os.Stdout, res)
 		fail(err)
 	default:
 		usage(fmt.Errorf("unknown command %q", cmd))
