@@ -18,6 +18,10 @@ type Limits struct {
 	// MaxPools is the most connection pools a cluster may have. [?] 21 is
 	// not confirmed by a DO source: override it.
 	MaxPools int
+	// Fixed, when > 0, is the connection limit of every size, replacing
+	// the formula: the figure a provider states for a given cluster
+	// (FEDIOPS_DB_CONN_LIMIT; see LimitsFromEnv).
+	Fixed int
 }
 
 // DO holds DigitalOcean's limits for managed PostgreSQL: 25 per GiB minus
@@ -27,6 +31,9 @@ var DO = Limits{PerGiB: 25, Reserved: 3, Cap: 997, MaxPools: 21}
 
 // Connections returns the connection limit of a cluster with memGiB GiB.
 func (l Limits) Connections(memGiB int) int {
+	if l.Fixed > 0 {
+		return l.Fixed
+	}
 	n := l.PerGiB*memGiB - l.Reserved
 	if n < 0 {
 		n = 0
@@ -156,18 +163,32 @@ const (
 	EnvMaxPools  = "FEDIOPS_DB_MAX_POOLS"  // the most pools per cluster
 )
 
-// NewBudgetEnv is NewBudget with FEDIOPS_DB_CONN_LIMIT and
-// FEDIOPS_DB_MAX_POOLS, when set, replacing DO's figures.
-func NewBudgetEnv(memGiB int, env Lookup) (Budget, error) {
-	b := NewBudget(memGiB)
+// LimitsFromEnv returns DO's limits with FEDIOPS_DB_CONN_LIMIT (as Fixed,
+// a whole number >= 1) and FEDIOPS_DB_MAX_POOLS (0: no check), when set,
+// replacing DO's figures. Give it to Manager.Limits so that its plans
+// and Room use them.
+func LimitsFromEnv(env Lookup) (Limits, error) {
+	l := DO
 	var err error
-	if b.Limit, err = intVar(env, EnvConnLimit, b.Limit); err != nil {
+	if l.Fixed, err = intVar(env, EnvConnLimit, 0); err != nil {
+		return Limits{}, err
+	}
+	if v, ok := get(env, EnvConnLimit); ok && l.Fixed < 1 {
+		return Limits{}, fmt.Errorf("pgpool: %s=%q: %w: want a whole number >= 1", EnvConnLimit, v, ErrInvalid)
+	}
+	if l.MaxPools, err = intVar(env, EnvMaxPools, l.MaxPools); err != nil {
+		return Limits{}, err
+	}
+	return l, nil
+}
+
+// NewBudgetEnv is NewBudget under LimitsFromEnv(env).
+func NewBudgetEnv(memGiB int, env Lookup) (Budget, error) {
+	l, err := LimitsFromEnv(env)
+	if err != nil {
 		return Budget{}, err
 	}
-	if b.MaxPools, err = intVar(env, EnvMaxPools, b.MaxPools); err != nil {
-		return Budget{}, err
-	}
-	return b, nil
+	return Budget{Limit: l.Connections(memGiB), MaxPools: l.MaxPools}, nil
 }
 
 // Add appends demand and returns the budget, for chaining on a value.

@@ -1,9 +1,11 @@
 package pgpool
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -80,7 +82,7 @@ func NewGodo(token string, o GodoOptions) (*godo.Client, error) {
 type Manager struct {
 	API     DatabasesAPI // (*godo.Client).Databases
 	Cluster string       // the database cluster's ID
-	Limits  Limits       // zero value: DO
+	Limits  Limits       // zero value: DO; LimitsFromEnv adds the FEDIOPS_DB_* overrides
 	// Reserve is how many connections to keep free of pools for direct
 	// use (migrations, backups); plans never give pools more than
 	// limit - Reserve.
@@ -174,6 +176,62 @@ func (m *Manager) FetchCA(ctx context.Context, path string) (changed bool, err e
 		return false, fmt.Errorf("pgpool: write CA %s: %w", path, err)
 	}
 	return true, nil
+}
+
+// CAChanged reports whether FetchCA would write path: the file is missing
+// or differs from the cluster's CA. It writes nothing: the dry run of
+// FetchCA.
+func (m *Manager) CAChanged(ctx context.Context, path string) (bool, error) {
+	pem, err := m.CA(ctx)
+	if err != nil {
+		return false, err
+	}
+	old, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, nil
+	} else if err != nil {
+		return false, fmt.Errorf("pgpool: read CA %s: %w", path, err)
+	}
+	return !bytes.Equal(old, pem), nil
+}
+
+// Host returns the cluster's host name for DB_HOST: the public one, or
+// with private the one inside the cluster's VPC (for droplets in that VPC).
+// DO serves the pool (25061) and the database (25060) on the same name.
+func (m *Manager) Host(ctx context.Context, private bool) (string, error) {
+	db, resp, err := m.API.Get(ctx, m.Cluster)
+	if err != nil {
+		return "", apiErr("get cluster "+m.Cluster, resp, err)
+	}
+	conn, which := db.Connection, "public"
+	if private {
+		conn, which = db.PrivateConnection, "private"
+	}
+	if conn == nil || conn.Host == "" {
+		return "", fmt.Errorf("pgpool: host of cluster %s: the API gave no %s host", m.Cluster, which)
+	}
+	return conn.Host, nil
+}
+
+// ErrNoRoom: the cluster's other pools and Manager.Reserve leave no
+// connection for a pool (Room).
+var ErrNoRoom = errors.New("no connections left")
+
+// Room returns the largest size pool may have: the cluster's connection
+// limit minus the sizes of its other pools and Reserve, which is what
+// PlanPools allows. When that is less than 1 it returns ErrNoRoom, with
+// the figures.
+func (m *Manager) Room(ctx context.Context, pool string) (int, error) {
+	b, err := m.Budget(ctx)
+	if err != nil {
+		return 0, err
+	}
+	r := b.WithPool(pool, 0).Add(Direct("reserve (Manager.Reserve)", m.Reserve)).Report()
+	if r.Headroom < 1 {
+		return 0, fmt.Errorf("pgpool: cluster %s: %w for pool %s: limit %d - other pools %d - reserve %d; shrink a pool or lower the reserve",
+			m.Cluster, ErrNoRoom, pool, r.Limit, r.PoolSum, r.Direct)
+	}
+	return r.Headroom, nil
 }
 
 // Pools lists the cluster's connection pools, all pages.

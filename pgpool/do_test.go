@@ -28,7 +28,9 @@ type fakeDO struct {
 	t      *testing.T
 	mu     sync.Mutex
 	size   string
-	limit  int // server-side check of the pool sizes, as DO refuses with 422
+	host   string // the cluster's public host; "" leaves the connection out
+	vpc    string // its private (VPC) host; "" leaves it out
+	limit  int    // server-side check of the pool sizes, as DO refuses with 422
 	ca     []byte
 	pools  map[string]godo.DatabasePool
 	faults map[string][]fault // by "METHOD path"
@@ -116,7 +118,14 @@ func (f *fakeDO) route(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case len(parts) == 3 && r.Method == "GET":
-		writeJSON(w, 200, map[string]any{"database": map[string]any{"id": "c1", "name": "majel", "engine": "pg", "size": f.size}})
+		db := map[string]any{"id": "c1", "name": "majel", "engine": "pg", "size": f.size}
+		if f.host != "" {
+			db["connection"] = map[string]any{"host": f.host, "port": pgpool.DirectPort, "user": "doadmin", "database": "defaultdb", "ssl": true}
+		}
+		if f.vpc != "" {
+			db["private_connection"] = map[string]any{"host": f.vpc, "port": pgpool.DirectPort, "user": "doadmin", "database": "defaultdb", "ssl": true}
+		}
+		writeJSON(w, 200, map[string]any{"database": db})
 	case len(parts) == 4 && parts[3] == "ca" && r.Method == "GET":
 		writeJSON(w, 200, map[string]any{"ca": godo.DatabaseCA{Certificate: f.ca}}) // []byte: base64 in JSON, as DO sends it
 	case len(parts) == 4 && parts[3] == "pools" && r.Method == "GET":

@@ -84,7 +84,17 @@
 // sizes of all pools and every direct connection. Budget adds the demand
 // (Web, Sidekiq, Streaming, Direct) and Report gives the headroom or the
 // exact overflow, naming the variables; (*Manager).PlanPools and Apply
-// create and resize pools through godo within it.
+// create and resize pools through godo within it. DO's figures are not all
+// confirmed: LimitsFromEnv takes FEDIOPS_DB_CONN_LIMIT and
+// FEDIOPS_DB_MAX_POOLS into Manager.Limits.
+//
+// # Provisioning
+//
+// A provisioning program asks a Manager for the cluster's Host, the Room
+// a pool may take (limit minus the other pools and Reserve), whether the
+// CA file is current (CAChanged, the dry run of FetchCA), then plans the
+// pool, and writes PooledSettings into .env.production with envfile's
+// SetAll; examples/provision does exactly that.
 //
 // # Health
 //
