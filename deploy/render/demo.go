@@ -1,0 +1,465 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"filippo.io/age"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fediops/fediops/backup"
+	"github.com/fediops/fediops/backup/filestore"
+	"github.com/fediops/fediops/internal/b2fake"
+	"github.com/fediops/fediops/internal/promfile"
+	"github.com/fediops/fediops/internal/s3fake"
+	"github.com/fediops/fediops/internal/testenv"
+	"github.com/fediops/fediops/pgpool"
+	"github.com/fediops/fediops/redistls"
+	"github.com/fediops/fediops/sidekiqq"
+	"github.com/fediops/fediops/spaces"
+	"github.com/fediops/fediops/tiers"
+)
+
+// demo is the stack and the fediops parts running against it, all
+// exporting to one registry (plus the textfile directory the cron jobs'
+// notifier writes, served the way node_exporter's textfile collector would).
+type demo struct {
+	log         *slog.Logger
+	stack       *testenv.Stack
+	pg          *testenv.Postgres
+	r1, r2      *testenv.Redis
+	res         *resolver
+	tun         *redistls.Tunnel
+	rc          *redis.Client // through the tunnel, as Mastodon would
+	pool        *pgxpool.Pool
+	reg         *prometheus.Registry
+	textDir     string
+	health      *tiers.Metrics
+	checks      []tiers.Check
+	budget      *promfile.Budget
+	srv         *http.Server
+	metricsAddr string
+	s3          *s3fake.Server
+	b2          *b2fake.Server
+	media       *spaces.Client
+	closers     []func()
+}
+
+// resolver is the tunnel's name lookup, switched on failover as DO moves
+// its DNS name.
+type resolver struct {
+	mu   sync.Mutex
+	addr string
+}
+
+func (r *resolver) Resolve(context.Context, string) ([]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return []string{r.addr}, nil
+}
+func (r *resolver) set(a string) { r.mu.Lock(); r.addr = a; r.mu.Unlock() }
+
+func startDemo(ctx context.Context, log *slog.Logger) (*demo, error) {
+	s, err := testenv.NewStack("")
+	if err != nil {
+		return nil, err
+	}
+	d := &demo{log: log, stack: s, reg: prometheus.NewRegistry()}
+	d.closers = append(d.closers, func() { s.Close(false) })
+	fail := func(err error) (*demo, error) { d.close(); return nil, err }
+	if d.pg, err = s.Postgres(ctx); err != nil {
+		return fail(err)
+	}
+	b, err := s.PgBouncer(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	if d.r1, err = s.Redis(ctx); err != nil {
+		return fail(err)
+	}
+	if d.r2, err = s.StartRedis(ctx, ""); err != nil {
+		return fail(err)
+	}
+	if err := d.r2.ReplicaOf(ctx, d.r1); err != nil {
+		return fail(err)
+	}
+
+	// The tunnel, configured as the seed's stunnel file with verification.
+	cfg, err := redistls.ParseConfig("redis.conf", strings.NewReader(fmt.Sprintf(
+		"delay = yes\n[redis]\nclient = yes\naccept = 127.0.0.1:0\nconnect = redis.fediops.test:25061\nCAfile = %s\nverifyChain = yes\n", d.r1.CAFile)))
+	if err != nil {
+		return fail(err)
+	}
+	d.res = &resolver{addr: d.r1.Addr()}
+	cfg.Resolve, cfg.Password, cfg.ProbeInterval = d.res.Resolve, d.r1.Password, 250*time.Millisecond
+	cfg.Registerer, cfg.Logger = d.reg, discard
+	if d.tun, err = redistls.New(cfg); err != nil {
+		return fail(err)
+	}
+	if err := d.tun.Start(); err != nil {
+		return fail(err)
+	}
+	d.closers = append(d.closers, func() {
+		c, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		d.tun.Shutdown(c)
+	})
+	d.rc = redis.NewClient(&redis.Options{Addr: d.tun.Addr("redis").String(), Password: d.r1.Password, MaxRetries: 3})
+	d.closers = append(d.closers, func() { d.rc.Close() })
+	d.reg.MustRegister(sidekiqq.NewCollector(d.rc, sidekiqq.CollectorOptions{}))
+
+	// The application's pool through pgBouncer, with the simple protocol.
+	pcfg, err := pgxpool.ParseConfig(b.URL())
+	if err != nil {
+		return fail(err)
+	}
+	pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	pcfg.MaxConns = 8
+	if d.pool, err = pgxpool.NewWithConfig(ctx, pcfg); err != nil {
+		return fail(err)
+	}
+	d.closers = append(d.closers, d.pool.Close)
+	d.reg.MustRegister(pgpool.NewCollector(d.pool, "the_mastodon_connection_pool"))
+
+	if d.health, err = tiers.NewMetrics(d.reg); err != nil {
+		return fail(err)
+	}
+	d.checks = []tiers.Check{tiers.DBCheck("database", d.pool), tiers.RedisCheck("redis", d.rc), tiers.SidekiqCheck(d.rc, sidekiqq.CheckConfig{})}
+	if d.budget, err = promfile.NewBudget(d.reg); err != nil {
+		return fail(err)
+	}
+
+	// Media in a Spaces stand-in, mirrored to a B2 stand-in.
+	d.s3 = s3fake.New(nil)
+	d.closers = append(d.closers, d.s3.Close)
+	if err := d.s3.CreateBucket("media"); err != nil {
+		return fail(err)
+	}
+	if d.media, err = spaces.New(&spaces.Config{Bucket: "media", Region: "nyc3", Endpoint: d.s3.URL, PathStyle: true,
+		AccessKeyID: "AKIDDEMO", SecretAccessKey: "demo-secret"}); err != nil {
+		return fail(err)
+	}
+	d.b2 = b2fake.New()
+	d.closers = append(d.closers, d.b2.Close)
+	d.b2.CreateBucket("media-mirror")
+	d.b2.CreateBucket("backups")
+
+	// /metrics: the registry plus the textfile directory.
+	d.textDir = filepath.Join(s.Dir, "textfile")
+	if err := os.MkdirAll(d.textDir, 0o755); err != nil {
+		return fail(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fail(err)
+	}
+	d.metricsAddr = ln.Addr().String()
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(prometheus.Gatherers{d.reg, textfiles(d.textDir)}, promhttp.HandlerOpts{}))
+	d.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go d.srv.Serve(ln)
+	d.closers = append(d.closers, func() { d.srv.Close() })
+	return d, nil
+}
+
+func (d *demo) close() {
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i]()
+	}
+}
+
+// textfiles gathers dir/*.prom as node_exporter's textfile collector does.
+func textfiles(dir string) prometheus.Gatherer {
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.prom"))
+		var out []*dto.MetricFamily
+		for _, f := range files {
+			mfs, err := promfile.ReadFile(f)
+			if err != nil {
+				return nil, err
+			}
+			for _, mf := range mfs {
+				out = append(out, mf)
+			}
+		}
+		return out, nil
+	})
+}
+
+// load runs the demo's events over dur: steady Redis and database traffic,
+// Sidekiq jobs (a push burst, a second scheduler process for a while),
+// health checks every 5 s, backup runs (one with a failing source), mirror
+// runs with new media, two tunnel failovers and an outage of the name, and
+// the connection budget growing past 90%.
+func (d *demo) load(ctx context.Context, dur time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, dur)
+	defer cancel()
+	start := time.Now()
+	at := func() float64 { return float64(time.Since(start)) / float64(dur) }
+	var wg sync.WaitGroup
+	goLoop := func(every time.Duration, f func(ctx context.Context)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for {
+				f(ctx)
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	}
+	for i := range 8 { // Mastodon's Redis traffic through the tunnel
+		c := redis.NewClient(&redis.Options{Addr: d.tun.Addr("redis").String(), Password: d.r1.Password, PoolSize: 1, MaxRetries: 2})
+		defer c.Close()
+		goLoop(time.Duration(20+10*i)*time.Millisecond, func(ctx context.Context) {
+			c.Set(ctx, "demo:"+strconv.Itoa(i), strings.Repeat("x", 512*(1+i)), time.Minute)
+			c.Get(ctx, "demo:"+strconv.Itoa(i))
+		})
+	}
+	for range 4 { // web requests' queries through pgBouncer
+		goLoop(30*time.Millisecond, func(ctx context.Context) {
+			var n int
+			d.pool.QueryRow(ctx, "SELECT count(*) FROM pg_class").Scan(&n)
+		})
+	}
+	sk := &sidekiqSim{rc: d.rc}
+	sk.setup(ctx)
+	goLoop(250*time.Millisecond, func(ctx context.Context) { sk.tick(ctx, at()) })
+	goLoop(5*time.Second, func(ctx context.Context) {
+		rep := tiers.Run(ctx, 3*time.Second, d.checks...)
+		if ctx.Err() == nil { // not the run cut short by the end
+			d.health.Observe(rep)
+		}
+	})
+	goLoop(time.Second, func(context.Context) { d.setBudget(at()) })
+
+	// Events in order, by share of the run.
+	events := []struct {
+		at   float64
+		name string
+		f    func(ctx context.Context) error
+	}{
+		{0.05, "backup", func(ctx context.Context) error { return d.backup(ctx, false) }},
+		{0.12, "mirror", func(ctx context.Context) error { return d.mirror(ctx, 40) }},
+		{0.30, "backup", func(ctx context.Context) error { return d.backup(ctx, false) }},
+		{0.38, "failover to redis2", func(ctx context.Context) error { return d.failover(ctx, d.r1, d.r2, false) }},
+		{0.45, "mirror", func(ctx context.Context) error { return d.mirror(ctx, 25) }},
+		{0.52, "name points nowhere", func(ctx context.Context) error { return d.outage(ctx, 6*time.Second) }},
+		{0.58, "backup with a failing redis source", func(ctx context.Context) error { return d.backup(ctx, true) }},
+		{0.68, "failover back to redis1", func(ctx context.Context) error { return d.failover(ctx, d.r2, d.r1, true) }},
+		{0.78, "mirror", func(ctx context.Context) error { return d.mirror(ctx, 60) }},
+		{0.86, "backup", func(ctx context.Context) error { return d.backup(ctx, false) }},
+	}
+	for _, ev := range events {
+		wait := time.Until(start.Add(time.Duration(ev.at * float64(dur))))
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		d.log.Info("event", "at", time.Since(start).Round(time.Second), "what", ev.name)
+		if err := ev.f(ctx); err != nil && ctx.Err() == nil {
+			d.log.Warn("event failed", "what", ev.name, "err", err)
+		}
+	}
+	<-ctx.Done()
+	wg.Wait()
+	return nil
+}
+
+// setBudget feeds pgpool's budget arithmetic: a 1 GiB cluster whose pool
+// grows from 12 to 19 connections two thirds into the run.
+func (d *demo) setBudget(at float64) {
+	size := 12
+	if at > 0.64 {
+		size = 19
+	}
+	r := pgpool.NewBudget(1).WithPool(testenv.PoolName, size).Add(pgpool.Direct("backup", 1), pgpool.Direct("sidekiq scheduler", 1)).Report()
+	d.budget.Set("demo", r.Limit, r.Used)
+}
+
+func (d *demo) backup(ctx context.Context, breakRedis bool) error {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		return err
+	}
+	store, err := filestore.New(filepath.Join(d.stack.Dir, "backups"))
+	if err != nil {
+		return err
+	}
+	pass := d.r1.Password
+	if breakRedis {
+		pass = "wrong-password"
+	}
+	primary := d.r1
+	if primaryAddr(d) == d.r2.Addr() {
+		primary = d.r2
+	}
+	r := &backup.Runner{
+		Pipeline: backup.Pipeline{Store: store, Prefix: "db/", Recipients: []age.Recipient{id.Recipient()}, Logger: discard},
+		Sources: []backup.Source{
+			&backup.PostgresSource{Host: d.pg.Host, Port: d.pg.Port, Database: d.pg.Database, User: d.pg.AdminUser,
+				Password: d.pg.AdminPassword, SSLMode: "verify-full", SSLRootCert: d.pg.CAFile},
+			&backup.RedisSource{Host: primary.Host, Port: primary.Port, User: "default", Password: pass, TLS: true,
+				CAFile: primary.CAFile, SNI: "localhost"},
+		},
+		NoPrune:   true,
+		Notifiers: []backup.Notifier{backup.MetricsNotifier{Dir: d.textDir}},
+	}
+	_, err = r.Run(ctx)
+	return err
+}
+
+func primaryAddr(d *demo) string { d.res.mu.Lock(); defer d.res.mu.Unlock(); return d.res.addr }
+
+func (d *demo) mirror(ctx context.Context, newObjects int) error {
+	for i := range newObjects {
+		body := bytes.Repeat([]byte{byte(i)}, 2000+rand.IntN(60000))
+		key := fmt.Sprintf("media_attachments/files/%d/original.jpg", time.Now().UnixNano()+int64(i))
+		if _, err := d.media.Put(ctx, key, bytes.NewReader(body), nil); err != nil {
+			return err
+		}
+	}
+	m, err := backup.NewMirror(backup.MirrorConfig{Source: d.media, SourceName: "spaces:media", B2KeyID: d.b2.KeyID, B2Key: d.b2.Key,
+		B2Bucket: "media-mirror", B2APIBase: d.b2.URL, Workers: 4, Backoff: 10 * time.Millisecond, Logger: discard,
+		Notifiers: []backup.MirrorNotifier{backup.MetricsNotifier{Dir: d.textDir}}})
+	if err != nil {
+		return err
+	}
+	_, err = m.Run(ctx)
+	return err
+}
+
+// failover moves the primary from old to new as a managed Redis does: the
+// replica is promoted and the old primary follows it; the name moves either
+// first (the tunnel sees it moved) or 300 ms after the demotion (the ROLE
+// probe finds the demoted node first).
+func (d *demo) failover(ctx context.Context, old, new *testenv.Redis, demoteFirst bool) error {
+	if err := new.Promote(ctx); err != nil {
+		return err
+	}
+	if !demoteFirst {
+		d.res.set(new.Addr())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- old.ReplicaOf(ctx, new) }()
+	if demoteFirst {
+		time.Sleep(300 * time.Millisecond)
+		d.res.set(new.Addr())
+	}
+	return <-errc
+}
+
+// outage points the name at a closed port for a while: every dial fails.
+func (d *demo) outage(ctx context.Context, for_ time.Duration) error {
+	prev := primaryAddr(d)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	d.res.set(dead)
+	select {
+	case <-ctx.Done():
+	case <-time.After(for_):
+	}
+	d.res.set(prev)
+	return nil
+}
+
+// sidekiqSim writes what Sidekiq 7.3 writes to Redis: queues, jobs with
+// enqueued_at, process heartbeats, stats. Mastodon's two worker nodes
+// (scotty, decker with the scheduler), a push burst, and for a while a
+// third process that also lists scheduler.
+type sidekiqSim struct {
+	rc   *redis.Client
+	next int
+}
+
+var demoQueues = []string{"default", "push", "ingress", "mailers", "pull", "scheduler"}
+
+func (s *sidekiqSim) setup(ctx context.Context) {
+	args := make([]any, len(demoQueues))
+	for i, q := range demoQueues {
+		args[i] = q
+	}
+	s.rc.SAdd(ctx, "queues", args...)
+}
+
+func (s *sidekiqSim) beat(ctx context.Context, host string, pid int, queues []string, busy int, now float64) {
+	id := fmt.Sprintf("%s:%d:demo", host, pid)
+	info, _ := json.Marshal(map[string]any{"hostname": host, "started_at": now - 3600, "pid": pid, "tag": "live",
+		"concurrency": 25, "queues": queues, "labels": []string{}, "identity": id, "version": "7.3.9", "embedded": false})
+	p := s.rc.Pipeline()
+	p.SAdd(ctx, "processes", id)
+	p.HSet(ctx, id, "info", string(info), "busy", busy, "beat", strconv.FormatFloat(now, 'f', 3, 64), "quiet", "false", "rss", 700000, "rtt_us", 900)
+	p.Expire(ctx, id, 60*time.Second)
+	p.Exec(ctx)
+}
+
+func (s *sidekiqSim) tick(ctx context.Context, at float64) {
+	now := float64(time.Now().UnixNano()) / 1e9
+	s.beat(ctx, "scotty", 1234, []string{"default", "push", "ingress", "mailers", "pull"}, 5+rand.IntN(15), now)
+	s.beat(ctx, "decker", 2345, []string{"default", "push", "ingress", "mailers", "pull", "scheduler"}, 2+rand.IntN(8), now)
+	if at > 0.72 && at < 0.9 { // someone starts a second scheduler
+		s.beat(ctx, "kirk", 3456, []string{"default", "scheduler"}, rand.IntN(4), now)
+	} else {
+		s.rc.SRem(ctx, "processes", "kirk:3456:demo")
+		s.rc.Del(ctx, "kirk:3456:demo")
+	}
+	// Arrivals per tick and what the workers take per tick, by queue.
+	in := map[string]int{"default": 6, "push": 4, "ingress": 3, "mailers": 1, "pull": 1, "scheduler": 1}
+	out := map[string]int{"default": 7, "push": 5, "ingress": 3, "mailers": 1, "pull": 1, "scheduler": 1}
+	if at > 0.2 && at < 0.4 {
+		in["push"] = 12 // a popular post: deliveries pile up
+	}
+	if at > 0.55 && at < 0.7 {
+		out["ingress"] = 1 // slow remote servers
+	}
+	p := s.rc.Pipeline()
+	processed := 0
+	for _, q := range demoQueues {
+		for range in[q] {
+			s.next++
+			job, _ := json.Marshal(map[string]any{"class": "DemoWorker", "args": []any{s.next}, "queue": q,
+				"jid": fmt.Sprintf("%024x", s.next), "retry": true, "created_at": now, "enqueued_at": now})
+			p.LPush(ctx, "queue:"+q, job)
+		}
+		take := out[q] + rand.IntN(2)
+		for range take {
+			p.RPop(ctx, "queue:"+q)
+		}
+		processed += take
+	}
+	p.IncrBy(ctx, "stat:processed", int64(processed))
+	if rand.IntN(4) == 0 {
+		p.Incr(ctx, "stat:failed")
+		p.ZAdd(ctx, "retry", redis.Z{Score: now + 60, Member: fmt.Sprintf(`{"class":"DemoWorker","jid":"r%d","queue":"push","retry_count":1}`, s.next)})
+	}
+	p.Exec(ctx)
+}
