@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -22,6 +23,7 @@ func (s *service) monitor(ctx context.Context) {
 	tick := time.NewTicker(s.t.cfg.ProbeInterval)
 	defer tick.Stop()
 	probes := map[string]*redis.Client{}
+	failing := map[string]time.Time{} // node -> first failed probe in a row
 	defer func() {
 		for _, p := range probes {
 			p.Close()
@@ -52,6 +54,7 @@ func (s *service) monitor(ctx context.Context) {
 			if !contains(nodes, n) {
 				p.Close()
 				delete(probes, n)
+				delete(failing, n)
 			}
 		}
 		if len(nodes) == 0 {
@@ -70,8 +73,16 @@ func (s *service) monitor(ctx context.Context) {
 			if isNetErr(err) { // one retry on a fresh connection before giving up on it
 				role, err = probeRole(ctx, probes[n], s.t.cfg.ProbeTimeout)
 			}
+			if !isNetErr(err) {
+				delete(failing, n)
+			} else if failing[n].IsZero() {
+				failing[n] = time.Now()
+			}
 			switch {
-			case isNetErr(err):
+			case isNetErr(err) && (refused(err) || time.Since(failing[n]) >= 3*s.t.cfg.ProbeTimeout):
+				// Refused: the node is gone. Timeouts: only after 3 probe
+				// budgets in a row, so a busy primary is not abandoned.
+				delete(failing, n)
 				s.abandon(n, FailoverDown)
 			case err == nil && role != "master":
 				s.abandon(n, FailoverRole)
@@ -165,6 +176,10 @@ func probeRole(ctx context.Context, c *redis.Client, timeout time.Duration) (str
 	}
 	role, _ := v[0].(string)
 	return role, nil
+}
+
+func refused(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // isNetErr is true for errors that say the node did not answer, as

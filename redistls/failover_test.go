@@ -221,3 +221,48 @@ func replOffset(ctx context.Context, c *redis.Client) (string, error) {
 	}
 	return "", fmt.Errorf("no master_repl_offset")
 }
+
+// TestBackendStops kills the node 50 clients are pinned to and moves the
+// name to a fresh primary: the dropped backend connections close their
+// clients, which reconnect to the new node.
+func TestBackendStops(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	old, next := testenv.NewRedis(t), testenv.NewRedis(t)
+	h := startTunnel(t, old, "", nil)
+	cs := make([]*redis.Client, 50)
+	for i := range cs {
+		cs[i] = redis.NewClient(&redis.Options{Addr: h.addr(), Password: old.Password, Protocol: 2, DisableIdentity: true,
+			PoolSize: 1, MaxRetries: 3, MinRetryBackoff: 5 * time.Millisecond, MaxRetryBackoff: 50 * time.Millisecond})
+		defer cs[i].Close()
+		if err := cs[i].Set(ctx, "stop:"+strconv.Itoa(i), "old", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.Stop()
+	h.res.set(next.Addr())
+	moved := time.Now()
+	var wg sync.WaitGroup
+	var worst atomic.Int64
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Since(moved) < 5*time.Second {
+				if c.Set(ctx, "stop:"+strconv.Itoa(i), "new", 0).Err() == nil {
+					if d := int64(time.Since(moved)); d > worst.Load() {
+						worst.Store(d)
+					}
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			t.Errorf("client %d: no good write within 5 s", i)
+		}()
+	}
+	wg.Wait()
+	t.Logf("all 50 clients wrote to the new node within %v", time.Duration(worst.Load()))
+	if d := time.Duration(worst.Load()); d > time.Second {
+		t.Errorf("slowest client took %v, want < 1 s", d)
+	}
+}

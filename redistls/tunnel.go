@@ -319,23 +319,22 @@ func (s *service) serve(ln net.Listener) {
 // handle dials the backend for one client and starts the two copy
 // goroutines; the handshake's deep stack ends with this goroutine.
 func (s *service) handle(cl net.Conn) {
+	sc, ok := cl.(syscall.Conn)
+	if !ok {
+		panic("redistls: listener returned a connection without SyscallConn")
+	}
+	craw, err := sc.SyscallConn()
 	st := s.settings()
 	ctx, cancel := context.WithTimeout(context.Background(), st.svc.ConnectTimeout)
-	tc, bc, node, err := s.dial(ctx, st, "")
+	var tc *tls.Conn
+	var bc *backendConn
+	var node string
+	if err == nil {
+		tc, bc, node, err = s.dial(ctx, st, "")
+	}
 	cancel()
 	if err != nil {
 		cl.Close()
-		s.conns.Done()
-		return
-	}
-	sc, ok := cl.(syscall.Conn)
-	var craw syscall.RawConn
-	if ok {
-		craw, err = sc.SyscallConn()
-	}
-	if !ok || err != nil {
-		cl.Close()
-		bc.Close()
 		s.conns.Done()
 		return
 	}
