@@ -1,90 +1,104 @@
-// Command demo runs fediops's main job on a local stack of real servers:
-// PostgreSQL behind pgBouncer (transaction mode, TLS with a private CA),
-// TLS-only Redis, and prints the stack's settings as a .env.production
-// fragment. It leaves nothing running when it ends, Ctrl-C included.
+// Command demo runs fediops end to end on a local stand-in of a
+// DigitalOcean-hosted Mastodon and prints a report: PostgreSQL behind
+// pgBouncer (transaction mode, TLS with a private CA), TLS-only Redis behind
+// an in-process redistls tunnel, s3fake as Spaces, b2fake as Backblaze B2,
+// and MariaDB. It writes the stack's .env.production, seeds it, then runs
+// plan, health, backup, a restore drill and a media mirror (internal/demo).
+// Ctrl-C stops every server; nothing is left running.
+//
+// Exit status: 0 when every step passed, 1 when one failed, 2 on bad usage.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/fediops/fediops/internal/demo"
 	"github.com/fediops/fediops/internal/testenv"
 )
 
+const usage = `usage: demo [flags]
+
+Starts a local stand-in of a DigitalOcean-hosted Mastodon's services (real
+PostgreSQL 15, pgBouncer 1.18, Redis 7 and MariaDB from the Debian packages;
+in-process S3 and B2 fakes), writes its .env.production, seeds it and runs
+fediops against it: plan, health, backup, restore drill, media mirror. Takes
+about 20 s. Ctrl-C stops everything; -keep leaves the stack's directory
+(data, certificates, logs, .env.production) for inspection.
+
+Exit status: 0 all steps passed, 1 a step failed, 2 bad usage.
+
+`
+
 func main() {
-	keep := flag.Bool("keep", false, "keep the stack's directory (data, certificates, logs) after the run")
-	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: demo [-keep]\n\nStarts a local stand-in of a DigitalOcean-hosted Mastodon's services and runs fediops against it.\n\n")
-		flag.PrintDefaults()
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
+	keep := fs.Bool("keep", false, "keep the stack's directory after the run")
+	dir := fs.String("dir", "", "stack directory (default: a new temporary directory)")
+	mysql := fs.Bool("mysql", true, "also start MariaDB and back up a WriteFreely-like database with mysqldump")
+	verbose := fs.Bool("v", false, "log the packages' info messages to stderr")
+	media := fs.Int("media", 300, "media objects to put into the Space")
+	statuses := fs.Int("statuses", 4000, "statuses rows to seed")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if err == flag.ErrHelp {
+			os.Exit(0)
+		}
+		os.Exit(2)
 	}
-	flag.Parse()
+	if fs.NArg() > 0 || *media < 1 || *statuses < 1 {
+		fmt.Fprintln(os.Stderr, "demo: takes no arguments, and -media and -statuses must be at least 1")
+		fs.Usage()
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *keep); err != nil {
-		fmt.Fprintln(os.Stderr, "demo:", err)
-		os.Exit(1)
-	}
+	os.Exit(run(ctx, *dir, *keep, *mysql, *verbose, *media, *statuses))
 }
 
-func run(ctx context.Context, keep bool) (err error) {
-	start := time.Now()
-	s, err := testenv.NewStack("")
-	if err != nil {
-		return err
+func run(ctx context.Context, dir string, keep, mysql, verbose bool, media, statuses int) int {
+	level := slog.LevelWarn
+	if verbose {
+		level = slog.LevelInfo
 	}
-	defer func() {
-		if cerr := s.Close(keep || err != nil); cerr != nil && err == nil {
-			err = cerr
-		}
-		if keep || err != nil {
-			fmt.Fprintln(os.Stderr, "demo: stack directory kept:", s.Dir)
-		}
-	}()
-	b, err := s.PgBouncer(ctx)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	stack, err := testenv.NewStack(dir)
 	if err != nil {
-		return err
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		return 1
 	}
-	r, err := s.Redis(ctx)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("# local stand-ins, up in %v\n", time.Since(start).Round(time.Millisecond))
-	fmt.Printf("DB_HOST=%s\nDB_PORT=%d\nDB_NAME=%s\nDB_USER=%s\nDB_PASS=[redacted]\nPREPARED_STATEMENTS=false\nDB_SSLMODE=verify-full\nDB_SSLROOTCERT=%s\n",
-		b.Host, b.Port, b.Database, b.User, s.DBCA.File)
-	fmt.Printf("REDIS_URL=rediss://default:[redacted]@%s\nREDIS_CA_FILE=%s\n", r.Addr(), r.CAFile)
-
-	cfg, err := pgx.ParseConfig(b.URL())
-	if err != nil {
-		return err
-	}
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	fmt.Printf("fediops demo: local stand-ins in %s\n\n", stack.Dir)
+	rep, err := demo.Run(ctx, demo.Config{Stack: stack, MySQL: mysql, MediaObjects: media, Statuses: statuses,
+		Out: os.Stdout, Logger: log})
+	failed := err != nil || rep == nil || !rep.OK()
 	t0 := time.Now()
-	c, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("pgBouncer: %w", err)
+	keepDir := keep || (failed && ctx.Err() == nil)
+	if cerr := stack.Close(keepDir); cerr != nil {
+		fmt.Fprintln(os.Stderr, "demo: close:", cerr)
 	}
-	defer c.Close(ctx)
-	var version string
-	if err := c.QueryRow(ctx, "SELECT version()").Scan(&version); err != nil {
-		return fmt.Errorf("pgBouncer round trip: %w", err)
+	if rep != nil {
+		fmt.Println()
+		rep.WriteTable(os.Stdout)
 	}
-	fmt.Printf("\npgBouncer (transaction mode, verify-full TLS, SCRAM): ok in %v\n", time.Since(t0).Round(time.Microsecond))
-	rc := r.Client()
-	defer rc.Close()
-	t0 = time.Now()
-	if err := rc.Set(ctx, "fediops:demo", "ok", time.Minute).Err(); err != nil {
-		return fmt.Errorf("redis: %w", err)
+	fmt.Printf("\nservers stopped in %s", time.Since(t0).Round(time.Millisecond))
+	if keepDir {
+		fmt.Printf("; kept %s (logs: %s/*/*.log)", stack.Dir, stack.Dir)
 	}
-	if v, err := rc.Get(ctx, "fediops:demo").Result(); err != nil || v != "ok" {
-		return fmt.Errorf("redis round trip: %q %v", v, err)
+	fmt.Println()
+	if ctx.Err() != nil {
+		fmt.Fprintln(os.Stderr, "demo: interrupted; every server stopped")
+		return 1
 	}
-	fmt.Printf("Redis (TLS only, password): ok in %v\n", time.Since(t0).Round(time.Microsecond))
-	return nil
+	if failed {
+		if rep == nil {
+			fmt.Fprintln(os.Stderr, "demo:", err)
+		}
+		return 1
+	}
+	return 0
 }
