@@ -1,11 +1,10 @@
-// Command provision makes a DigitalOcean account fit a Mastodon .env.production: the cluster's CA in a file,
-// a transaction pool sized from the connection budget, the Spaces CDN endpoint for S3_ALIAS_HOST and the DB_*
-// lines of the file. It only plans without -apply; a second -apply has nothing to do. `provision migrate-env
-// --to direct|pooled` points the file at the database for schema migrations, then puts the exact bytes back.
+// Command provision fits a DigitalOcean account to a Mastodon .env.production: the cluster's CA in a file, a pool
+// sized from the connection budget, the Spaces CDN endpoint and the DB_* lines. Without -apply it only plans; a
+// second -apply has nothing to do. `migrate-env --to direct|pooled` switches the file for schema migrations and back.
 package main
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -48,7 +47,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	pool := fs.String("pool", "", "connection pool `name` (default DB_NAME from -env)")
 	db := fs.String("db", "", "`database` behind the pool (default FEDIOPS_DB_DIRECT_NAME, else mastodon_production)")
 	user := fs.String("user", "", "pool `user` (default DB_USER, else mastodon)")
-	size := fs.Int("size", 0, "pool size; 0 = what the cluster's limit leaves after other pools and -reserve")
+	size := fs.Int("size", 0, "pool size; 0 = the cluster's limit (FEDIOPS_DB_CONN_LIMIT, else DO's) minus other pools and -reserve")
 	reserve := fs.Int("reserve", 5, "connections kept free of pools for migrations, backups and psql")
 	private := fs.Bool("private", false, "write the cluster's private (VPC) host as DB_HOST")
 	caFile := fs.String("ca-file", "", "`path` of the CA file, mode 0644 (default FEDIOPS_DB_CA_FILE, else do-ca.crt beside -env)")
@@ -77,18 +76,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	} else if pgpool.InDirectMode(*envPath) {
 		return say(1, fmt.Errorf("%s is in migration mode: run migrate-env --to pooled first", *envPath))
 	}
-	*pool, *db, *user = orEnv(env, *pool, "DB_NAME", ""), orEnv(env, *db, pgpool.EnvDirectName, pgpool.DefaultDatabase), orEnv(env, *user, "DB_USER", pgpool.DefaultUser)
-	if *caFile = orEnv(env, *caFile, pgpool.EnvCAFile, filepath.Join(filepath.Dir(*envPath), "do-ca.crt")); *pool == "" {
+	val := func(key string) string { v, _ := env.Get(key); return v }
+	*pool, *db, *user = cmp.Or(*pool, val("DB_NAME")), cmp.Or(*db, val(pgpool.EnvDirectName), pgpool.DefaultDatabase), cmp.Or(*user, val("DB_USER"), pgpool.DefaultUser)
+	if *caFile = cmp.Or(*caFile, val(pgpool.EnvCAFile), filepath.Join(filepath.Dir(*envPath), "do-ca.crt")); *pool == "" {
 		return say(2, fmt.Errorf("-pool: not given and no DB_NAME in %s", *envPath))
 	} else if *caFile, err = filepath.Abs(*caFile); err != nil { // the .env names it for other working directories
 		return say(2, err)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	gc, err := pgpool.NewGodo(token, pgpool.GodoOptions{BaseURL: *apiURL})
-	if err != nil {
+	limits, err := pgpool.LimitsFromEnv(pgpool.Layered(func(k string) (string, bool) { v := getenv(k); return v, v != "" }, env.Get))
+	gc, gerr := pgpool.NewGodo(token, pgpool.GodoOptions{BaseURL: *apiURL})
+	if err := errors.Join(err, gerr); err != nil {
 		return say(2, err)
 	}
-	m := &pgpool.Manager{API: gc.Databases, Cluster: *cluster, Reserve: *reserve, Logger: log}
+	m := &pgpool.Manager{API: gc.Databases, Cluster: *cluster, Limits: limits, Reserve: *reserve, Logger: slog.New(slog.NewTextHandler(stderr, nil))}
 	changes, todo := 0, []func() error{}
 	plan := func(n int, do func() error, format string, a ...any) {
 		changes += n
@@ -96,16 +96,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			todo = append(todo, do)
 		}
 	}
-	ca, err := m.CA(ctx)
+	caChanged, err := m.CAChanged(ctx, *caFile)
 	if err != nil {
 		return say(1, err)
 	}
-	old, _ := os.ReadFile(*caFile)
-	same := bytes.Equal(ca, old)
-	plan(map[bool]int{false: 1}[same], func() error { _, err := m.FetchCA(ctx, *caFile); return err },
-		"1. ca %s: %s\n", *caFile, map[bool]string{true: "up to date", false: "write (mode 0644)"}[same])
+	plan(map[bool]int{true: 1}[caChanged], func() error { _, err := m.FetchCA(ctx, *caFile); return err },
+		"1. ca %s: %s\n", *caFile, map[bool]string{false: "up to date", true: "write (mode 0644)"}[caChanged])
 	if *size == 0 {
-		if *size, err = budgetSize(ctx, m, *pool); err != nil {
+		if *size, err = m.Room(ctx, *pool); err != nil {
 			return say(1, err)
 		}
 	}
@@ -119,23 +117,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	} else if err != nil {
 		return say(2, fmt.Errorf("%s: %w", *envPath, err))
 	} else if cdn, err := spaces.NewCDN(gc.CDNs, spaces.CDNConfig{Origin: s3.Origin(), CustomDomain: s3.AliasHost,
-		CertificateID: *cert, TTL: uint32(*ttl), Logger: log}); err != nil {
+		CertificateID: *cert, TTL: uint32(*ttl), Logger: m.Logger}); err != nil {
 		return say(2, fmt.Errorf("cdn for S3_ALIAS_HOST (-cdn-cert-id, -ttl): %w", err))
 	} else if cp, err := cdn.Plan(ctx); err != nil {
 		return say(1, err)
 	} else {
 		plan(len(cp.Steps), func() error { _, err := cp.Apply(ctx); return err }, "3. %s\n", cp)
 	}
-	host, err := clusterHost(ctx, gc, *cluster, *private)
+	host, err := m.Host(ctx, *private)
 	if err != nil {
 		return say(1, err)
 	}
-	fmt.Fprintf(stdout, "4. env %s:", *envPath)
-	sets, err := setAll(env, stdout, pooledSettings(host, *pool, *user, *db, *caFile, orEnv(env, "", "DB_SSLMODE", "require")))
+	sets, err := env.SetAll(pgpool.PooledSettings(host, *pool, *user, *db, *caFile, val("DB_SSLMODE"))...)
 	if err != nil {
 		return say(1, err)
 	}
-	plan(sets, env.Save, "\n")
+	plan(len(sets), env.Save, "4. env %s:%s\n", *envPath, map[bool]string{true: " up to date"}[len(sets) == 0])
+	for _, c := range sets {
+		fmt.Fprintf(stdout, "   %s\n", c)
+	}
 	if changes == 0 || !*apply {
 		fmt.Fprintf(stdout, "%d change(s)%s\n", changes, map[bool]string{true: "; run with -apply to make them"}[changes > 0 && !*apply])
 		return 0

@@ -190,6 +190,7 @@ type harness struct {
 	srv    *httptest.Server
 	dir    string
 	env    string
+	getenv map[string]string // the process environment besides the token and API URL
 	output bytes.Buffer
 }
 
@@ -212,6 +213,9 @@ func newHarness(t *testing.T, srv *httptest.Server) *harness {
 func (h *harness) run(args ...string) (code int, stdout, stderr string) {
 	h.t.Helper()
 	getenv := func(k string) string {
+		if v, ok := h.getenv[k]; ok {
+			return v
+		}
 		return map[string]string{"DIGITALOCEAN_TOKEN": token, "DIGITALOCEAN_API_URL": h.srv.URL}[k]
 	}
 	var o, e bytes.Buffer
@@ -339,6 +343,32 @@ func TestExistingPoolAndEndpointAreUpdated(t *testing.T) {
 	}
 	if e := f.eps[0]; len(f.eps) != 1 || e.CustomDomain != "cdn.vmst.io" || e.CertificateID != "cert-1" || e.TTL != 86400 {
 		t.Errorf("endpoints: %+v", f.eps)
+	}
+}
+
+// FEDIOPS_DB_CONN_LIMIT, from the file or (winning) from the environment,
+// replaces DO's limit of 97 in the pool's size.
+func TestConnLimitOverride(t *testing.T) {
+	f, srv := newFake(t)
+	f.pools["sidekiq"] = godo.DatabasePool{Name: "sidekiq", Size: 20, Mode: "transaction", Database: "mastodon_production", User: "u"}
+	h := newHarness(t, srv)
+	if err := os.WriteFile(h.env, []byte(seedEnv+"FEDIOPS_DB_CONN_LIMIT=60\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := h.run(h.provision()...)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	mustContain(t, out, "create pool the_mastodon_connection_pool: db=mastodon_production user=the_mastodon_user size=35 mode=transaction", // 60 - 20 - 5
+		"after: limit 60, pools 55, reserve/direct 5, headroom 0")
+	h.getenv = map[string]string{"FEDIOPS_DB_CONN_LIMIT": "50"}
+	code, out, errs = h.run(h.provision("-apply")...)
+	if code != 0 || f.pools["the_mastodon_connection_pool"].Size != 25 { // 50 - 20 - 5
+		t.Fatalf("exit %d, pool %+v\n%s%s", code, f.pools["the_mastodon_connection_pool"], out, errs)
+	}
+	h.getenv = map[string]string{"FEDIOPS_DB_CONN_LIMIT": "lots"}
+	if code, out, errs = h.run(h.provision()...); code != 2 || !strings.Contains(errs, "FEDIOPS_DB_CONN_LIMIT") {
+		t.Errorf("bad limit: exit %d\n%s%s", code, out, errs)
 	}
 }
 
