@@ -76,3 +76,22 @@ func ExampleBudget() {
 	// fits: true
 	// over the cluster's connection limit: 98 server connections (pool the_mastodon_connection_pool size=90 + migration direct connections=5 + pg_dump direct connections=3) are 1 over the limit of 97; lower one of them by 1
 }
+
+// The lines that point Mastodon at a DO pool; envfile's SetAll writes
+// them into .env.production and says what changed.
+func ExamplePooledSettings() {
+	for _, s := range pgpool.PooledSettings("majel-do-user-1-0.b.db.ondigitalocean.com", "the_mastodon_connection_pool",
+		"the_mastodon_user", "mastodon_production", "/home/mastodon/live/do-ca.crt", "") {
+		fmt.Printf("%s=%s\n", s.Key, s.Value)
+	}
+	// Output:
+	// DB_HOST=majel-do-user-1-0.b.db.ondigitalocean.com
+	// DB_PORT=25061
+	// DB_NAME=the_mastodon_connection_pool
+	// DB_USER=the_mastodon_user
+	// PREPARED_STATEMENTS=false
+	// DB_SSLMODE=require
+	// NODE_EXTRA_CA_CERTS=/home/mastodon/live/do-ca.crt
+	// FEDIOPS_DB_CA_FILE=/home/mastodon/live/do-ca.crt
+	// FEDIOPS_DB_DIRECT_NAME=mastodon_production
+}
