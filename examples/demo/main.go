@@ -40,7 +40,6 @@ func main() {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
 	keep := fs.Bool("keep", false, "keep the stack's directory after the run")
-	dir := fs.String("dir", "", "stack directory (default: a new temporary directory)")
 	mysql := fs.Bool("mysql", true, "also start MariaDB and back up a WriteFreely-like database with mysqldump")
 	verbose := fs.Bool("v", false, "log the packages' info messages to stderr")
 	media := fs.Int("media", 300, "media objects to put into the Space")
@@ -58,16 +57,16 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, *dir, *keep, *mysql, *verbose, *media, *statuses))
+	os.Exit(run(ctx, *keep, *mysql, *verbose, *media, *statuses))
 }
 
-func run(ctx context.Context, dir string, keep, mysql, verbose bool, media, statuses int) int {
+func run(ctx context.Context, keep, mysql, verbose bool, media, statuses int) int {
 	level := slog.LevelWarn
 	if verbose {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	stack, err := testenv.NewStack(dir)
+	stack, err := testenv.NewStack("")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		return 1

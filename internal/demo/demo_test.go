@@ -3,6 +3,7 @@ package demo
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -82,6 +83,16 @@ func TestRun(t *testing.T) {
 	}
 	if !strings.Contains(printed, "DB_PASS="+envfile.Redacted) {
 		t.Errorf("the redacted .env is not printed")
+	}
+	// What Run served itself is closed.
+	if len(rep.Served) != 5 {
+		t.Errorf("served %v, want 5 addresses", rep.Served)
+	}
+	for _, addr := range rep.Served {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			t.Errorf("%s still accepts connections after Run", addr)
+		}
 	}
 }
 

@@ -33,6 +33,10 @@ type Report struct {
 	Steps   []Step
 	EnvFile string // the .env.production written for the stack
 	Took    time.Duration
+	// Served are the loopback addresses of what Run itself served (the
+	// tunnel, s3fake, b2fake, the web and streaming stand-ins); all of
+	// them are closed when Run returns.
+	Served []string
 }
 
 // OK reports whether every step passed.

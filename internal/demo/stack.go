@@ -115,6 +115,8 @@ func (r *run) up(ctx context.Context) (string, error) {
 	default:
 		mysql = "mariadb " + r.maria.Addr()
 	}
+	r.rep.Served = []string{r.tunnel.Addr("redis").String(), r.s3.Addr, strings.TrimPrefix(r.b2.URL, "http://"),
+		strings.TrimPrefix(r.web.URL, "http://"), strings.TrimPrefix(r.stream.URL, "http://")}
 	return fmt.Sprintf("pgbouncer %s -> postgres %s, redis %s (TLS) <- tunnel %s, s3fake %s, b2fake %s, %s",
 		r.bouncer.Addr(), r.bouncer.Backend.Addr(), r.redis.Addr(), r.tunnel.Addr("redis"), r.s3.Addr,
 		strings.TrimPrefix(r.b2.URL, "http://"), mysql), nil
