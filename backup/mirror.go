@@ -42,7 +42,7 @@ type MirrorSource interface {
 const (
 	DefaultMirrorWorkers         = 16
 	DefaultMaxDeleteFraction     = 0.10
-	DefaultCheckpointEvery       = 500
+	DefaultCheckpointEvery       = 2000
 	DefaultCheckpointInterval    = 30 * time.Second
 	DefaultMirrorPartSize        = 100_000_000 // B2's recommended part size
 	DefaultLargeFileThreshold    = 200_000_000
@@ -79,7 +79,7 @@ type MirrorConfig struct {
 	MaxDeleteFraction  float64
 	DryRun             bool          // plan and report only: nothing written
 	Verify             bool          // list B2 in full and reconcile (automatic on the first run)
-	CheckpointEvery    int           // save the state after this many changes; 0 = 500
+	CheckpointEvery    int           // save the state after this many changes; 0 = 2000
 	CheckpointInterval time.Duration // ... or this often; 0 = 30 s
 	PartSize           int64         // large-file part size; 0 = 100 MB (min 5 MB)
 	LargeFileThreshold int64         // objects above this go up as large files; 0 = 200 MB
