@@ -29,7 +29,7 @@ Starts a local stand-in of a DigitalOcean-hosted Mastodon's services (real
 PostgreSQL 15, pgBouncer 1.18, Redis 7 and MariaDB from the Debian packages;
 in-process S3 and B2 fakes), writes its .env.production, seeds it and runs
 fediops against it: plan, health, backup, restore drill, media mirror. Takes
-about 20 s. Ctrl-C stops everything; -keep leaves the stack's directory
+a few seconds once built. Ctrl-C stops everything; -keep leaves the stack's directory
 (data, certificates, logs, .env.production) for inspection.
 
 Exit status: 0 all steps passed, 1 a step failed, 2 bad usage.
