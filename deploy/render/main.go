@@ -92,10 +92,9 @@ func run(ctx context.Context, log *slog.Logger, out, dashDir, rules string, dur 
 	}
 	time.Sleep(3 * time.Second) // the last scrapes and rule evaluations
 	end := time.Now()
-	for _, q := range []string{"redistls_failovers_total", "redistls_dial_errors_total", "ALERTS"} {
-		res, err := prom.queryRange(ctx, q, end, end, time.Second)
+	if res, err := prom.queryRange(ctx, `ALERTS{alertstate="firing"}`, end, end, time.Second); err == nil {
 		for _, r := range res {
-			log.Info("at the end", "query", q, "labels", r.labels, "value", r.v, "err", err)
+			fmt.Fprintf(os.Stderr, "render: alert firing at the end: %s %v\n", r.labels["alertname"], r.labels)
 		}
 	}
 	for _, f := range dashes {

@@ -178,6 +178,9 @@ func format(v float64, unit string) string {
 	case "percentunit":
 		return fmt.Sprintf("%.0f%%", v*100)
 	case "s":
+		if math.Abs(v) < 60 {
+			return fmt.Sprintf("%.1fs", v)
+		}
 		return (time.Duration(v * float64(time.Second))).Round(time.Second).String()
 	case "bytes":
 		return fmt.Sprintf("%.1f MiB", v/(1<<20))
