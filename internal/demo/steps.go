@@ -51,7 +51,11 @@ func (r *run) plan(ctx context.Context) (string, error) {
 	}
 	r.printf("web: %s", strings.ReplaceAll(strings.TrimSpace(sizing.Env()), "\n", " "))
 	r.printf("budget (%d GiB cluster): %d of %d server connections used, headroom %d", ClusterGiB, rep.Used, rep.Limit, rep.Headroom)
-	r.printf("sidekiq seed layout: %s; %d DB connections, through the pool", strings.Join(procs, ", "), layout.Connections())
+	via := "fits the headroom"
+	if layout.Connections() > rep.Headroom {
+		via = fmt.Sprintf("more than the headroom of %d: Sidekiq must share the transaction pool", rep.Headroom)
+	}
+	r.printf("sidekiq seed layout: %s; %d DB connections, %s", strings.Join(procs, ", "), layout.Connections(), via)
 	return fmt.Sprintf("web 2x2vCPU: WEB_CONCURRENCY=%d MAX_THREADS=%d, %d conns of %d (headroom %d); sidekiq %d procs, %d conns, scheduler on 1",
 		sizing.WebConcurrency, sizing.MaxThreads, sizing.ConnectionsPerTier, rep.Limit, rep.Headroom,
 		len(layout.Processes), layout.Connections()), nil
