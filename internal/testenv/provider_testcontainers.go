@@ -131,7 +131,7 @@ type file struct {
 // run starts one container with the files copied in and port published on
 // 127.0.0.1, tracks it for Close, and returns it with the host address.
 func (c *containers) run(ctx context.Context, name, img string, port string, files []file, env map[string]string,
-	entrypoint, cmd []string, ready wait.Strategy) (*testcontainers.DockerContainer, string, int, error) {
+	user string, entrypoint, cmd []string, ready wait.Strategy) (*testcontainers.DockerContainer, string, int, error) {
 	nw, err := c.network(ctx)
 	if err != nil {
 		return nil, "", 0, err
@@ -147,6 +147,11 @@ func (c *containers) run(ctx context.Context, name, img string, port string, fil
 		Cmd:          cmd,
 		ExposedPorts: []string{port + "/tcp"},
 		WaitingFor:   wait.ForAll(ready).WithDeadline(3 * time.Minute),
+		ConfigModifier: func(cfg *container.Config) {
+			if user != "" {
+				cfg.User = user
+			}
+		},
 		HostConfigModifier: func(hc *container.HostConfig) {
 			// Only loopback: never publish a test server on the host's other addresses.
 			hc.PortBindings = dnetwork.PortMap{cport: {{HostIP: netip.MustParseAddr("127.0.0.1")}}}
@@ -289,7 +294,7 @@ exec docker-entrypoint.sh "$@"`
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "shared_buffers=128MB"}
 	ready := wait.ForLog("database system is ready to accept connections").WithOccurrence(2)
 	dc, host, port, err := c.run(ctx, alias, image("postgres"), "5432", files, env,
-		[]string{"sh", "-c", start, "fediops-entrypoint"}, args, ready)
+		"", []string{"sh", "-c", start, "fediops-entrypoint"}, args, ready)
 	if err != nil {
 		return nil, err
 	}
@@ -353,8 +358,9 @@ func (c *containers) pgbouncer(ctx context.Context, pg *Postgres) (*PgBouncer, e
 		{"/fediops/userlist.txt", []byte(users), 0o644},
 		{"/fediops/pgbouncer.ini", []byte(ini), 0o644},
 	}
+	// pgBouncer refuses to run as root; 70 is the image's postgres user.
 	dc, host, port, err := c.run(ctx, alias, image("pgbouncer"), "6432", files, nil,
-		[]string{"pgbouncer"}, []string{"/fediops/pgbouncer.ini"}, wait.ForListeningPort("6432/tcp"))
+		"70:70", []string{"pgbouncer"}, []string{"/fediops/pgbouncer.ini"}, wait.ForListeningPort("6432/tcp"))
 	if err != nil {
 		return nil, err
 	}
@@ -413,7 +419,7 @@ func (c *containers) redis(ctx context.Context, name, pass string) (*Redis, erro
 		{"/fediops/redis.conf", []byte(conf), 0o644},
 	}
 	dc, host, port, err := c.run(ctx, name, image("redis"), "6379", files, nil,
-		nil, []string{"redis-server", "/fediops/redis.conf"}, wait.ForLog("Ready to accept connections"))
+		"", nil, []string{"redis-server", "/fediops/redis.conf"}, wait.ForLog("Ready to accept connections"))
 	if err != nil {
 		return nil, err
 	}
@@ -438,7 +444,7 @@ func (c *containers) mariadb(ctx context.Context) (*MariaDB, error) {
 		"MARIADB_USER": m.User, "MARIADB_PASSWORD": m.Password}
 	args := []string{"--skip-name-resolve", "--skip-log-bin", "--innodb-buffer-pool-size=64M", "--innodb-flush-log-at-trx-commit=0"}
 	// The entrypoint's temporary server reports port 0; the real one port 3306.
-	_, host, port, err := c.run(ctx, alias, image("mariadb"), "3306", files, env, nil, args,
+	_, host, port, err := c.run(ctx, alias, image("mariadb"), "3306", files, env, "", nil, args,
 		wait.ForAll(wait.ForLog("port: 3306"), wait.ForListeningPort("3306/tcp")))
 	if err != nil {
 		return nil, err
