@@ -81,7 +81,7 @@ func (s *Settings) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&s.Identity, "identity", "", "age identity (private key) file, for restore and verify")
 	fs.DurationVar(&s.KeepFor, "keep", DefaultKeepFor, "keep backups this long")
 	fs.IntVar(&s.KeepLast, "keep-last", DefaultKeepLast, "never keep fewer than this many newest backups per source")
-	fs.StringVar(&s.LockFile, "lock", "/var/tmp/fediops-backup.lock", "lock file that keeps runs from overlapping")
+	fs.StringVar(&s.LockFile, "lock", "/run/lock/fediops-backup.lock", "lock file that keeps runs from overlapping (cron and the systemd unit must share it)")
 	fs.StringVar(&s.B2APIBase, "b2-api", "", "B2 API base URL (default B2_API_BASE, else Backblaze)")
 	fs.StringVar(&s.ZstdLevel, "zstd-level", "default", "zstd level: fastest, default, better, best")
 	fs.StringVar(&s.Source, "source", "postgres", "restore/verify: which source")

@@ -19,9 +19,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/Backblaze/blazer/b2"
+	"github.com/Backblaze/blazer/base"
 
 	"github.com/fediops/fediops/backup"
 )
@@ -104,6 +107,12 @@ func (c *Config) setDefaults() {
 type Store struct {
 	cfg    Config
 	bucket *b2.Bucket
+
+	// listing uses blazer's base package: one b2_list_file_names call per
+	// 1000 names with sizes and times, where b2.Bucket.List would need a
+	// b2_get_file_info call per object.
+	mu   sync.Mutex
+	base *base.Bucket
 }
 
 var _ backup.Store = (*Store)(nil)
@@ -127,7 +136,65 @@ func Open(ctx context.Context, cfg Config, opts ...b2.ClientOption) (*Store, err
 	if err != nil {
 		return nil, fmt.Errorf("b2store: bucket %q: %w", cfg.Bucket, err)
 	}
-	return &Store{cfg: cfg, bucket: b}, nil
+	s := &Store{cfg: cfg, bucket: b}
+	if err := s.authorizeBase(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) authorizeBase(ctx context.Context) error {
+	opts := []base.AuthOption{base.UserAgent("fediops-backup"), base.Transport(http.DefaultTransport)}
+	if s.cfg.APIBase != "" {
+		opts = append(opts, base.SetAPIBase(s.cfg.APIBase))
+	}
+	a, err := base.AuthorizeAccount(ctx, s.cfg.KeyID, s.cfg.Key, opts...)
+	if err != nil {
+		return fmt.Errorf("b2store: authorize key %s: %w", s.cfg.KeyID, err)
+	}
+	bs, err := a.ListBuckets(ctx, s.cfg.Bucket)
+	if err != nil {
+		return fmt.Errorf("b2store: bucket %q: %w", s.cfg.Bucket, err)
+	}
+	for _, b := range bs {
+		if b.Name == s.cfg.Bucket {
+			s.mu.Lock()
+			s.base = b
+			s.mu.Unlock()
+			return nil
+		}
+	}
+	return fmt.Errorf("b2store: bucket %q not found", s.cfg.Bucket)
+}
+
+// listPage lists one page of names, authorizing again when the token
+// expired and retrying transient errors a few times.
+func (s *Store) listPage(ctx context.Context, cont, prefix string) ([]*base.File, string, error) {
+	backoff := 250 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		s.mu.Lock()
+		b := s.base
+		s.mu.Unlock()
+		files, next, err := b.ListFileNames(ctx, 1000, cont, prefix, "")
+		if err == nil || attempt == 5 {
+			return files, next, err
+		}
+		switch base.Action(err) {
+		case base.ReAuthenticate:
+			if aerr := s.authorizeBase(ctx); aerr != nil {
+				return nil, "", aerr
+			}
+		case base.Retry:
+			select {
+			case <-ctx.Done():
+				return nil, "", ctx.Err()
+			case <-time.After(max(backoff, base.Backoff(err))):
+			}
+			backoff *= 2
+		default:
+			return nil, "", err
+		}
+	}
 }
 
 // Bucket is the underlying blazer bucket, for what the Store interface does
@@ -256,24 +323,29 @@ func (s *Store) Stat(ctx context.Context, name string) (backup.ObjectInfo, error
 	return backup.ObjectInfo{Name: name, Size: a.Size, Modified: a.UploadTimestamp}, nil
 }
 
-// List yields finished objects under prefix in name order. It reads each
-// object's attributes (one b2_get_file_info per object).
+// List yields finished objects under prefix in name order, 1000 per
+// b2_list_file_names call.
 func (s *Store) List(ctx context.Context, prefix string) iter.Seq2[backup.ObjectInfo, error] {
 	return func(yield func(backup.ObjectInfo, error) bool) {
-		it := s.bucket.List(ctx, b2.ListPrefix(prefix))
-		for it.Next() {
-			o := it.Object()
-			a, err := o.Attrs(ctx)
+		cont := ""
+		for page := 0; page < 1_000_000; page++ {
+			files, next, err := s.listPage(ctx, cont, prefix)
 			if err != nil {
-				yield(backup.ObjectInfo{}, fmt.Errorf("b2store: attributes of %s: %w", o.Name(), err))
+				yield(backup.ObjectInfo{}, fmt.Errorf("b2store: list %q: %w", prefix, err))
 				return
 			}
-			if !yield(backup.ObjectInfo{Name: o.Name(), Size: a.Size, Modified: a.UploadTimestamp}, nil) {
+			for _, f := range files {
+				if f.Status != "upload" || !strings.HasPrefix(f.Name, prefix) {
+					continue
+				}
+				if !yield(backup.ObjectInfo{Name: f.Name, Size: f.Size, Modified: f.Timestamp}, nil) {
+					return
+				}
+			}
+			if next == "" || len(files) == 0 {
 				return
 			}
-		}
-		if err := it.Err(); err != nil && !errors.Is(err, io.EOF) {
-			yield(backup.ObjectInfo{}, fmt.Errorf("b2store: list %q: %w", prefix, err))
+			cont = next
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -109,5 +110,38 @@ func TestRefusedPartDoesNotHang(t *testing.T) {
 		if f, u := srv.Files("b"), srv.Unfinished("b"); len(f) != 0 || len(u) != 0 {
 			t.Fatalf("after a refused part: %d files, %d unfinished", len(f), len(u))
 		}
+	}
+}
+
+// List pages through b2_list_file_names (1000 names per call) and
+// authorizes again when the token expired.
+func TestListPagesAndReauthorizes(t *testing.T) {
+	srv, st := open(t)
+	ctx := context.Background()
+	const n = 1203
+	for i := 0; i < n; i++ {
+		if _, err := st.Put(ctx, fmt.Sprintf("m/%05d", i), strings.NewReader("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Put(ctx, "other/1", strings.NewReader("y"))
+	srv.ExpireTokens()
+	srv.FailNext("b2_list_file_names", 1, 503)
+	calls := srv.Calls("b2_list_file_names")
+	i := 0
+	for o, err := range st.List(ctx, "m/") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("m/%05d", i); o.Name != want || o.Size != 1 || o.Modified.IsZero() {
+			t.Fatalf("object %d: %+v, want %s", i, o, want)
+		}
+		i++
+	}
+	if i != n {
+		t.Fatalf("listed %d of %d", i, n)
+	}
+	if got := srv.Calls("b2_list_file_names") - calls; got != 4 { // expired, 503, two pages
+		t.Errorf("%d list calls, want 4", got)
 	}
 }
