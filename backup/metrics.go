@@ -11,7 +11,9 @@ import (
 // from cron can be graphed and alerted on (deploy/grafana, deploy/prometheus):
 // in node_exporter's textfile directory Dir (fediops_backup.prom,
 // fediops_mirror.prom, replaced atomically) and/or at the Pushgateway
-// PushURL. Add it to Runner.Notifiers and MirrorConfig.Notifiers.
+// PushURL. Add it to Runner.Notifiers and MirrorConfig.Notifiers
+// (MetricsFromEnv reads both from the environment). With neither set it
+// does nothing.
 //
 // Per source: fediops_backup_last_success_timestamp_seconds,
 // _last_run_timestamp_seconds, _success, _duration_seconds, _bytes (stored),
@@ -24,12 +26,27 @@ type MetricsNotifier struct {
 	Grouping map[string]string // extra Pushgateway grouping labels, e.g. {"instance": host}
 }
 
+// MetricsFromEnv is the MetricsNotifier that FEDIOPS_METRICS_DIR and
+// FEDIOPS_PUSHGATEWAY_URL describe, read through lookup (Settings.Lookup's).
+// With neither set it does nothing, so a program can always add it.
+func MetricsFromEnv(lookup func(string) (string, bool)) MetricsNotifier {
+	var n MetricsNotifier
+	n.Dir, _ = lookup(promfile.EnvDir)
+	n.PushURL, _ = lookup(promfile.EnvPushURL)
+	return n
+}
+
+func (n MetricsNotifier) enabled() bool { return n.Dir != "" || n.PushURL != "" }
+
 func (n MetricsNotifier) config() promfile.Config {
 	return promfile.Config{Dir: n.Dir, PushURL: n.PushURL, Grouping: n.Grouping}
 }
 
 // Notify implements Notifier: one sample set per source of r.
 func (n MetricsNotifier) Notify(ctx context.Context, r Report) error {
+	if !n.enabled() {
+		return nil
+	}
 	runs, err := promfile.NewRuns("backup")
 	if err != nil {
 		return err
@@ -51,7 +68,7 @@ func (n MetricsNotifier) Notify(ctx context.Context, r Report) error {
 
 // NotifyMirror implements MirrorNotifier: one sample set, source = r.Source.
 func (n MetricsNotifier) NotifyMirror(ctx context.Context, r MirrorReport) error {
-	if r.DryRun {
+	if r.DryRun || !n.enabled() {
 		return nil
 	}
 	runs, err := promfile.NewRuns("mirror")
