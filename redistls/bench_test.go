@@ -63,11 +63,15 @@ func BenchmarkTunnelVsStunnel(b *testing.B) {
 			// Rounds interleave the three targets, so each round's ratios
 			// are taken under the same machine load; the median counts.
 			var vsS, vsD []float64
-			rates := map[string][]float64{}
+			rates, cpu := map[string][]float64{}, map[string][]float64{}
 			for range rounds {
 				sum := map[string]float64{}
 				for _, tg := range targets {
+					c0 := cpuTime(b, tg.pid)
 					set, get := redisBenchmark(b, r, tg, p)
+					if tg.pid != 0 { // the tunnel's own CPU per request, the steadier number on a shared machine
+						cpu[tg.name] = append(cpu[tg.name], float64(cpuTime(b, tg.pid)-c0)/float64(time.Microsecond)/200000)
+					}
 					sum[tg.name] = set + get
 					rates[tg.name] = append(rates[tg.name], set, get)
 				}
@@ -79,6 +83,10 @@ func BenchmarkTunnelVsStunnel(b *testing.B) {
 				v := rates[tg.name]
 				line += fmt.Sprintf("  %s %s", tg.name, fmtRates(v))
 				b.ReportMetric(median(v), fmt.Sprintf("%s-P%d-rps", tg.name, p))
+				if c := cpu[tg.name]; len(c) > 0 {
+					line += fmt.Sprintf(" (tunnel CPU %.1f µs/request)", median(c))
+					b.ReportMetric(median(c), fmt.Sprintf("%s-P%d-cpu-µs/req", tg.name, p))
+				}
 			}
 			b.ReportMetric(median(vsS), fmt.Sprintf("x-stunnel-P%d", p))
 			b.ReportMetric(median(vsD), fmt.Sprintf("x-direct-P%d", p))
@@ -266,6 +274,21 @@ func openIdleT(b testing.TB, port int, pass string, n int) []net.Conn {
 		b.Fatalf("idle connection: %v", err)
 	}
 	return cs
+}
+
+// cpuTime is the user+system CPU time a process has used so far.
+func cpuTime(b *testing.B, pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64) // fields 14 and 15 of stat(5)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ = 100
 }
 
 func rssKB(b *testing.B, pid int) int64 {
