@@ -9,15 +9,21 @@
 // sessions, and copies both ways holding copy buffers only while bytes
 // flow. A monitor closes the client connections pinned to a node that is
 // no longer the primary: the name resolves elsewhere, ROLE answers
-// "slave", a reply carried -READONLY, or the node stopped answering.
-// Clients reconnect and reach the new primary.
+// "slave", a reply carried -READONLY, or the node stopped answering
+// (refused at once, timeouts after 3 probe budgets). Clients reconnect and
+// reach the new primary. The ROLE probe and /healthz authenticate with
+// Config.Username/Password (REDIS_USER/REDIS_PASSWORD); without a
+// password only the name, -READONLY and dropped connections are watched.
 //
 // The configuration is stunnel's: global options (pid, debug, foreground,
 // include) and defaults before the first [section]; per service client,
 // accept, connect, delay, CAfile, verifyChain, checkHost, sni,
 // TIMEOUTconnect, TIMEOUTidle and TIMEOUTclose. Any other key is an error
-// naming its file:line. "accept = 6379" means every IPv4 address, as in
-// stunnel, and is refused unless Config.AllowNonLoopback is set.
+// naming its file:line. Every service must say client = yes; delay is
+// always on. "accept = 6379" means every IPv4 address, as in stunnel, and
+// is refused unless Config.AllowNonLoopback is set. SIGHUP-style Reload
+// keeps open connections; Shutdown closes each connection once no command
+// waits for its reply.
 //
 // Handler serves /healthz (TLS, AUTH and PING through every service) and
 // /metrics (redistls_connections_active, redistls_dials_total,
