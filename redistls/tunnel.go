@@ -23,7 +23,7 @@ import (
 // to its service's TLS backend, resolving the backend name for every
 // connection and closing connections whose node stopped being the primary.
 type Tunnel struct {
-	cfg      *Config // with defaults; Services as of the last New or Reload
+	cfg      *Config // with defaults, as New got it; Reload swaps each service's settings
 	log      *slog.Logger
 	m        *metrics
 	gatherer prometheus.Gatherer
@@ -291,7 +291,6 @@ func (t *Tunnel) Reload(cfg *Config) error {
 			go func() { defer cancel(); sv.shutdown(ctx) }()
 		}
 	}
-	t.cfg = c
 	t.log.Info("redistls: configuration reloaded", "services", len(c.Services))
 	return nil
 }
