@@ -155,7 +155,7 @@ func (s *service) probeClient(st *settings, node string) *redis.Client {
 	to := s.t.cfg.ProbeTimeout
 	return redis.NewClient(&redis.Options{
 		Addr: "backend", Username: s.t.cfg.Username, Password: s.t.cfg.Password,
-		Protocol: 2, DisableIdentity: true, PoolSize: 1, MaxRetries: -1,
+		Protocol: 2, DisableIdentity: true, PoolSize: 1, MaxRetries: -1, DialerRetries: 1,
 		DialTimeout: to, ReadTimeout: to, WriteTimeout: to,
 		Dialer: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			tc, _, _, err := s.dial(ctx, st, node)
