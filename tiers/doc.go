@@ -29,6 +29,12 @@
 //     SidekiqCheck and the OpenSearch probe, all built from .env.production
 //     by ChecksFromEnv; Metrics exports a Report to Prometheus and
 //     PushUptimeKuma sends it to a push monitor.
+//   - Exporter (NewExporter): the checks plus everything the deploy/
+//     dashboards read about the instance in one registry: the check
+//     gauges, the database's connection budget (promfile.Budget from
+//     pgpool's Budget report) and, when serving, the Sidekiq and pool
+//     collectors; Handler serves it, promfile.Config.Write leaves it in a
+//     textfile or a Pushgateway after a cron run.
 //
 // Snapshots of a tier are named "<tier>-YYYYMMDD-HHMM" (UTC); a droplet
 // snapshot that carries the tier's tag counts too. Scale-out names are

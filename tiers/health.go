@@ -160,8 +160,23 @@ type HealthOptions struct {
 // check naming the variable, so one bad value does not hide the rest.
 // close releases the connections.
 func ChecksFromEnv(ctx context.Context, lookup Lookup, o HealthOptions) (checks []Check, close func()) {
+	in := connect(ctx, lookup, o)
+	return in.checks, in.close
+}
+
+// instance is what ChecksFromEnv connects to: the checks and the clients
+// they share, which an Exporter's collectors read too.
+type instance struct {
+	checks []Check
+	db     *pgpool.Config // nil when the database settings are wrong
+	pool   *pgxpool.Pool  // nil when db is
+	redis  *redis.Client  // nil when REDIS_* are wrong
+	close  func()
+}
+
+func connect(ctx context.Context, lookup Lookup, o HealthOptions) (in instance) {
 	var closers []func()
-	close = func() {
+	in.close = func() {
 		for _, c := range closers {
 			c()
 		}
@@ -176,10 +191,10 @@ func ChecksFromEnv(ctx context.Context, lookup Lookup, o HealthOptions) (checks 
 		o.Streaming = []string{"http://127.0.0.1:4000"}
 	}
 	for _, u := range o.Web {
-		checks = append(checks, WebHealth("web "+hostOf(u), u))
+		in.checks = append(in.checks, WebHealth("web "+hostOf(u), u))
 	}
 	for _, u := range o.Streaming {
-		checks = append(checks, StreamingHealth("streaming "+hostOf(u), u))
+		in.checks = append(in.checks, StreamingHealth("streaming "+hostOf(u), u))
 	}
 
 	maxConns := o.DBMaxConns
@@ -187,16 +202,17 @@ func ChecksFromEnv(ctx context.Context, lookup Lookup, o HealthOptions) (checks 
 		maxConns = 2
 	}
 	if cfg, err := pgpool.FromEnv(lookup, pgpool.Options{MaxConns: maxConns}); err != nil {
-		checks = append(checks, failing("database", err))
+		in.checks = append(in.checks, failing("database", err))
 	} else if pool, err := pgxpool.NewWithConfig(ctx, cfg.App()); err != nil {
-		checks = append(checks, failing("database", fmt.Errorf("tiers: database pool: %w", err)))
+		in.checks = append(in.checks, failing("database", fmt.Errorf("tiers: database pool: %w", err)))
 	} else {
+		in.db, in.pool = cfg, pool
 		closers = append(closers, pool.Close)
-		checks = append(checks, DBCheck("database", pool))
+		in.checks = append(in.checks, DBCheck("database", pool))
 	}
 
 	if ro, err := RedisOptionsFromEnv(lookup); err != nil {
-		checks = append(checks, failing("redis", err), failing("sidekiq", err))
+		in.checks = append(in.checks, failing("redis", err), failing("sidekiq", err))
 	} else {
 		// A health check wants the first answer: no retries, short dials.
 		ro.MaxRetries, ro.PoolSize = -1, 2
@@ -204,32 +220,33 @@ func ChecksFromEnv(ctx context.Context, lookup Lookup, o HealthOptions) (checks 
 			ro.DialTimeout = 3 * time.Second
 		}
 		rc := redis.NewClient(ro)
+		in.redis = rc
 		closers = append(closers, func() { rc.Close() })
-		checks = append(checks, RedisCheck("redis", rc), SidekiqCheck(rc, o.Sidekiq))
+		in.checks = append(in.checks, RedisCheck("redis", rc), SidekiqCheck(rc, o.Sidekiq))
 	}
 
 	if scfg, err := spaces.ConfigFromEnv(lookup); errors.Is(err, spaces.ErrDisabled) {
 		// media on local disk: nothing to check
 	} else if err != nil {
-		checks = append(checks, failing("spaces", err))
+		in.checks = append(in.checks, failing("spaces", err))
 	} else if sc, err := spaces.New(scfg); err != nil {
-		checks = append(checks, failing("spaces", err))
+		in.checks = append(in.checks, failing("spaces", err))
 	} else if o.SpacesKey == "" {
-		checks = append(checks, CheckFunc("spaces", func(context.Context) (string, error) {
+		in.checks = append(in.checks, CheckFunc("spaces", func(context.Context) (string, error) {
 			return "settings valid", Warn(errors.New("no object key given to HEAD"))
 		}))
 	} else {
-		checks = append(checks, SpacesCheck(sc, o.SpacesKey))
+		in.checks = append(in.checks, SpacesCheck(sc, o.SpacesKey))
 	}
 
 	if ocfg, ok := OpenSearchConfigFromEnv(lookup); ok {
 		if p, err := NewOpenSearchProbe(ocfg); err != nil {
-			checks = append(checks, failing("search", err))
+			in.checks = append(in.checks, failing("search", err))
 		} else {
-			checks = append(checks, p)
+			in.checks = append(in.checks, p)
 		}
 	}
-	return checks, close
+	return in
 }
 
 func hostOf(u string) string {
