@@ -55,7 +55,7 @@ func main() {
 	unsafeListen := fs.Bool("unsafe-listen", false, "allow accept addresses that are not loopback (stunnel's \"accept = PORT\" means all IPv4)")
 	insecure := fs.Bool("insecure-skip-verify", false, "do not verify backend certificates (what stunnel does without verifyChain)")
 	drain := fs.Duration("drain", redistls.DefaultDrainTimeout, "on SIGTERM, how long busy connections may finish")
-	verbose := fs.Bool("v", false, "debug logging")
+	verbose := fs.Bool("v", false, "debug logging (also stunnel's debug = 7)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
@@ -80,11 +80,8 @@ func main() {
 		fmt.Printf(unit, strings.Join(args, " "), int(drain.Seconds())+5)
 		return
 	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	var level slog.LevelVar
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: &level}))
 
 	load := func() (*redistls.Config, error) {
 		cfg, err := redistls.ReadConfig(*confPath)
@@ -100,6 +97,9 @@ func main() {
 				return nil, fmt.Errorf("%w: %w", redistls.ErrConfig, err)
 			}
 			lookup = f.Get
+		}
+		if *verbose || cfg.Debug {
+			level.Set(slog.LevelDebug)
 		}
 		cfg.Username, _ = lookup("REDIS_USER")
 		cfg.Password, _ = lookup("REDIS_PASSWORD")
