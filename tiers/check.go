@@ -2,6 +2,7 @@ package tiers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -150,6 +151,13 @@ func runOne(ctx context.Context, timeout time.Duration, c Check) Result {
 		}
 	}
 	return r
+}
+
+// WriteJSON writes the report as indented JSON (durations in ns).
+func (r Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
 }
 
 // WriteTable writes the report as an aligned table.

@@ -45,8 +45,8 @@ type ExportOptions struct {
 	Cluster string
 	// SidekiqCollector tunes the Sidekiq collector (with Serve).
 	SidekiqCollector sidekiqq.CollectorOptions
-	// Logger receives scrape errors (a Redis that does not answer);
-	// default slog.Default().
+	// Logger receives scrape errors (a Redis that does not answer) and,
+	// at info, why no budget is exported; default slog.Default().
 	Logger *slog.Logger
 }
 
@@ -118,6 +118,9 @@ func NewExporter(ctx context.Context, lookup Lookup, o ExportOptions) (*Exporter
 				return detail, Warn(errors.New(r.Problems[0]))
 			}))
 		}
+	}
+	if e.BudgetErr != nil {
+		e.log.Info("no connection budget exported", "why", e.BudgetErr)
 	}
 	if o.Serve {
 		if in.redis != nil {
