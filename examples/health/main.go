@@ -1,21 +1,21 @@
-// Command health runs every health check of a Mastodon instance described
-// by its .env.production (web, streaming, the pooled database, Redis
-// through the tunnel, Sidekiq, Spaces, OpenSearch), prints a table and
-// exits 0 when nothing failed, 1 otherwise.
+// Command health runs every health check of a Mastodon instance described by
+// its .env.production (web, streaming, the pooled database, Redis, Sidekiq,
+// Spaces, OpenSearch), prints a table and exits 0 when none failed, else 1.
 //
 //	health -env /home/mastodon/live/.env.production
-//	health -env .env.production -prometheus 127.0.0.1:9101 -interval 30s
+//	health -env .env.production -prometheus 127.0.0.1:9101 -interval 30s -db-size 4
 //	health -env .env.production -push 'https://status.example/api/push/TOKEN'
 //
-// With -prometheus it keeps running, checking every -interval and serving
-// the results on /metrics (fediops_check_up, fediops_check_status,
-// fediops_check_latency_seconds). -push reports each run to an Uptime Kuma
-// push monitor (status=up|down, msg, ping in ms).
+// With -prometheus it keeps checking every -interval and serves on /metrics
+// the results (fediops_check_*), Sidekiq's queues (sidekiq_*), its database
+// pool (pgpool_*) and the connection budget (fediops_db_connections_*, with
+// -db-size or FEDIOPS_DB_CONN_LIMIT). Without it, the run's results and budget
+// go to FEDIOPS_METRICS_DIR and/or FEDIOPS_PUSHGATEWAY_URL when set (job
+// "health"). -push reports each run to an Uptime Kuma push monitor.
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,11 +28,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fediops/fediops/internal/envfile"
+	"github.com/fediops/fediops/internal/promfile"
+	"github.com/fediops/fediops/pgpool"
 	"github.com/fediops/fediops/tiers"
 )
 
@@ -54,32 +54,42 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	promAddr := fs.String("prometheus", "", "serve metrics on `addr` (e.g. 127.0.0.1:9101) and keep checking")
 	interval := fs.Duration("interval", 30*time.Second, "time between runs with -prometheus")
 	push := fs.String("push", "", "Uptime Kuma push monitor `URL`")
+	dbSize := fs.Int("db-size", 0, "database cluster memory in `GiB`, for its connection limit (else FEDIOPS_DB_CONN_LIMIT)")
+	poolSize := fs.Int("db-pool-size", 0, "`size` of the DO pool DB_NAME names (0: WEB_CONCURRENCY x DB_POOL)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: health [flags]\n\nRuns every health check of the instance in -env and exits 0 if none failed, 1 otherwise.\n\n")
 		fs.PrintDefaults()
 	}
+	fail := func(code int, err error) int { fmt.Fprintln(stderr, "health:", err); return code }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	if fs.NArg() > 0 || *timeout <= 0 || *interval <= 0 {
-		fmt.Fprintln(stderr, "health: unexpected arguments or non-positive -timeout/-interval")
+	if fs.NArg() > 0 || *timeout <= 0 || *interval <= 0 || *dbSize < 0 || *poolSize < 0 {
+		fmt.Fprintln(stderr, "health: unexpected arguments, non-positive -timeout/-interval or negative -db-size/-db-pool-size")
 		return 2
 	}
 	env, err := envfile.Read(*envPath)
 	if err != nil {
-		fmt.Fprintln(stderr, "health:", err)
-		return 2
+		return fail(2, err)
+	}
+	lookup := pgpool.Layered(os.LookupEnv, env.Get) // the environment wins, as in Rails
+	mc, err := promfile.FromEnv(lookup)
+	if err != nil {
+		return fail(2, err)
 	}
 	redis.SetLogger(redisLog{}) // go-redis's own messages go to slog at debug
-	checks, closeAll := tiers.ChecksFromEnv(ctx, env.Get, tiers.HealthOptions{
-		Web: list(*web), Streaming: list(*streaming), SpacesKey: *spacesKey})
-	defer closeAll()
+	ex, err := tiers.NewExporter(ctx, lookup, tiers.ExportOptions{Serve: *promAddr != "", DBSizeGiB: *dbSize, DBPoolSize: *poolSize,
+		HealthOptions: tiers.HealthOptions{Web: list(*web), Streaming: list(*streaming), SpacesKey: *spacesKey}})
+	if err != nil {
+		return fail(2, err)
+	}
+	defer ex.Close()
 
 	runOnce := func() tiers.Report {
-		rep := tiers.Run(ctx, *timeout, checks...)
+		rep := ex.Run(ctx, *timeout)
 		if *push != "" {
 			if err := tiers.PushUptimeKuma(ctx, nil, *push, rep); err != nil {
 				slog.Error("push", "err", err)
@@ -89,12 +99,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if *promAddr == "" {
 		rep := runOnce()
+		write := rep.WriteTable
 		if *asJSON {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			enc.Encode(rep)
-		} else {
-			rep.WriteTable(stdout)
+			write = rep.WriteJSON
+		}
+		write(stdout)
+		if mc.Enabled() {
+			if err := mc.Write(ctx, "health", ex.Registry); err != nil {
+				return fail(1, err)
+			}
 		}
 		if !rep.OK() {
 			return 1
@@ -102,14 +115,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
-	reg := prometheus.NewRegistry()
-	metrics, err := tiers.NewMetrics(reg)
-	if err != nil {
-		fmt.Fprintln(stderr, "health:", err)
-		return 1
-	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", ex.Handler())
 	srv := &http.Server{Addr: *promAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
@@ -117,12 +124,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer tick.Stop()
 	for {
 		rep := runOnce()
-		metrics.Observe(rep)
 		slog.Info("checked", "summary", rep.Summary(), "took", rep.Duration)
 		select {
 		case err := <-errc:
-			fmt.Fprintln(stderr, "health: serve metrics:", err)
-			return 1
+			return fail(1, fmt.Errorf("serve metrics: %w", err))
 		case <-ctx.Done():
 			shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -139,12 +144,7 @@ func (redisLog) Printf(ctx context.Context, format string, v ...any) {
 	slog.DebugContext(ctx, fmt.Sprintf(format, v...))
 }
 
+// list splits comma-separated URLs; "" gives an empty, non-nil list (no nodes).
 func list(s string) []string {
-	out := []string{}
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
+	return append([]string{}, strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })...)
 }

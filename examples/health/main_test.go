@@ -77,7 +77,9 @@ func TestHealthProgram(t *testing.T) {
 	l.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, append(base, "-prometheus", addr, "-interval", "1h"), io.Discard, io.Discard) }()
+	go func() {
+		done <- run(ctx, append(base, "-prometheus", addr, "-interval", "1h", "-db-size", "2"), io.Discard, io.Discard)
+	}()
 	var body string
 	for i := 0; i < 100 && !strings.Contains(body, "fediops_check_up"); i++ {
 		time.Sleep(100 * time.Millisecond)
@@ -91,11 +93,34 @@ func TestHealthProgram(t *testing.T) {
 	if rc := <-done; rc != 0 {
 		t.Errorf("prometheus mode rc %d", rc)
 	}
-	if !strings.Contains(body, `fediops_check_up{check="database"} 0`) || !strings.Contains(body, `fediops_check_status{check="web `) {
-		t.Errorf("metrics:\n%s", body)
+	// Redis does not answer: the Sidekiq collector is left out, the rest is served.
+	for _, want := range []string{`fediops_check_up{check="database"} 0`, `fediops_check_status{check="web `,
+		`fediops_db_connections_limit{cluster="127.0.0.1"} 47`, `fediops_db_connections_budgeted{cluster="127.0.0.1"} 10`,
+		`pgpool_max_conns{pool="mastodon_production"} 2`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
 	}
 
-	for _, args := range [][]string{{"-env", "/nonexistent/.env"}, {"-timeout", "0s"}, {"stray"}} {
+	// A cron run leaves the results and the budget in FEDIOPS_METRICS_DIR.
+	dir := t.TempDir()
+	if err := os.WriteFile(env, []byte(data+"FEDIOPS_METRICS_DIR="+dir+"\nFEDIOPS_DB_CONN_LIMIT=22\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if rc := run(context.Background(), base, io.Discard, io.Discard); rc != 1 {
+		t.Errorf("textfile run rc %d", rc)
+	}
+	prom, err := os.ReadFile(filepath.Join(dir, "fediops_health.prom"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`fediops_check_up{check="redis"} 0`, `fediops_db_connections_limit{cluster="127.0.0.1"} 22`} {
+		if !strings.Contains(string(prom), want) {
+			t.Errorf("textfile lacks %q:\n%s", want, prom)
+		}
+	}
+
+	for _, args := range [][]string{{"-env", "/nonexistent/.env"}, {"-timeout", "0s"}, {"stray"}, {"-db-size", "-1"}} {
 		if rc := run(context.Background(), args, io.Discard, io.Discard); rc != 2 {
 			t.Errorf("%v: rc %d, want 2", args, rc)
 		}
