@@ -55,18 +55,21 @@ type Config struct {
 }
 
 // ConfigFromEnv reads B2_APPLICATION_KEY_ID, B2_APPLICATION_KEY, B2_BUCKET,
-// and optionally B2_API_BASE and B2_CHUNK_SIZE through lookup (os.LookupEnv,
-// or an envfile's Get), then checks the result.
+// and optionally B2_API_BASE, B2_CHUNK_SIZE and B2_CONCURRENT_UPLOADS
+// through lookup (os.LookupEnv, or an envfile's Get), then checks the
+// result.
 func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 	get := func(k string) string { v, _ := lookup(k); return v }
 	c := Config{KeyID: get("B2_APPLICATION_KEY_ID"), Key: get("B2_APPLICATION_KEY"),
 		Bucket: get("B2_BUCKET"), APIBase: get("B2_API_BASE")}
-	if v := get("B2_CHUNK_SIZE"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return c, fmt.Errorf("b2store: B2_CHUNK_SIZE=%q: not a number of bytes", v)
+	for key, dst := range map[string]*int{"B2_CHUNK_SIZE": &c.ChunkSize, "B2_CONCURRENT_UPLOADS": &c.ConcurrentUploads} {
+		if v := get(key); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return c, fmt.Errorf("b2store: %s=%q: not a number", key, v)
+			}
+			*dst = n
 		}
-		c.ChunkSize = n
 	}
 	return c, c.Validate()
 }
