@@ -21,6 +21,15 @@
 //   - tiers: Puma sizing, droplet tiers from snapshots, the load balancer
 //     and per-tier health, OpenSearch included.
 //
-// internal/envfile reads and writes .env.production the way Mastodon reads
-// it; internal/testenv starts the real servers the tests and the demo use.
+// Inside the module: internal/envfile reads and writes .env.production the
+// way Mastodon reads it; internal/testenv starts the real servers the tests
+// and the demo use; internal/s3fake and internal/b2fake are the local
+// stand-ins for Spaces and B2; internal/promfile leaves cron jobs' metrics
+// for node_exporter or a Pushgateway; internal/demo is the README's main job.
+// deploy/ holds Grafana dashboards and Prometheus alert rules for the
+// metrics the packages export.
+//
+// The programs under examples/ (demo, provision, tunnel, backup, plan,
+// health) are thin mains over these packages: they parse flags, build the
+// package configs and call them.
 package fediops
