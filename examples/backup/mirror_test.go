@@ -128,8 +128,8 @@ func TestMirrorCommandPeakRSS(t *testing.T) {
 		t.Fatalf("%d of %d objects in B2", got, n)
 	}
 	t.Logf("mirrored %d MiB in %s, peak RSS %.1f MiB", n*size>>20, r.wall.Round(time.Millisecond), float64(r.maxRSS)/(1<<20))
-	if r.maxRSS > 96<<20 {
-		t.Errorf("peak RSS %.1f MiB: not streaming (limit 96 MiB; one object per worker would be %d MiB)",
+	if r.maxRSS > 64<<20 {
+		t.Errorf("peak RSS %.1f MiB: not streaming (limit 64 MiB; one object per worker would be %d MiB)",
 			float64(r.maxRSS)/(1<<20), n*size>>20)
 	}
 }
