@@ -55,10 +55,14 @@ type Pipeline struct {
 	// text it stores 0.8x of pg_dump's gzip output, where SpeedFastest
 	// stores 1.08x (BENCHMARKS.md).
 	ZstdLevel zstd.EncoderLevel
-	Host      string                        // recorded in manifests; "" = os.Hostname
-	Now       func() time.Time              // nil = time.Now
-	Progress  func(source string) io.Writer // optional: receives the raw dump bytes
-	Logger    *slog.Logger                  // nil = slog.Default()
+	// ZstdWorkers > 1 compresses 2 MiB segments on that many goroutines as
+	// concatenated zstd frames (like pzstd); 0 or 1 is one streaming
+	// encoder with a 4 MiB window.
+	ZstdWorkers int
+	Host        string                        // recorded in manifests; "" = os.Hostname
+	Now         func() time.Time              // nil = time.Now
+	Progress    func(source string) io.Writer // optional: receives the raw dump bytes
+	Logger      *slog.Logger                  // nil = slog.Default()
 }
 
 func (p *Pipeline) now() time.Time {
@@ -163,8 +167,13 @@ func (p *Pipeline) Backup(ctx context.Context, src Source) (Manifest, error) {
 		}
 		// One goroutine, a 4 MiB window, and not WithLowerEncoderMem (which
 		// triples the time in history copies): ~50 MiB peak RSS in all.
-		zw, err := zstd.NewWriter(compressed, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1),
-			zstd.WithWindowSize(4<<20))
+		var zw io.WriteCloser
+		if p.ZstdWorkers > 1 {
+			zw, err = newParallelZstd(compressed, level, p.ZstdWorkers, 2<<20)
+		} else {
+			zw, err = zstd.NewWriter(compressed, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1),
+				zstd.WithWindowSize(4<<20))
+		}
 		if err != nil {
 			return fmt.Errorf("zstd: %w", err)
 		}

@@ -42,6 +42,7 @@ type Settings struct {
 	LockFile       string
 	B2APIBase      string // B2 stand-in (B2_API_BASE)
 	ZstdLevel      string // fastest, default, better, best
+	ZstdWorkers    int    // parallel zstd segments; 1 = one streaming encoder
 
 	Source     string  // restore/verify: which source
 	ID         string  // restore/verify: backup ID or "latest"
@@ -84,6 +85,7 @@ func (s *Settings) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&s.LockFile, "lock", "/run/lock/fediops-backup.lock", "lock file that keeps runs from overlapping (cron and the systemd unit must share it)")
 	fs.StringVar(&s.B2APIBase, "b2-api", "", "B2 API base URL (default B2_API_BASE, else Backblaze)")
 	fs.StringVar(&s.ZstdLevel, "zstd-level", "default", "zstd level: fastest, default, better, best")
+	fs.IntVar(&s.ZstdWorkers, "zstd-workers", 1, "goroutines compressing 2 MiB segments in parallel (1: one streaming encoder)")
 	fs.StringVar(&s.Source, "source", "postgres", "restore/verify: which source")
 	fs.StringVar(&s.ID, "id", "latest", "restore/verify: backup ID (see list)")
 	fs.StringVar(&s.ToDatabase, "to-database", "", "restore: PostgreSQL or MySQL database to restore into (must exist)")
@@ -169,7 +171,7 @@ func (s *Settings) Pipeline(lookup func(string) (string, bool), store Store, log
 	if err != nil {
 		return Pipeline{}, err
 	}
-	p := Pipeline{Store: store, Prefix: s.Prefix, Recipients: recips, Logger: log}
+	p := Pipeline{Store: store, Prefix: s.Prefix, Recipients: recips, Logger: log, ZstdWorkers: s.ZstdWorkers}
 	if s.ZstdLevel != "" {
 		ok := false
 		if ok, p.ZstdLevel = zstd.EncoderLevelFromString(s.ZstdLevel); !ok {

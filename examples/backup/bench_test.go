@@ -26,7 +26,8 @@ import (
 // fediops, the Go process or its pg_dump child). The B2 stand-in runs in
 // the benchmark's process and competes for the same CPUs. Each command
 // runs twice; the faster run is shown. FEDIOPS_BENCH_VARIANTS
-// ("default;fastest GOMEMLIMIT=64MiB") lists fediops variants. Run:
+// ("default;fastest GOMEMLIMIT=64MiB;default -zstd-workers=2") lists
+// fediops variants: a zstd level, then environment and flags. Run:
 //
 //	FEDIOPS_BENCH_DB_MB=1000 go test -run '^$' -bench SideBySide -benchtime 1x -timeout 60m ./examples/backup/
 func BenchmarkSideBySide(b *testing.B) {
@@ -92,7 +93,15 @@ func BenchmarkSideBySide(b *testing.B) {
 		level, extra, _ := strings.Cut(v, " ")
 		best("fediops run -zstd-level "+v, func() (result, int64) {
 			before := f.b2.Calls("b2_finish_large_file") + f.b2.Calls("b2_upload_file")
-			r := run(b, append(append([]string{}, f.env...), strings.Fields(extra)...), f.args("run", "-pg-port", port, "-zstd-level", level, "-keep-last", "1", "-keep", "1ns")...)
+			env, args := append([]string{}, f.env...), f.args("run", "-pg-port", port, "-zstd-level", level, "-keep-last", "1", "-keep", "1ns")
+			for _, x := range strings.Fields(extra) { // -flag=value or KEY=value
+				if strings.HasPrefix(x, "-") {
+					args = append(args, x)
+				} else {
+					env = append(env, x)
+				}
+			}
+			r := run(b, env, args...)
 			if r.code != 0 || f.b2.Calls("b2_finish_large_file")+f.b2.Calls("b2_upload_file") <= before {
 				b.Fatalf("fediops run: exit %d: %s", r.code, r.stderr)
 			}
