@@ -18,6 +18,13 @@ const (
 	FailoverDown     = "down"     // the node stopped answering the probe
 )
 
+// Every value each reason label can take: a service's series are created
+// at 0 when it starts, so rate() and increase() see the first burst.
+var (
+	dialErrorReasons = []string{ReasonResolve, ReasonConnect, ReasonTLSVerify, ReasonTLS}
+	failoverReasons  = []string{FailoverMoved, FailoverRole, FailoverReadOnly, FailoverDown}
+)
+
 type metrics struct {
 	active     *prometheus.GaugeVec
 	dials      *prometheus.CounterVec
@@ -60,7 +67,16 @@ type serviceMetrics struct {
 	name              string
 }
 
+// service looks up name's children, creating every known label
+// combination at 0.
 func (m *metrics) service(name string) *serviceMetrics {
+	for _, r := range dialErrorReasons {
+		m.dialErrors.WithLabelValues(name, r)
+	}
+	for _, r := range failoverReasons {
+		m.failovers.WithLabelValues(name, r)
+	}
+	m.closed.WithLabelValues(name)
 	return &serviceMetrics{
 		active:    m.active.WithLabelValues(name),
 		dials:     m.dials.WithLabelValues(name),

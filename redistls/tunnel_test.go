@@ -248,3 +248,49 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		}
 	}
 }
+
+// TestMetricsStartAtZero: every labelled series exists at 0 before the
+// first event, so that rate() and increase() count the first burst.
+func TestMetricsStartAtZero(t *testing.T) {
+	cfg, err := ParseConfig("zero.conf", strings.NewReader("[a]\nclient = yes\naccept = 127.0.0.1:0\nconnect = a.fediops.test:25061\n[b]\nclient = yes\naccept = 127.0.0.1:0\nconnect = b.fediops.test:25061\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	cfg.Registerer = reg
+	if _, err := New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var ls []string
+			for _, l := range m.GetLabel() {
+				ls = append(ls, l.GetName()+"="+l.GetValue())
+			}
+			v := m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			have[mf.GetName()+"{"+strings.Join(ls, ",")+"}"] = v
+		}
+	}
+	var want []string
+	for _, svc := range []string{"a", "b"} {
+		for _, r := range []string{ReasonResolve, ReasonConnect, ReasonTLSVerify, ReasonTLS} {
+			want = append(want, "redistls_dial_errors_total{reason="+r+",service="+svc+"}")
+		}
+		for _, r := range []string{FailoverMoved, FailoverRole, FailoverReadOnly, FailoverDown} {
+			want = append(want, "redistls_failovers_total{reason="+r+",service="+svc+"}")
+		}
+		want = append(want, "redistls_failover_closed_connections_total{service="+svc+"}",
+			"redistls_bytes_total{direction=to_backend,service="+svc+"}", "redistls_bytes_total{direction=to_client,service="+svc+"}",
+			"redistls_dials_total{service="+svc+"}", "redistls_connections_active{service="+svc+"}")
+	}
+	for _, w := range want {
+		if v, ok := have[w]; !ok || v != 0 {
+			t.Errorf("%s: present %v, value %v; want present at 0", w, ok, v)
+		}
+	}
+}
