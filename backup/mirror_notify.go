@@ -2,14 +2,10 @@ package backup
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"time"
-
-	"github.com/slack-go/slack"
 )
 
 // MirrorReport is one Mirror run.
@@ -131,30 +127,7 @@ func (r MirrorReport) BackupReport() Report {
 // NotifyMirror posts one message for a mirror run: red and with Mention
 // when it failed.
 func (s *SlackNotifier) NotifyMirror(ctx context.Context, r MirrorReport) error {
-	if s.WebhookURL == "" {
-		return errors.New("backup: slack: SLACK_WEBHOOK_URL is empty")
-	}
-	client := s.HTTPClient
-	if client == nil {
-		client = &http.Client{Timeout: 20 * time.Second}
-	}
-	msg := &slack.WebhookMessage{Username: s.Username, Text: MirrorSummary(r)}
-	color, title := "good", fmt.Sprintf("Media mirror OK on %s", r.Host)
-	if r.Failed() {
-		color, title = "danger", fmt.Sprintf(":rotating_light: MEDIA MIRROR FAILED on %s", r.Host)
-		mention := s.Mention
-		if mention == "" {
-			mention = "<!channel>"
-		}
-		if mention != "-" {
-			msg.Text = mention + " " + msg.Text
-		}
-	}
-	msg.Attachments = []slack.Attachment{{Color: color, Title: title, Text: MirrorDetails(r), MarkdownIn: []string{"text"}}}
-	if err := slack.PostWebhookCustomHTTPContext(ctx, s.WebhookURL, client, msg); err != nil {
-		return fmt.Errorf("backup: slack webhook: %s", redactURL(err.Error(), s.WebhookURL))
-	}
-	return nil
+	return s.post(ctx, "Media mirror", r.Host, r.Failed(), MirrorSummary(r), MirrorDetails(r))
 }
 
 // NotifyMirror logs the run: one record, at level Error when it failed.

@@ -29,6 +29,11 @@ type SlackNotifier struct {
 
 // Notify posts the report.
 func (s *SlackNotifier) Notify(ctx context.Context, r Report) error {
+	return s.post(ctx, "Backup", r.Host, r.Failed(), Summary(r), Details(r))
+}
+
+// post sends one run's message: green, or red with Mention when it failed.
+func (s *SlackNotifier) post(ctx context.Context, what, host string, failed bool, summary, details string) error {
 	if s.WebhookURL == "" {
 		return fmt.Errorf("backup: slack: SLACK_WEBHOOK_URL is empty")
 	}
@@ -36,10 +41,10 @@ func (s *SlackNotifier) Notify(ctx context.Context, r Report) error {
 	if client == nil {
 		client = &http.Client{Timeout: 20 * time.Second}
 	}
-	msg := &slack.WebhookMessage{Username: s.Username, Text: Summary(r)}
-	color, title := "good", fmt.Sprintf("Backup OK on %s", r.Host)
-	if r.Failed() {
-		color, title = "danger", fmt.Sprintf(":rotating_light: BACKUP FAILED on %s", r.Host)
+	msg := &slack.WebhookMessage{Username: s.Username, Text: summary}
+	color, title := "good", fmt.Sprintf("%s OK on %s", what, host)
+	if failed {
+		color, title = "danger", fmt.Sprintf(":rotating_light: %s FAILED on %s", strings.ToUpper(what), host)
 		mention := s.Mention
 		if mention == "" {
 			mention = "<!channel>"
@@ -48,7 +53,7 @@ func (s *SlackNotifier) Notify(ctx context.Context, r Report) error {
 			msg.Text = mention + " " + msg.Text
 		}
 	}
-	msg.Attachments = []slack.Attachment{{Color: color, Title: title, Text: Details(r), MarkdownIn: []string{"text"}}}
+	msg.Attachments = []slack.Attachment{{Color: color, Title: title, Text: details, MarkdownIn: []string{"text"}}}
 	if err := slack.PostWebhookCustomHTTPContext(ctx, s.WebhookURL, client, msg); err != nil {
 		// The webhook URL is the secret; slack-go's errors carry only the status.
 		return fmt.Errorf("backup: slack webhook: %s", redactURL(err.Error(), s.WebhookURL))
