@@ -28,7 +28,11 @@
 // Handler serves /healthz (TLS, AUTH and PING through every service) and
 // /metrics (redistls_connections_active, redistls_dials_total,
 // redistls_dial_errors_total{reason}, redistls_failovers_total{reason},
-// redistls_failover_closed_connections_total, redistls_bytes_total{direction}).
+// redistls_failover_closed_connections_total, redistls_bytes_total{direction});
+// every labelled series starts at 0 when its service starts. A failover
+// counts once per node judged no longer the primary, however often its
+// late-moving name sends new connections back to it; the closed-connections
+// counter counts every connection the monitor closed.
 //
 // Go programs that speak TLS to Redis themselves use ClientOptions and
 // DropOnReadOnly instead of the tunnel.

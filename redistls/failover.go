@@ -14,16 +14,33 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// failoverForget is how long a node judged no longer primary stays judged
+// when nothing reaches it any more: abandoning it again after that counts
+// as a new failover event.
+const failoverForget = 5 * time.Minute
+
 // monitor watches the nodes this service's connections are pinned to, every
 // ProbeInterval and at once when a connection saw -READONLY or lost its
 // backend. A node is abandoned (its client connections closed, so clients
 // reconnect through a fresh resolution) when the name no longer resolves to
 // it, when ROLE says it is a replica, or when it stops answering.
+//
+// Abandoning a node is one failover event until the node is seen as the
+// primary again (ROLE master and the name resolves to it): while a late
+// DNS change still sends new connections to a demoted node, the monitor
+// closes them again on every probe, which counts closed connections, not
+// events.
 func (s *service) monitor(ctx context.Context) {
 	tick := time.NewTicker(s.t.cfg.ProbeInterval)
 	defer tick.Stop()
 	probes := map[string]*redis.Client{}
 	failing := map[string]time.Time{} // node -> first failed probe in a row
+	judged := map[string]time.Time{}  // node -> last abandoned, until seen as the primary again
+	abandon := func(n, reason string) {
+		last, seen := judged[n]
+		judged[n] = time.Now()
+		s.abandon(n, reason, !seen || time.Since(last) > failoverForget)
+	}
 	defer func() {
 		for _, p := range probes {
 			p.Close()
@@ -57,13 +74,18 @@ func (s *service) monitor(ctx context.Context) {
 				delete(failing, n)
 			}
 		}
+		for n, at := range judged {
+			if time.Since(at) > failoverForget {
+				delete(judged, n)
+			}
+		}
 		if len(nodes) == 0 {
 			continue
 		}
 		current, resolved := s.resolveAll(ctx, st)
 		for _, n := range nodes {
 			if resolved && !current[n] {
-				s.abandon(n, FailoverMoved)
+				abandon(n, FailoverMoved)
 				continue
 			}
 			if probes[n] == nil {
@@ -83,11 +105,13 @@ func (s *service) monitor(ctx context.Context) {
 				// Refused: the node is gone. Timeouts: only after 3 probe
 				// budgets in a row, so a busy primary is not abandoned.
 				delete(failing, n)
-				s.abandon(n, FailoverDown)
+				abandon(n, FailoverDown)
 			case err == nil && role != "master":
-				s.abandon(n, FailoverRole)
+				abandon(n, FailoverRole)
 			case err != nil && suspects[n]: // no ROLE (no password?): trust the -READONLY
-				s.abandon(n, FailoverReadOnly)
+				abandon(n, FailoverReadOnly)
+			case err == nil && resolved && current[n]:
+				delete(judged, n) // the primary again: its next failover is a new event
 			}
 		}
 	}
@@ -120,8 +144,9 @@ func (s *service) resolveAll(ctx context.Context, st *settings) (map[string]bool
 	return out, true
 }
 
-// abandon closes every client connection pinned to node.
-func (s *service) abandon(node, reason string) {
+// abandon closes every client connection pinned to node; event is true for
+// the first abandon of a failover.
+func (s *service) abandon(node, reason string, event bool) {
 	s.mu.Lock()
 	set := s.nodes[node]
 	delete(s.nodes, node)
@@ -129,8 +154,13 @@ func (s *service) abandon(node, reason string) {
 	for c := range set {
 		c.close()
 	}
-	s.m.failover(reason, len(set))
-	s.t.log.Warn("redistls: backend node abandoned; closed its client connections so they reconnect to the primary",
+	s.m.failover(reason, len(set), event)
+	if event {
+		s.t.log.Warn("redistls: backend node is no longer the primary; closed its client connections so they reconnect to the primary",
+			"service", s.name, "node", node, "reason", reason, "connections", len(set))
+		return
+	}
+	s.t.log.Info("redistls: closed client connections that reached the abandoned node again (its name still points at it?)",
 		"service", s.name, "node", node, "reason", reason, "connections", len(set))
 }
 

@@ -161,11 +161,16 @@ func TestFailover(t *testing.T) {
 	if missing > 0 || total < clients*rounds {
 		t.Errorf("%d of %d acknowledged writes are missing on the final primary", missing, total)
 	}
-	for _, reason := range []string{FailoverMoved, FailoverRole} {
-		if n := testutil.ToFloat64(h.tun.m.failovers.WithLabelValues("redis-client", reason)); n < 1 {
+	events := 0.0
+	for _, reason := range failoverReasons {
+		n := testutil.ToFloat64(h.tun.m.failovers.WithLabelValues("redis-client", reason))
+		if n < 1 && (reason == FailoverMoved || reason == FailoverRole) {
 			t.Errorf("failovers{reason=%s} = %v, want >= 1", reason, n)
 		}
+		events += n
 	}
+	t.Logf("%d switchovers: %v failover events, %v client connections closed", rounds, events,
+		testutil.ToFloat64(h.tun.m.closed.WithLabelValues("redis-client")))
 }
 
 // switchover makes replica the primary the way a managed service does
@@ -265,4 +270,64 @@ func TestBackendStops(t *testing.T) {
 	if d := time.Duration(worst.Load()); d > time.Second {
 		t.Errorf("slowest client took %v, want < 1 s", d)
 	}
+}
+
+// TestFailoverCountsEvents: a failover whose name moves 1.5 s after the
+// demotion makes the monitor close the connections that keep reaching the
+// demoted node on every probe; that is one failover event and many closed
+// connections. A second switchover (name first) is the second event.
+func TestFailoverCountsEvents(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	primary, replica := testenv.NewRedis(t), testenv.NewRedis(t)
+	if err := replica.ReplicaOf(ctx, primary); err != nil {
+		t.Fatal(err)
+	}
+	h := startTunnel(t, primary, "", nil)
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := redis.NewClient(&redis.Options{Addr: h.addr(), Password: primary.Password, Protocol: 2, DisableIdentity: true,
+				PoolSize: 1, MaxRetries: 2, MinRetryBackoff: 5 * time.Millisecond, MaxRetryBackoff: 20 * time.Millisecond,
+				DialTimeout: time.Second, ReadTimeout: time.Second})
+			defer c.Close()
+			for seq := 0; !stop.Load() && ctx.Err() == nil; seq++ {
+				c.Set(ctx, fmt.Sprintf("ev:%d", i), seq, 0)
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+	}
+	defer func() { stop.Store(true); wg.Wait() }()
+	events := func() (n float64) {
+		for _, r := range failoverReasons {
+			n += testutil.ToFloat64(h.tun.m.failovers.WithLabelValues("redis-client", r))
+		}
+		return n
+	}
+	closed := func() float64 { return testutil.ToFloat64(h.tun.m.closed.WithLabelValues("redis-client")) }
+
+	time.Sleep(300 * time.Millisecond)
+	if err := switchover(ctx, primary, replica, func() {
+		time.Sleep(1500 * time.Millisecond) // the name moves late
+		h.res.set(replica.Addr())
+	}, true); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // clients settle on the new primary; the monitor sees it as primary
+	if ev, cl := events(), closed(); ev != 1 || cl < 2 {
+		t.Errorf("after one failover with a late name move: %v failover events (want 1), %v closed connections (want several)\n%s", ev, cl, h.logs())
+	}
+	closedFirst := closed()
+	if err := switchover(ctx, replica, primary, func() { h.res.set(primary.Addr()) }, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the second failover event", func() bool { return events() >= 2 })
+	time.Sleep(500 * time.Millisecond)
+	if ev, cl := events(), closed(); ev != 2 || cl <= closedFirst {
+		t.Errorf("after a second failover: %v failover events (want 2), %v closed connections (want > %v)", ev, cl, closedFirst)
+	}
+	t.Logf("%v failover events closed %v client connections (%v in the first, whose name moved 1.5 s late)", events(), closed(), closedFirst)
 }

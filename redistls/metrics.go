@@ -10,7 +10,8 @@ const (
 	ReasonTLS       = "tls"        // another TLS handshake failure
 )
 
-// Failover reasons, the values of redistls_failovers_total{reason}.
+// Failover reasons, the values of redistls_failovers_total{reason}: what
+// made the monitor judge a node no longer the primary.
 const (
 	FailoverMoved    = "moved"    // the name no longer resolves to the node
 	FailoverRole     = "role"     // the node answers ROLE as a replica
@@ -44,9 +45,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		dialErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redistls_dial_errors_total",
 			Help: "Backend connections that failed, by reason (resolve, connect, tls_verify, tls)."}, []string{"service", "reason"}),
 		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redistls_failovers_total",
-			Help: "Backend nodes abandoned, by reason (moved, role, readonly, down)."}, []string{"service", "reason"}),
+			Help: "Failover events: a backend node judged no longer the primary (once until it is the primary again), by reason (moved, role, readonly, down)."}, []string{"service", "reason"}),
 		closed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redistls_failover_closed_connections_total",
-			Help: "Client connections closed because their backend node was abandoned."}, svc),
+			Help: "Client connections closed because their backend node was no longer the primary (every close, also of connections that reached it again after the event)."}, svc),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redistls_bytes_total",
 			Help: "Plaintext bytes proxied, by direction (to_backend, to_client)."}, []string{"service", "direction"}),
 	}
@@ -90,7 +91,10 @@ func (s *serviceMetrics) dialError(reason string) {
 	s.m.dialErrors.WithLabelValues(s.name, reason).Inc()
 }
 
-func (s *serviceMetrics) failover(reason string, closed int) {
-	s.m.failovers.WithLabelValues(s.name, reason).Inc()
+// failover counts closed connections, and the event when it is one.
+func (s *serviceMetrics) failover(reason string, closed int, event bool) {
+	if event {
+		s.m.failovers.WithLabelValues(s.name, reason).Inc()
+	}
 	s.m.closed.WithLabelValues(s.name).Add(float64(closed))
 }
