@@ -7,9 +7,9 @@
 //	backup verify   restore drill into a scratch database, row counts compared
 //	backup prune    apply retention now (-dry-run to only report)
 //	backup units    print the systemd service and timer (every 4 hours)
+//	backup mirror   Spaces media → B2, only the latest copy kept (backup mirror -h)
 //
-// B2_APPLICATION_KEY_ID, B2_APPLICATION_KEY, B2_BUCKET, SLACK_WEBHOOK_URL from the environment,
-// DB_* and REDIS_* from .env.production. Exit status: 1 run-time failure, 2 usage/settings.
+// B2_*, SLACK_WEBHOOK_URL from the environment, DB_*/REDIS_* from .env.production; exit 1 run-time, 2 usage.
 package main
 
 import (
@@ -40,7 +40,7 @@ func main() {
 	var s backup.Settings
 	s.RegisterFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: backup run|list|restore|verify|prune|units [flags]\n\n")
+		fmt.Fprintf(fs.Output(), "usage: backup run|list|restore|verify|prune|units [flags]\n       backup mirror [flags]   (see backup mirror -h)\n\n")
 		fs.PrintDefaults()
 	}
 	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {

@@ -49,7 +49,7 @@ func mirrorMain(args []string, stdout, stderr io.Writer) int {
 	maxDelete := fs.Float64("max-delete", backup.DefaultMaxDeleteFraction, "refuse a run deleting more than this share of the mirrored objects (-1 = no limit)")
 	dryRun := fs.Bool("dry-run", false, "print what would be copied and deleted; change nothing")
 	verify := fs.Bool("verify", false, "list B2 in full and reconcile it with the state")
-	lock := fs.String("lock", "/var/tmp/fediops-mirror.lock", "lock file that keeps runs from overlapping")
+	lock := fs.String("lock", "/run/lock/fediops-mirror.lock", "lock file that keeps runs from overlapping")
 	units := fs.Bool("units", false, "print the systemd service and timer (every 4 hours) and exit")
 	if err := fs.Parse(args); err != nil {
 		return map[bool]int{true: 0, false: 2}[err == flag.ErrHelp]
