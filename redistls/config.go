@@ -3,6 +3,7 @@ package redistls
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -10,10 +11,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -70,6 +73,9 @@ type Config struct {
 	// the Tunnel's own, served on /metrics with the Go and process ones).
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
+
+	problems []error  // what ParseConfig found wrong; Validate repeats them
+	files    []string // the files read, in order, to sort problems by
 }
 
 // Service is one stunnel [section]: a local listener and the TLS backend
@@ -85,13 +91,31 @@ type Service struct {
 	SNI         string   // default: the first connect host
 
 	ConnectTimeout, IdleTimeout, CloseTimeout time.Duration
+
+	lines map[string]string // option key -> file:line it was set on (globals included)
+}
+
+// pos is the file:line where key was set for s, else the section's.
+func (s *Service) pos(key string) string {
+	if p := s.lines[key]; p != "" {
+		return p
+	}
+	return s.Source
 }
 
 // ParseConfig reads a stunnel configuration as stunnel does: `;` and `#`
 // lines are comments, keys are case-insensitive, `[name]` opens a
 // service, options before the first section are defaults for all services.
-// Every malformed or unsupported line is reported as name:line. include
+// The error lists every problem in the text at once, one per line, each
+// naming its name:line: malformed lines, unsupported keys, bad values and
+// addresses, services without accept or connect, duplicates. include
 // directories are read by ReadConfig only.
+//
+// As go/parser does, ParseConfig returns the Config it read even with an
+// error. Its Validate repeats those problems together with the checks that
+// need the file system or the fields a caller sets after parsing (CA
+// files, loopback addresses), so that one Validate call lists everything
+// wrong at once; New and Reload refuse such a Config.
 func ParseConfig(name string, r io.Reader) (*Config, error) {
 	p := &parser{cfg: &Config{}}
 	p.parse(name, r, 0)
@@ -99,7 +123,8 @@ func ParseConfig(name string, r io.Reader) (*Config, error) {
 }
 
 // ReadConfig reads a stunnel configuration file, following include = DIR
-// (its *.conf files in name order).
+// (its *.conf files in name order), and returns as ParseConfig does; the
+// Config is nil only when path cannot be opened.
 func ReadConfig(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -120,10 +145,72 @@ type parser struct {
 }
 
 func (p *parser) errorf(pos, format string, args ...any) {
-	p.errs = append(p.errs, fmt.Errorf("%s: %s", pos, fmt.Sprintf(format, args...)))
+	p.errs = append(p.errs, problemf(pos, format, args...))
+}
+
+// problem is one thing wrong in a configuration, at file:line.
+type problem struct {
+	file string
+	line int
+	msg  string
+}
+
+func problemf(pos, format string, args ...any) problem {
+	pr := problem{file: pos, msg: fmt.Sprintf(format, args...)}
+	if i := strings.LastIndexByte(pos, ':'); i > 0 {
+		if n, err := strconv.Atoi(pos[i+1:]); err == nil {
+			pr.file, pr.line = pos[:i], n
+		}
+	}
+	return pr
+}
+
+func (p problem) Error() string {
+	switch {
+	case p.file == "":
+		return p.msg
+	case p.line == 0:
+		return p.file + ": " + p.msg
+	}
+	return fmt.Sprintf("%s:%d: %s", p.file, p.line, p.msg)
+}
+
+// configError joins problems in file order (files as read, then as first
+// named), one per line, under ErrConfig.
+func configError(files []string, errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	order := map[string]int{}
+	for _, f := range files {
+		if _, seen := order[f]; !seen {
+			order[f] = len(order)
+		}
+	}
+	for _, e := range errs {
+		if pr, ok := e.(problem); ok && pr.file != "" {
+			if _, seen := order[pr.file]; !seen {
+				order[pr.file] = len(order)
+			}
+		}
+	}
+	key := func(e error) (int, int) {
+		if pr, ok := e.(problem); ok && pr.file != "" {
+			return order[pr.file], pr.line
+		}
+		return len(order), 0 // no position: last
+	}
+	errs = slices.Clone(errs)
+	slices.SortStableFunc(errs, func(a, b error) int {
+		fa, la := key(a)
+		fb, lb := key(b)
+		return cmp.Or(cmp.Compare(fa, fb), cmp.Compare(la, lb))
+	})
+	return fmt.Errorf("redistls: %w:\n%w", ErrConfig, errors.Join(errs...))
 }
 
 func (p *parser) parse(name string, r io.Reader, depth int) {
+	p.cfg.files = append(p.cfg.files, name)
 	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
 		pos := fmt.Sprintf("%s:%d", name, n)
@@ -139,6 +226,7 @@ func (p *parser) parse(name string, r io.Reader, depth int) {
 			s.Name, s.Source = strings.TrimSpace(line[1:len(line)-1]), pos
 			s.Connect = append([]string(nil), p.defaults.Connect...)
 			s.CheckHost = append([]string(nil), p.defaults.CheckHost...)
+			s.lines = maps.Clone(p.defaults.lines)
 			p.cfg.Services = append(p.cfg.Services, s)
 			p.cur = &p.cfg.Services[len(p.cfg.Services)-1]
 		default:
@@ -218,6 +306,10 @@ func (p *parser) option(pos, key, val string, depth int) {
 	if err != nil {
 		p.errorf(pos, "%s = %s: %v", key, val, err)
 	}
+	if s.lines == nil {
+		s.lines = map[string]string{}
+	}
+	s.lines[key] = pos // also when bad: "has no accept" would say it twice
 }
 
 func (p *parser) includeDir(pos, dir string, depth int) {
@@ -242,21 +334,11 @@ func (p *parser) includeDir(pos, dir string, depth int) {
 }
 
 func (p *parser) finish() (*Config, error) {
-	if len(p.cfg.Services) == 0 && len(p.errs) == 0 {
+	if len(p.cfg.Services) == 0 {
 		p.errs = append(p.errs, errors.New("no [service] section"))
 	}
-	for _, s := range p.cfg.Services {
-		if s.Accept == "" {
-			p.errorf(s.Source, "[%s] has no accept", s.Name)
-		}
-		if len(s.Connect) == 0 {
-			p.errorf(s.Source, "[%s] has no connect", s.Name)
-		}
-	}
-	if len(p.errs) > 0 {
-		return nil, fmt.Errorf("redistls: %w:\n%w", ErrConfig, errors.Join(p.errs...))
-	}
-	return p.cfg, nil
+	p.cfg.problems = p.errs
+	return p.cfg, configError(p.cfg.files, append(slices.Clone(p.errs), p.cfg.serviceProblems()...))
 }
 
 func yesNo(v string) (bool, error) {
@@ -278,20 +360,20 @@ func seconds(v string) (time.Duration, error) {
 }
 
 // acceptAddr turns stunnel's accept forms into host:port; a port alone means
-// every IPv4 address, as in stunnel.
+// every IPv4 address, as in stunnel. Port 0 picks a free port.
 func acceptAddr(v string) (string, error) {
-	if _, err := strconv.ParseUint(v, 10, 16); err == nil {
-		return net.JoinHostPort("0.0.0.0", v), nil
-	}
-	host, port, err := net.SplitHostPort(v)
+	host, port, err := splitAddr(v, "0.0.0.0")
 	if err != nil {
 		return "", err
 	}
-	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return "", fmt.Errorf("bad port %q", port)
-	}
 	if host == "" || host == "*" {
 		host = "0.0.0.0"
+	}
+	if err := checkHost(host); err != nil {
+		return "", err
+	}
+	if _, err := parsePort(port); err != nil {
+		return "", err
 	}
 	return net.JoinHostPort(host, port), nil
 }
@@ -299,17 +381,61 @@ func acceptAddr(v string) (string, error) {
 // connectAddr turns stunnel's connect forms into host:port; a port alone
 // means localhost.
 func connectAddr(v string) (string, error) {
-	if _, err := strconv.ParseUint(v, 10, 16); err == nil {
-		return net.JoinHostPort("localhost", v), nil
+	host, port, err := splitAddr(v, "localhost")
+	if err != nil {
+		return "", err
 	}
-	host, port, err := net.SplitHostPort(v)
-	if err == nil && host == "" {
-		err = errors.New("no host")
+	if host == "" {
+		return "", errors.New("no host")
 	}
-	if err == nil {
-		_, err = strconv.ParseUint(port, 10, 16)
+	if err := checkHost(host); err != nil {
+		return "", err
 	}
-	return net.JoinHostPort(host, port), err
+	if n, err := parsePort(port); err != nil || n == 0 {
+		return "", fmt.Errorf("port %q: want 1-65535", port)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// splitAddr splits host:port; digits alone are a port on host.
+func splitAddr(v, host string) (string, string, error) {
+	if strings.Trim(v, "0123456789") == "" {
+		return host, v, nil
+	}
+	h, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return "", "", errors.New("want host:port or a port")
+	}
+	return h, port, nil
+}
+
+func parsePort(p string) (uint64, error) {
+	n, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		return 0, fmt.Errorf("port %q: want 0-65535", p)
+	}
+	return n, nil
+}
+
+// checkHost accepts an IP address or a DNS name.
+func checkHost(h string) error {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return nil
+	}
+	name := strings.TrimSuffix(h, ".")
+	if name == "" || len(name) > 253 {
+		return fmt.Errorf("host %q is neither an IP address nor a DNS name", h)
+	}
+	for _, l := range strings.Split(name, ".") {
+		ok := len(l) > 0 && len(l) <= 63 && l[0] != '-' && l[len(l)-1] != '-'
+		for _, c := range l {
+			ok = ok && (c == '-' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z')
+		}
+		if !ok {
+			return fmt.Errorf("host %q is neither an IP address nor a DNS name", h)
+		}
+	}
+	return nil
 }
 
 // isLoopback reports whether a listen address stays on this machine.
@@ -366,57 +492,91 @@ func (c *Config) withDefaults() *Config {
 	return &d
 }
 
-// Validate checks everything a Tunnel needs before it starts: addresses,
-// loopback rules, unique names and readable CA files. Errors wrap ErrConfig
-// and name the service's file:line.
+// Validate checks everything a Tunnel needs before it starts and lists
+// every problem at once, one per line, in file order: what ParseConfig
+// found, services without accept or connect, duplicate names and accept
+// addresses, CA files that cannot be read or hold no PEM certificate (at
+// the CAfile line), accept addresses that are not loopback (at the accept
+// line) unless AllowNonLoopback, and HTTPAddr. The error wraps ErrConfig.
 func (c *Config) Validate() error {
 	_, err := c.withDefaults().tlsConfigs()
 	return err
 }
 
-// tlsConfigs validates the configuration and builds one client TLS config
-// per service.
-func (c *Config) tlsConfigs() ([]*tls.Config, error) {
+// serviceProblems are the problems of the services that need neither the
+// file system nor the fields set after parsing.
+func (c *Config) serviceProblems() []error {
 	var errs []error
-	bad := func(s *Service, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: [%s] %s", s.Source, s.Name, fmt.Sprintf(format, args...)))
+	names, accepts := map[string]bool{}, map[string]bool{}
+	for i := range c.Services {
+		s := &c.Services[i]
+		bad := func(key, format string, args ...any) {
+			errs = append(errs, problemf(s.pos(key), "[%s] %s", s.Name, fmt.Sprintf(format, args...)))
+		}
+		switch {
+		case s.Name == "":
+			bad("", "has no name")
+		case names[s.Name]:
+			bad("", "is defined twice")
+		}
+		if s.Accept == "" && s.lines["accept"] == "" {
+			bad("", "has no accept")
+		} else if accepts[s.Accept] && !strings.HasSuffix(s.Accept, ":0") {
+			bad("accept", "accept %s is used by another service", s.Accept)
+		}
+		if len(s.Connect) == 0 && s.lines["connect"] == "" {
+			bad("", "has no connect")
+		}
+		names[s.Name], accepts[s.Accept] = true, true
 	}
+	return errs
+}
+
+// tlsConfigs validates the configuration (see Validate) and builds one
+// client TLS config per service.
+func (c *Config) tlsConfigs() ([]*tls.Config, error) {
+	errs := append(slices.Clone(c.problems), c.serviceProblems()...)
 	if c.HTTPAddr != "" && !c.AllowNonLoopback && !isLoopback(c.HTTPAddr) {
 		errs = append(errs, fmt.Errorf("health address %s is not loopback (allow it explicitly)", c.HTTPAddr))
 	}
-	names, accepts := map[string]bool{}, map[string]bool{}
+	type loaded struct {
+		pool *x509.CertPool
+		err  error
+	}
+	cas := map[string]loaded{} // CA file -> its certificates
+	told := map[string]bool{}  // file:line + CA file already reported
 	out := make([]*tls.Config, len(c.Services))
 	for i := range c.Services {
 		s := &c.Services[i]
-		switch {
-		case s.Name == "":
-			bad(s, "has no name")
-		case names[s.Name]:
-			bad(s, "is defined twice")
-		case s.Accept == "" || len(s.Connect) == 0:
-			bad(s, "needs accept and connect")
-		case accepts[s.Accept] && !strings.HasSuffix(s.Accept, ":0"):
-			bad(s, "accept %s is used by another service", s.Accept)
-		case !c.AllowNonLoopback && !isLoopback(s.Accept):
-			bad(s, "accept %s is not a loopback address: Redis traffic would leave this machine unencrypted; allow it explicitly (-unsafe-listen)", s.Accept)
+		if s.Accept != "" && !c.AllowNonLoopback && !isLoopback(s.Accept) {
+			errs = append(errs, problemf(s.pos("accept"), "[%s] accept %s is not a loopback address: Redis traffic would leave this machine unencrypted; allow it explicitly (-unsafe-listen)", s.Name, s.Accept))
 		}
-		names[s.Name], accepts[s.Accept] = true, true
 		cfg := &tls.Config{
 			ServerName:         s.SNI,
 			MinVersion:         tls.VersionTLS12,
 			ClientSessionCache: tls.NewLRUClientSessionCache(16),
 		}
 		if s.CAFile != "" {
-			pem, err := os.ReadFile(s.CAFile)
-			if err != nil {
-				bad(s, "CAfile: %v", err)
+			ca, ok := cas[s.CAFile]
+			if !ok {
+				ca.pool = x509.NewCertPool()
+				pem, err := os.ReadFile(s.CAFile)
+				switch {
+				case err != nil:
+					ca.err = fmt.Errorf("CAfile: %w", err)
+				case !ca.pool.AppendCertsFromPEM(pem):
+					ca.err = fmt.Errorf("CAfile %s holds no PEM certificate", s.CAFile)
+				}
+				cas[s.CAFile] = ca
+			}
+			if ca.err != nil {
+				if pos := s.pos("cafile"); !told[pos+"\x00"+s.CAFile] {
+					told[pos+"\x00"+s.CAFile] = true
+					errs = append(errs, problemf(pos, "%v", ca.err))
+				}
 				continue
 			}
-			cfg.RootCAs = x509.NewCertPool()
-			if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-				bad(s, "CAfile %s holds no PEM certificate", s.CAFile)
-				continue
-			}
+			cfg.RootCAs = ca.pool
 		}
 		hosts := s.CheckHost
 		switch {
@@ -429,10 +589,36 @@ func (c *Config) tlsConfigs() ([]*tls.Config, error) {
 		}
 		out[i] = cfg
 	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("redistls: %w:\n%w", ErrConfig, errors.Join(errs...))
+	if err := configError(c.files, errs); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// Notes are what an admin should know about a valid configuration, one
+// sentence each: a service without CAfile verifies its backend against
+// the system roots, which Valkey's Let's Encrypt certificates pass but
+// DO's older managed Redis, with its private CA, does not; stunnel with
+// the same file (no verifyChain) verified nothing. InsecureSkipVerify
+// gets a note too.
+func (c *Config) Notes() []string {
+	if c.InsecureSkipVerify {
+		return []string{"backend certificates are not verified (insecure-skip-verify): whoever is on the path can read the Redis password and data"}
+	}
+	var out []string
+	for _, s := range c.Services {
+		if s.CAFile != "" {
+			continue
+		}
+		was := ""
+		if !s.VerifyChain {
+			was = " (stunnel, without verifyChain, verified nothing)"
+		}
+		out = append(out, fmt.Sprintf("%s: [%s] no CAfile: backend certificates will be verified against the system roots%s. "+
+			"That suits Managed Valkey (Let's Encrypt); DO's older managed Redis has a private CA: download its CA certificate "+
+			"from the cluster's connection details and add CAfile = /path/to/ca-certificate.crt", s.Source, s.Name, was))
+	}
+	return out
 }
 
 // verifyHosts verifies the peer chain against roots and accepts the

@@ -151,7 +151,7 @@ CAfile = /nonexistent/ca.pem
 		t.Fatalf("accept = 6379 means all IPv4 addresses in stunnel, got %s", cfg.Services[0].Accept)
 	}
 	err = cfg.Validate()
-	for _, want := range []string{"open.conf:1: [redis] accept 0.0.0.0:6379 is not a loopback address", "CAfile: open /nonexistent/ca.pem"} {
+	for _, want := range []string{"open.conf:3: [redis] accept 0.0.0.0:6379 is not a loopback address", "open.conf:5: CAfile: open /nonexistent/ca.pem"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate = %v, want %q", err, want)
 		}
@@ -182,5 +182,89 @@ func TestReadConfigInclude(t *testing.T) {
 	}
 	if len(cfg.Services) != 2 || cfg.Services[0].Name != "a" || cfg.Services[1].Name != "b" {
 		t.Fatalf("services = %+v", cfg.Services)
+	}
+}
+
+// TestValidateListsEveryProblem: one Validate call names every problem of
+// a file at its line, in file order: unsupported keys beside CA files that
+// do not load (global or per service, reported once per line), bad
+// addresses and non-loopback listeners.
+func TestValidateListsEveryProblem(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "not-a-cert.crt")
+	os.WriteFile(notPEM, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), 0o600)
+	conf := `CAfile = /nonexistent.crt
+[a]
+client = yes
+accept = 127.0.0.1:6379
+connect = a.example.com:25061
+foo = bar
+[b]
+client = yes
+accept = 127.0.0.1:6380
+connect = b.example.com:25061
+[c]
+client = yes
+accept = 6381
+connect = c.example.com:25061
+CAfile = ` + notPEM + `
+[d]
+client = yes
+accept = 127.0.0.1:70000
+connect = d example.com:25061
+connect = d.example.com:0
+CAfile = ` + dir + `
+`
+	path := filepath.Join(dir, "all.conf")
+	os.WriteFile(path, []byte(conf), 0o644)
+	cfg, err := ReadConfig(path)
+	if cfg == nil || !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), `all.conf:6: unsupported option "foo"`) {
+		t.Fatalf("ReadConfig = %v, %v", cfg, err)
+	}
+	err = cfg.Validate()
+	if !errors.Is(err, ErrConfig) {
+		t.Fatalf("Validate = %v, want ErrConfig", err)
+	}
+	want := []string{
+		path + ":1: CAfile: open /nonexistent.crt: no such file or directory",
+		path + `:6: unsupported option "foo"`,
+		path + ":13: [c] accept 0.0.0.0:6381 is not a loopback address",
+		path + ":15: CAfile " + notPEM + " holds no PEM certificate",
+		path + `:18: accept = 127.0.0.1:70000: port "70000": want 0-65535`,
+		path + `:19: connect = d example.com:25061: host "d example.com" is neither an IP address nor a DNS name`,
+		path + `:20: connect = d.example.com:0: port "0": want 1-65535`,
+		path + ":21: CAfile: read " + dir + ": is a directory",
+	}
+	lines := strings.Split(err.Error(), "\n")[1:]
+	if len(lines) != len(want) {
+		t.Errorf("%d problems, want %d:\n%v", len(lines), len(want), err)
+	}
+	for i, w := range want {
+		if i >= len(lines) || !strings.HasPrefix(lines[i], w) {
+			t.Errorf("problem %d: want %q\n%v", i+1, w, err)
+		}
+	}
+	if _, err := New(cfg); !errors.Is(err, ErrConfig) {
+		t.Errorf("New with a Config ParseConfig refused: %v, want ErrConfig", err)
+	}
+}
+
+func TestNotes(t *testing.T) {
+	cfg, err := ParseConfig("redis.conf", strings.NewReader(seedConf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := cfg.Notes()
+	if len(n) != 1 || !strings.HasPrefix(n[0], "redis.conf:3: [redis-client] no CAfile: backend certificates will be verified against the system roots (stunnel, without verifyChain, verified nothing)") ||
+		!strings.Contains(n[0], "CAfile =") {
+		t.Errorf("notes for the seed's file: %q", n)
+	}
+	cfg.Services[0].CAFile = "/etc/ssl/do-ca.crt"
+	if n := cfg.Notes(); len(n) != 0 {
+		t.Errorf("notes with a CAfile: %q", n)
+	}
+	cfg.InsecureSkipVerify = true
+	if n := cfg.Notes(); len(n) != 1 || !strings.Contains(n[0], "not verified") {
+		t.Errorf("notes with InsecureSkipVerify: %q", n)
 	}
 }

@@ -242,6 +242,7 @@ func (s *service) closeWhere(f func(*conn) bool) {
 func (t *Tunnel) Reload(cfg *Config) error {
 	next := *t.cfg
 	next.Services, next.PIDFile, next.Debug = cfg.Services, cfg.PIDFile, cfg.Debug
+	next.problems, next.files = cfg.problems, cfg.files // a file ParseConfig refused is refused here too
 	c := next.withDefaults()
 	tlsCfgs, err := c.tlsConfigs()
 	if err != nil {
