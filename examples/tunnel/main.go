@@ -3,7 +3,7 @@
 // redistls (fresh name resolution per connection, verified TLS, failover).
 //
 //	tunnel -config /etc/stunnel/redis.conf -env /home/mastodon/live/.env.production
-//	tunnel -check -config FILE     validate; exit 0, or 2 with the errors
+//	tunnel -check -config FILE     validate; exit 0, or 2 listing every problem
 //	tunnel -print-unit             print a systemd unit
 //
 // SIGHUP re-reads the file without dropping connections; SIGTERM drains.
@@ -56,14 +56,12 @@ func main() {
 	insecure := fs.Bool("insecure-skip-verify", false, "do not verify backend certificates (what stunnel does without verifyChain)")
 	drain := fs.Duration("drain", redistls.DefaultDrainTimeout, "on SIGTERM, how long busy connections may finish")
 	verbose := fs.Bool("v", false, "debug logging (also stunnel's debug = 7)")
-	if err := fs.Parse(os.Args[1:]); err != nil {
+	if err := fs.Parse(os.Args[1:]); err != nil || fs.NArg() > 0 {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
+		} else if err == nil {
+			fmt.Fprintf(os.Stderr, "tunnel: unexpected argument %q\n", fs.Arg(0))
 		}
-		os.Exit(2)
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "tunnel: unexpected argument %q\n", fs.Arg(0))
 		os.Exit(2)
 	}
 	if *printUnit {
@@ -82,33 +80,34 @@ func main() {
 	}
 	var level slog.LevelVar
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: &level}))
-
 	load := func() (*redistls.Config, error) {
 		cfg, err := redistls.ReadConfig(*confPath)
-		if err != nil {
+		if cfg == nil {
 			return nil, err
 		}
 		cfg.HTTPAddr, cfg.AllowNonLoopback, cfg.InsecureSkipVerify = *httpAddr, *unsafeListen, *insecure
 		cfg.DrainTimeout, cfg.Logger = *drain, log
-		lookup := os.LookupEnv
+		lookup, err := os.LookupEnv, error(nil)
 		if *envPath != "" {
-			f, err := envfile.Read(*envPath)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %w", redistls.ErrConfig, err)
+			f, ferr := envfile.Read(*envPath)
+			if err = ferr; f != nil {
+				lookup = f.Get
 			}
-			lookup = f.Get
 		}
 		if *verbose || cfg.Debug {
 			level.Set(slog.LevelDebug)
 		}
 		cfg.Username, _ = lookup("REDIS_USER")
 		cfg.Password, _ = lookup("REDIS_PASSWORD")
-		return cfg, cfg.Validate()
+		return cfg, errors.Join(cfg.Validate(), err) // every problem at once
 	}
 	cfg, err := load()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tunnel:", err)
 		os.Exit(2)
+	}
+	for _, n := range cfg.Notes() {
+		fmt.Fprintln(os.Stderr, "tunnel: note:", n)
 	}
 	if *check {
 		fmt.Printf("%s: %d service(s) OK\n", *confPath, len(cfg.Services))
