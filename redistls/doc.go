@@ -19,7 +19,10 @@
 // include) and defaults before the first [section]; per service client,
 // accept, connect, delay, CAfile, verifyChain, checkHost, sni,
 // TIMEOUTconnect, TIMEOUTidle and TIMEOUTclose. Any other key is an error
-// naming its file:line. Every service must say client = yes; delay is
+// naming its file:line; Config.Validate lists every problem at once (bad
+// lines, CA files that do not load, addresses), and Config.Notes says what
+// a valid file still deserves a look for (no CAfile: the system roots
+// verify the backend, where stunnel verified nothing). Every service must say client = yes; delay is
 // always on. "accept = 6379" means every IPv4 address, as in stunnel, and
 // is refused unless Config.AllowNonLoopback is set. SIGHUP-style Reload
 // keeps open connections; Shutdown closes each connection once no command
