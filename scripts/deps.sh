@@ -16,6 +16,9 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # The packages' own services are not wanted: the tests start their own servers.
-printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+# (A policy-rc.d the machine already has is left as it is.)
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
-rm -f /usr/sbin/policy-rc.d
