@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -104,16 +105,43 @@ func MapLookup(m map[string]string) Lookup {
 // the system roots (Valkey's Let's Encrypt certificates) or the PEM file
 // named by FEDIOPS_REDIS_CA_FILE (a private CA).
 func RedisOptionsFromEnv(lookup Lookup) (*redis.Options, error) {
+	return redisOptions(lookup, "REDIS_")
+}
+
+// SidekiqRedisOptionsFromEnv reads where Sidekiq keeps its data, as
+// Mastodon does: the SIDEKIQ_REDIS_* variables (same names and defaults as
+// RedisOptionsFromEnv's) when SIDEKIQ_REDIS_URL, SIDEKIQ_REDIS_HOST or
+// SIDEKIQ_REDIS_SENTINELS is set, else the whole REDIS_* configuration
+// (setting SIDEKIQ_REDIS_HOST alone does not inherit REDIS_PASSWORD).
+func SidekiqRedisOptionsFromEnv(lookup Lookup) (*redis.Options, error) {
+	if !ownRedis(lookup, "SIDEKIQ_REDIS_") {
+		return redisOptions(lookup, "REDIS_")
+	}
+	return redisOptions(lookup, "SIDEKIQ_REDIS_")
+}
+
+// ownRedis reports whether prefix (SIDEKIQ_REDIS_, CACHE_REDIS_) has its own
+// configuration rather than inheriting REDIS_'s.
+func ownRedis(lookup Lookup, prefix string) bool {
+	for _, k := range []string{"URL", "HOST", "SENTINELS"} {
+		if v, ok := lookup(prefix + k); ok && v != "" {
+			return true
+		}
+	}
+	return false
+}
+
+func redisOptions(lookup Lookup, prefix string) (*redis.Options, error) {
 	get := func(k, def string) string {
 		if v, ok := lookup(k); ok && v != "" {
 			return v
 		}
 		return def
 	}
-	if u := get("REDIS_URL", ""); u != "" {
+	if u := get(prefix+"URL", ""); u != "" {
 		o, err := redis.ParseURL(u)
 		if err != nil {
-			return nil, errors.New("tiers: REDIS_URL: not a redis:// or rediss:// URL")
+			return nil, fmt.Errorf("tiers: %sURL: not a redis:// or rediss:// URL", prefix)
 		}
 		if ca := get("FEDIOPS_REDIS_CA_FILE", ""); ca != "" && o.TLSConfig != nil {
 			pem, err := os.ReadFile(ca)
@@ -128,12 +156,14 @@ func RedisOptionsFromEnv(lookup Lookup) (*redis.Options, error) {
 		}
 		return o, nil
 	}
-	o := &redis.Options{Addr: net.JoinHostPort(get("REDIS_HOST", "localhost"), get("REDIS_PORT", "6379")),
-		Username: get("REDIS_USER", ""), Password: get("REDIS_PASSWORD", "")}
-	if db := get("REDIS_DB", "0"); db != "0" {
-		if _, err := fmt.Sscanf(db, "%d", &o.DB); err != nil {
-			return nil, fmt.Errorf("tiers: REDIS_DB: %q is not a number", db)
+	o := &redis.Options{Addr: net.JoinHostPort(get(prefix+"HOST", "localhost"), get(prefix+"PORT", "6379")),
+		Username: get(prefix+"USER", ""), Password: get(prefix+"PASSWORD", "")}
+	if db := get(prefix+"DB", "0"); db != "0" {
+		n, err := strconv.Atoi(db)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("tiers: %sDB: %q is not a database number", prefix, db)
 		}
+		o.DB = n
 	}
 	return o, nil
 }
@@ -154,7 +184,8 @@ type HealthOptions struct {
 
 // ChecksFromEnv builds every check of the instance from its settings:
 // web and streaming HTTP checks, the pooled database ping (pgpool.FromEnv),
-// Redis PING and the Sidekiq checks (through REDIS_*), the Spaces check
+// Redis PING (REDIS_*), the Sidekiq checks (SIDEKIQ_REDIS_* when set, as
+// Mastodon reads them, else REDIS_*), the Spaces check
 // (S3_*, when S3_ENABLED=true) and the OpenSearch probe (ES_*, when
 // ES_ENABLED=true). A part whose settings are wrong becomes a failing
 // check naming the variable, so one bad value does not hide the rest.
@@ -170,7 +201,7 @@ type instance struct {
 	checks []Check
 	db     *pgpool.Config // nil when the database settings are wrong
 	pool   *pgxpool.Pool  // nil when db is
-	redis  *redis.Client  // nil when REDIS_* are wrong
+	redis  *redis.Client  // Sidekiq's Redis (SIDEKIQ_REDIS_*, else REDIS_*); nil when wrong
 	close  func()
 }
 
@@ -212,7 +243,10 @@ func connect(ctx context.Context, lookup Lookup, o HealthOptions) (in instance) 
 	}
 
 	if ro, err := RedisOptionsFromEnv(lookup); err != nil {
-		in.checks = append(in.checks, failing("redis", err), failing("sidekiq", err))
+		in.checks = append(in.checks, failing("redis", err))
+		if !ownRedis(lookup, "SIDEKIQ_REDIS_") {
+			in.checks = append(in.checks, failing("sidekiq", err))
+		}
 	} else {
 		// A health check wants the first answer: no retries, short dials.
 		ro.MaxRetries, ro.PoolSize = -1, 2
@@ -220,9 +254,27 @@ func connect(ctx context.Context, lookup Lookup, o HealthOptions) (in instance) 
 			ro.DialTimeout = 3 * time.Second
 		}
 		rc := redis.NewClient(ro)
-		in.redis = rc
 		closers = append(closers, func() { rc.Close() })
-		in.checks = append(in.checks, RedisCheck("redis", rc), SidekiqCheck(rc, o.Sidekiq))
+		in.checks = append(in.checks, RedisCheck("redis", rc))
+		if !ownRedis(lookup, "SIDEKIQ_REDIS_") {
+			in.redis = rc
+			in.checks = append(in.checks, SidekiqCheck(rc, o.Sidekiq))
+		}
+	}
+	if ownRedis(lookup, "SIDEKIQ_REDIS_") {
+		// Sidekiq's data lives where SIDEKIQ_REDIS_* point, not REDIS_*.
+		if so, err := SidekiqRedisOptionsFromEnv(lookup); err != nil {
+			in.checks = append(in.checks, failing("sidekiq", err))
+		} else {
+			so.MaxRetries, so.PoolSize = -1, 2
+			if so.DialTimeout == 0 {
+				so.DialTimeout = 3 * time.Second
+			}
+			sc := redis.NewClient(so)
+			in.redis = sc
+			closers = append(closers, func() { sc.Close() })
+			in.checks = append(in.checks, SidekiqCheck(sc, o.Sidekiq))
+		}
 	}
 
 	if scfg, err := spaces.ConfigFromEnv(lookup); errors.Is(err, spaces.ErrDisabled) {

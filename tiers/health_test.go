@@ -169,3 +169,50 @@ func TestRedisOptionsFromEnvTLS(t *testing.T) {
 		t.Fatalf("%+v", o)
 	}
 }
+
+// TestSidekiqRedis: Sidekiq's data is read where SIDEKIQ_REDIS_* point
+// (Mastodon inherits REDIS_* only when SIDEKIQ_REDIS_URL, _HOST and
+// _SENTINELS are all unset), not from REDIS_*.
+func TestSidekiqRedis(t *testing.T) {
+	r := testenv.RedisTLS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := r.Client().SAdd(ctx, "queues", "default").Err(); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"REDIS_HOST": "127.0.0.1", "REDIS_PORT": "1", // nothing listens there
+		"SIDEKIQ_REDIS_URL": r.URL(), "FEDIOPS_REDIS_CA_FILE": r.CAFile}
+	checks, closeAll := ChecksFromEnv(ctx, MapLookup(env), HealthOptions{Web: []string{}, Streaming: []string{}})
+	defer closeAll()
+	rep := Run(ctx, 5*time.Second, checks...)
+	var sidekiq *Result
+	for i, res := range rep.Results {
+		if res.Name == "sidekiq" {
+			if sidekiq != nil {
+				t.Fatalf("two sidekiq checks: %+v", rep.Results)
+			}
+			sidekiq = &rep.Results[i]
+		}
+	}
+	if sidekiq == nil {
+		t.Fatalf("no sidekiq check: %+v", rep.Results)
+	}
+	// The queue is served by nobody, so the check fails, but on the data
+	// it read from SIDEKIQ_REDIS_URL (the detail counts sub-checks).
+	if !strings.Contains(sidekiq.Detail, "processes") || strings.Contains(sidekiq.Error, "127.0.0.1:1") {
+		t.Fatalf("sidekiq did not read SIDEKIQ_REDIS_URL: %+v", *sidekiq)
+	}
+
+	o, err := SidekiqRedisOptionsFromEnv(MapLookup(map[string]string{"REDIS_HOST": "10.0.0.1", "REDIS_PASSWORD": "pw",
+		"SIDEKIQ_REDIS_HOST": "10.0.0.2"}))
+	if err != nil || o.Addr != "10.0.0.2:6379" || o.Password != "" {
+		t.Fatalf("SIDEKIQ_REDIS_HOST alone must not inherit REDIS_PASSWORD: %+v %v", o, err)
+	}
+	if o, err = SidekiqRedisOptionsFromEnv(MapLookup(map[string]string{"REDIS_HOST": "10.0.0.1", "REDIS_PASSWORD": "pw",
+		"SIDEKIQ_REDIS_PORT": "7000"})); err != nil || o.Addr != "10.0.0.1:6379" || o.Password != "pw" {
+		t.Fatalf("without URL/HOST/SENTINELS SIDEKIQ_ inherits all of REDIS_: %+v %v", o, err)
+	}
+	if _, err := SidekiqRedisOptionsFromEnv(MapLookup(map[string]string{"SIDEKIQ_REDIS_HOST": "h", "SIDEKIQ_REDIS_DB": "2x"})); err == nil || !strings.Contains(err.Error(), "SIDEKIQ_REDIS_DB") {
+		t.Fatalf("bad SIDEKIQ_REDIS_DB: %v", err)
+	}
+}
