@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"sync"
 	"syscall"
 
@@ -47,6 +48,14 @@ func ClientOptions(lookup func(string) (string, bool), prefix, caFile string) (*
 		}
 		if port == "" {
 			port = "6379"
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("redistls: %sPORT=%q: want a port number (1-65535)", prefix, port)
+		}
+		if db := get(prefix, "DB"); db != "" {
+			if n, err := strconv.Atoi(db); err != nil || n < 0 {
+				return nil, fmt.Errorf("redistls: %sDB=%q: want a database number (0, 1, ...)", prefix, db)
+			}
 		}
 		u := url.URL{Scheme: "redis", Host: net.JoinHostPort(host, port), Path: "/" + get(prefix, "DB")}
 		if p := get(prefix, "PASSWORD"); p != "" || get(prefix, "USER") != "" {

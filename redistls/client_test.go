@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -132,5 +133,31 @@ func TestDropOnReadOnly(t *testing.T) {
 	defer hook.mu.Unlock()
 	if n := len(hook.conns); n > 2 {
 		t.Errorf("with the hook %d connections are still open", n)
+	}
+}
+
+// Without a URL, a bad PORT or DB is named as that variable, not as a URL
+// the admin never wrote.
+func TestClientOptionsNamesTheBadPart(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"REDIS_HOST": "h", "REDIS_DB": "two", "REDIS_PASSWORD": "hunter2"}, "REDIS_DB"},
+		{map[string]string{"REDIS_HOST": "h", "REDIS_PORT": "63x9", "REDIS_PASSWORD": "hunter2"}, "REDIS_PORT"},
+		{map[string]string{"CACHE_REDIS_HOST": "h", "CACHE_REDIS_PORT": "99999"}, "CACHE_REDIS_PORT"},
+	} {
+		prefix := "REDIS_"
+		if _, ok := tc.env["CACHE_REDIS_HOST"]; ok {
+			prefix = "CACHE_REDIS_"
+		}
+		_, err := ClientOptions(env(tc.env), prefix, "")
+		if err == nil {
+			t.Errorf("%v: no error", tc.env)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, tc.want) || strings.Contains(msg, "URL") || strings.Contains(msg, "hunter2") {
+			t.Errorf("%v: %q, want it to name %s (and no URL, no password)", tc.env, msg, tc.want)
+		}
 	}
 }
