@@ -10,6 +10,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -58,6 +60,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	return sc.run(args[1:], stdout, stderr)
+}
+
+// parseFlags parses a subcommand's flags; done means return code now
+// (0 after -h, 2 for a bad flag or a stray argument).
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, done bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, true
+		}
+		return 2, true
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return 2, true
+	}
+	return 0, false
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }

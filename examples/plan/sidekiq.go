@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -31,21 +30,11 @@ func (n *nodeFlags) Set(v string) error {
 	if err != nil || vcpu < 1 {
 		return fmt.Errorf("vCPU %q is not a positive number", parts[1])
 	}
-	mem, unit := strings.ToUpper(parts[2]), 1
-	for _, suf := range []struct {
-		s string
-		m int
-	}{{"GB", 1024}, {"G", 1024}, {"MB", 1}, {"M", 1}} {
-		if strings.HasSuffix(mem, suf.s) {
-			mem, unit = strings.TrimSuffix(mem, suf.s), suf.m
-			break
-		}
+	mb, err := parseMiB(parts[2])
+	if err != nil {
+		return fmt.Errorf("memory %v", err)
 	}
-	mb, err := strconv.Atoi(mem)
-	if err != nil || mb < 1 {
-		return fmt.Errorf("memory %q is not a size like 4096, 4096M or 4G", parts[2])
-	}
-	*n = append(*n, sidekiqq.Node{Name: parts[0], VCPU: vcpu, MemoryMB: mb * unit})
+	*n = append(*n, sidekiqq.Node{Name: parts[0], VCPU: vcpu, MemoryMB: mb})
 	return nil
 }
 
@@ -75,15 +64,8 @@ func sidekiqMain(args []string, stdout, stderr io.Writer) int {
 			"systemd unit and command line. Without -node and -budget it prints the seed's layout.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "plan sidekiq: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if code, done := parseFlags(fs, args, stderr); done {
+		return code
 	}
 	if *envPath != "" && *features == "" {
 		f, err := envfile.Read(*envPath)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -39,15 +38,8 @@ func webMain(args []string, stdout, stderr io.Writer) int {
 			"prints the .env.production fragment and the connection budget, and exits 1 with\nthe overflow and computed alternatives when the tier does not fit.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "plan web: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if code, done := parseFlags(fs, args, stderr); done {
+		return code
 	}
 	if *dbGiB > 0 {
 		p.DBLimit = tiers.DBLimit(*dbGiB)

@@ -47,3 +47,22 @@ func TestWebSubcommand(t *testing.T) {
 		t.Errorf("-h: rc %d", rc)
 	}
 }
+
+// TestMemorySizes: -node and -memory read sizes alike (one parser).
+func TestMemorySizes(t *testing.T) {
+	for _, size := range []string{"4096", "4096M", "4096mb", "4G", "4gb", " 4G"} {
+		var n nodeFlags
+		if err := n.Set("Scotty:2:" + size); err != nil || n[0].MemoryMB != 4096 {
+			t.Errorf("-node Scotty:2:%s: %v %+v", size, err, n)
+		}
+		if mib, err := parseMiB(size); err != nil || mib != 4096 {
+			t.Errorf("-memory %s: %d %v", size, mib, err)
+		}
+	}
+	for _, size := range []string{"", "0", "4T", "lots", "-4G"} {
+		var n nodeFlags
+		if err := n.Set("Scotty:2:" + size); err == nil || !strings.Contains(err.Error(), "memory") {
+			t.Errorf("-node Scotty:2:%s: %v", size, err)
+		}
+	}
+}
