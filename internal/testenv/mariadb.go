@@ -35,8 +35,10 @@ func (m *MariaDB) Exec(ctx context.Context, sql string) error {
 	if err != nil {
 		return err
 	}
-	return runOnce(ctx, nil, os.DevNull, bin, "--no-defaults", "-h", m.Host, "-P", strconv.Itoa(m.Port),
-		"-u", m.User, "-p"+m.Password, m.Database, "-e", sql)
+	// The password goes in MYSQL_PWD: an argument would be quoted by the
+	// error (and shown by ps).
+	return run(ctx, nil, os.DevNull, []string{"MYSQL_PWD=" + m.Password}, "", bin, "--no-defaults",
+		"-h", m.Host, "-P", strconv.Itoa(m.Port), "-u", m.User, m.Database, "-e", sql)
 }
 
 var dsnRE = regexp.MustCompile(`^([^:@]+)(?::([^@]*))?@tcp\(([^:)]+):(\d+)\)/(\w+)`)
@@ -94,8 +96,10 @@ func (s *Stack) startMariaDB(ctx context.Context) (*MariaDB, error) {
 	if err := s.track(p); err != nil {
 		return nil, err
 	}
+	// SQL on stdin: the user's password is in it, and run's error quotes
+	// arguments only.
 	root := func(ctx context.Context, sql string) error {
-		return runOnce(ctx, nil, os.DevNull, client, "--no-defaults", "-uroot", "--socket="+sock, "-e", sql)
+		return run(ctx, nil, os.DevNull, nil, sql, client, "--no-defaults", "-uroot", "--socket="+sock)
 	}
 	if err := waitReady(ctx, p, func(ctx context.Context) error { return root(ctx, "SELECT 1") }); err != nil {
 		return nil, err

@@ -165,11 +165,20 @@ func startProc(u *runUser, name, logFile, bin string, args ...string) (*proc, er
 
 // runOnce runs a set-up command to completion, returning its output on failure.
 func runOnce(ctx context.Context, u *runUser, logFile, bin string, args ...string) error {
+	return run(ctx, u, logFile, nil, "", bin, args...)
+}
+
+// run is runOnce with env added to the command's environment and stdin
+// fed to it. Neither appears in the error, which quotes the arguments:
+// passwords go there, never into args.
+func run(ctx context.Context, u *runUser, logFile string, env []string, stdin, bin string, args ...string) error {
 	cmd, lf, err := command(u, logFile, bin, args...)
 	if err != nil {
 		return err
 	}
 	defer lf.Close()
+	cmd.Env = append(cmd.Env, env...)
+	cmd.Stdin = strings.NewReader(stdin)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := spawn(cmd); err != nil {

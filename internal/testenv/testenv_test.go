@@ -195,6 +195,22 @@ func TestMariaDB(t *testing.T) {
 	}
 }
 
+// A failing Exec says what failed without the password (it was on the
+// client's command line, which the error quotes).
+func TestMariaDBExecErrorHasNoPassword(t *testing.T) {
+	m := testenv.Maria(t)
+	err := m.Exec(context.Background(), "SELECT * FROM no_such_table")
+	if err == nil {
+		t.Fatal("Exec of a query on a missing table: no error")
+	}
+	if !strings.Contains(err.Error(), "no_such_table") {
+		t.Errorf("error does not say what failed: %v", err)
+	}
+	if strings.Contains(err.Error(), m.Password) {
+		t.Errorf("error holds the password: %v", err)
+	}
+}
+
 // TestListensOnlyOnLoopback reads the kernel's socket table: every server of
 // the stack is bound to 127.0.0.1.
 func TestListensOnlyOnLoopback(t *testing.T) {
