@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/push"
@@ -234,11 +235,19 @@ func (c Config) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// redactURL drops the password from a URL for messages.
+// redactURL drops the password from a URL for messages. Without "://"
+// ("ops:pass@host:9091") url.Parse takes "ops" for the scheme and leaves
+// the password in the opaque part or the path, out of Redacted's reach:
+// then everything before the last "@" goes.
 func redactURL(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
 		return "(unparsable URL)"
+	}
+	if u.User == nil {
+		if i := strings.LastIndex(s, "@"); i >= 0 {
+			return "xxxxx" + s[i:]
+		}
 	}
 	return u.Redacted()
 }
