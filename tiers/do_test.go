@@ -380,3 +380,28 @@ func TestGodoFailures(t *testing.T) {
 		t.Fatalf("wait active: %v", err)
 	}
 }
+
+// TestRefreshKeepsHandTaggedSnapshots: the prune deletes only snapshots
+// named by RefreshSnapshot's convention; a snapshot that belongs to the
+// tier by its tag only (a hand-made golden image) is never deleted.
+func TestRefreshKeepsHandTaggedSnapshots(t *testing.T) {
+	f := seedFake(t)
+	now := time.Date(2026, 11, 26, 3, 7, 0, 0, time.UTC)
+	c := f.client(t, Config{Now: func() time.Time { return now }})
+	old := f.addSnapshot(SnapshotName("search", now.AddDate(0, 0, -3)), "1007", now.AddDate(0, 0, -3), []string{"tor1"})
+	res, err := c.RefreshSnapshot(context.Background(), Refresh{Tier: "search", Keep: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Pruned) != 1 || res.Pruned[0].ID != old.ID {
+		t.Fatalf("pruned %+v, want only %s", res.Pruned, old.Name)
+	}
+	ss, _ := c.Snapshots(context.Background(), "search")
+	var names []string
+	for _, s := range ss {
+		names = append(names, s.Name)
+	}
+	if strings.Join(names, ",") != "search-20261126-0307,khan-golden" {
+		t.Fatalf("left %v", names)
+	}
+}

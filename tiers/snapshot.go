@@ -15,8 +15,9 @@ type Refresh struct {
 	// DropletID is the droplet to snapshot; 0 means the tier's first
 	// active droplet by name.
 	DropletID int
-	// Keep is how many of the tier's snapshots survive the prune, the new
-	// one included; 0 means 3. The newest snapshot is never deleted.
+	// Keep is how many of the tier's snapshots named by SnapshotName
+	// survive the prune, the new one included; 0 means 3. The newest
+	// snapshot is never deleted, nor one found by the tier's tag alone.
 	Keep int
 	// Timeout bounds the wait for the snapshot action; 0 means 60 min.
 	Timeout time.Duration
@@ -34,9 +35,10 @@ type RefreshResult struct {
 // RefreshSnapshot takes a new snapshot of one droplet of the tier, named
 // SnapshotName(tier, now), waits for the action (polling Actions.Get every
 // PollInterval until completed or errored, at most r.Timeout), then deletes
-// the tier's snapshots beyond the newest r.Keep. A snapshot of that name
-// that already exists is not taken again (a retry in the same minute is
-// harmless). DigitalOcean snapshots a running droplet live; power it off
+// the tier's snapshots named "<tier>-YYYYMMDD-HHMM" beyond the newest
+// r.Keep (snapshots found by the tier's tag alone are kept). A snapshot of
+// that name that already exists is not taken again (a retry in the same
+// minute is harmless). DigitalOcean snapshots a running droplet live; power it off
 // first if the tier keeps state on disk.
 func (c *Client) RefreshSnapshot(ctx context.Context, r Refresh) (*RefreshResult, error) {
 	if r.Keep == 0 {
@@ -101,9 +103,14 @@ func (c *Client) RefreshSnapshot(ctx context.Context, r Refresh) (*RefreshResult
 	if newIdx < 0 {
 		return res, fmt.Errorf("tiers: snapshot %s completed but is not listed: %w", name, ErrNoSnapshot)
 	}
-	// all is newest first; keep the newest r.Keep and the new one.
+	// all is newest first; keep the newest r.Keep and the new one. Only
+	// snapshots named by SnapshotName are pruned: one that belongs to the
+	// tier by its tag alone (a hand-made image) is never deleted.
 	kept := 0
 	for i, s := range all {
+		if _, named := ParseSnapshotName(r.Tier, s.Name); !named {
+			continue
+		}
 		if kept < r.Keep || i == newIdx {
 			kept++
 			continue
