@@ -53,6 +53,7 @@ type service struct {
 	nodes    map[string]map[*conn]struct{}
 	suspects map[string]bool
 	conns    sync.WaitGroup
+	ctx      context.Context // ends when the service stops: monitor and pending dials
 	stop     context.CancelFunc
 	stopped  chan struct{}
 }
@@ -134,7 +135,7 @@ func (t *Tunnel) Start() error {
 func (s *service) start(ln net.Listener) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.mu.Lock()
-	s.ln, s.stop, s.stopped = ln, cancel, make(chan struct{})
+	s.ln, s.ctx, s.stop, s.stopped = ln, ctx, cancel, make(chan struct{})
 	s.mu.Unlock()
 	go s.serve(ln)
 	go func() { defer close(s.stopped); s.monitor(ctx) }()
@@ -201,6 +202,7 @@ func (s *service) shutdown(ctx context.Context) {
 	go func() { s.conns.Wait(); close(done) }()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
+	expired := ctx.Done()
 	for quietOnly := true; ; {
 		s.closeWhere(func(c *conn) bool { return !quietOnly || !c.pending.Load() })
 		select {
@@ -210,8 +212,13 @@ func (s *service) shutdown(ctx context.Context) {
 				<-s.stopped
 			}
 			return
-		case <-ctx.Done():
-			quietOnly = false
+		case <-expired:
+			// Close everything from now on, and end the dials still under
+			// way. Once: a closed channel would make this loop spin.
+			quietOnly, expired = false, nil
+			if s.stop != nil {
+				s.stop()
+			}
 		case <-tick.C:
 		}
 	}
@@ -325,7 +332,10 @@ func (s *service) handle(cl net.Conn) {
 	}
 	craw, err := sc.SyscallConn()
 	st := s.settings()
-	ctx, cancel := context.WithTimeout(context.Background(), st.svc.ConnectTimeout)
+	s.mu.Lock()
+	parent := s.ctx
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(parent, st.svc.ConnectTimeout)
 	var tc *tls.Conn
 	var bc *backendConn
 	var node string
