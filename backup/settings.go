@@ -40,9 +40,10 @@ type Settings struct {
 	KeepFor        time.Duration
 	KeepLast       int
 	LockFile       string
-	B2APIBase      string // B2 stand-in (B2_API_BASE)
-	ZstdLevel      string // fastest, default, better, best
-	ZstdWorkers    int    // parallel zstd segments; 1 = one streaming encoder
+	StopGrace      time.Duration // how long a run may clean up after SIGTERM (SignalContext)
+	B2APIBase      string        // B2 stand-in (B2_API_BASE)
+	ZstdLevel      string        // fastest, default, better, best
+	ZstdWorkers    int           // parallel zstd segments; 1 = one streaming encoder
 
 	Source     string  // restore/verify: which source
 	ID         string  // restore/verify: backup ID or "latest"
@@ -83,6 +84,7 @@ func (s *Settings) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&s.KeepFor, "keep", DefaultKeepFor, "keep backups this long")
 	fs.IntVar(&s.KeepLast, "keep-last", DefaultKeepLast, "never keep fewer than this many newest backups per source")
 	fs.StringVar(&s.LockFile, "lock", "/run/lock/fediops-backup.lock", "lock file that keeps runs from overlapping (cron and the systemd unit must share it)")
+	fs.DurationVar(&s.StopGrace, "stop-grace", DefaultStopGrace, "after SIGTERM/SIGINT, exit 1 if the run has not finished cleaning up within this time")
 	fs.StringVar(&s.B2APIBase, "b2-api", "", "B2 API base URL (default B2_API_BASE, else Backblaze)")
 	fs.StringVar(&s.ZstdLevel, "zstd-level", "default", "zstd level: fastest, default, better, best")
 	fs.IntVar(&s.ZstdWorkers, "zstd-workers", 1, "goroutines compressing 2 MiB segments in parallel (1: one streaming encoder)")

@@ -13,16 +13,13 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"runtime/debug"
-	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -68,7 +65,7 @@ func main() {
 	b2cfg, err := b2store.ConfigFromEnv(lookup)
 	usage(err)
 	b2cfg.Logger = log
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := backup.SignalContext(s.StopGrace, log) // exits 1 if still running s.StopGrace after SIGTERM
 	defer stop()
 	store, err := b2store.Open(ctx, b2cfg)
 	fail(err)

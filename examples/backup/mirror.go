@@ -1,16 +1,13 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/term"
@@ -112,7 +109,7 @@ func mirrorMain(args []string, stdout, stderr io.Writer) int {
 		}
 		defer release()
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := backup.SignalContext(backup.DefaultStopGrace, log) // exits 1 if still running 30 s after SIGTERM
 	defer stop()
 	rep, err := m.Run(ctx)
 	if tty || err != nil || *dryRun {

@@ -129,12 +129,18 @@ func (s *Server) createBucket(name, typ string) *bucket {
 // "b2_upload_part", "b2_upload_file", "b2_list_file_names",
 // "b2_download_file_by_name", or "*" for any) answer with the HTTP status
 // (500, 503, 429, 401 ...) and a B2 error body instead of doing the work.
-// Calls add up; faults are used in the order they were added.
+// Calls add up; faults are used in the order they were added. The status
+// Drop closes the connection without an answer, as a server that died
+// mid-request does.
 func (s *Server) FailNext(method string, n, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults = append(s.faults, fault{method: method, n: n, status: status})
 }
+
+// Drop, as FailNext's status, closes the client's connection without an
+// answer (a transport error, not a B2 error).
+const Drop = -1
 
 // ExpireTokens makes every account and upload token issued so far expired:
 // the next call with one gets 401 expired_auth_token, as B2 answers after
@@ -246,6 +252,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.calls[method]++
 	if st := s.takeFault(method); st != 0 {
 		s.mu.Unlock()
+		if st == Drop {
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					conn.Close()
+					return
+				}
+			}
+			panic(http.ErrAbortHandler) // not hijackable: the server aborts the connection
+		}
 		_, _ = io.Copy(io.Discard, r.Body) // as B2's front end does, so the client sees the answer
 		code := map[int]string{500: "internal_error", 503: "service_unavailable", 429: "too_many_requests",
 			401: "expired_auth_token", 408: "request_timeout"}[st]
