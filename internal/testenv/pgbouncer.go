@@ -45,9 +45,9 @@ func (b *PgBouncer) Addr() string { return net.JoinHostPort(b.Host, strconv.Itoa
 func (s *Stack) PgBouncer(ctx context.Context) (*PgBouncer, error) {
 	return once(s, &s.bouncer, "pgbouncer", func() (*PgBouncer, error) {
 		if u := os.Getenv("FEDIOPS_TEST_PGBOUNCER_URL"); u != "" {
-			pg, err := externalPostgres(u)
+			pg, err := externalPostgres("FEDIOPS_TEST_PGBOUNCER_URL", u)
 			if err != nil {
-				return nil, fmt.Errorf("testenv: FEDIOPS_TEST_PGBOUNCER_URL: %w", err)
+				return nil, err
 			}
 			backend, _ := s.Postgres(ctx)
 			return &PgBouncer{Host: pg.Host, Port: pg.Port, Database: pg.Database, User: pg.User,

@@ -66,16 +66,26 @@ func pgURL(user, pass, host string, port int, db, ca string) string {
 func (s *Stack) Postgres(ctx context.Context) (*Postgres, error) {
 	return once(s, &s.pg, "postgres", func() (*Postgres, error) {
 		if u := os.Getenv("FEDIOPS_TEST_POSTGRES_URL"); u != "" {
-			return externalPostgres(u)
+			return externalPostgres("FEDIOPS_TEST_POSTGRES_URL", u)
 		}
 		return s.prov.postgres(ctx)
 	})
 }
 
-func externalPostgres(raw string) (*Postgres, error) {
+// externalURL parses the URL in the variable name. Its error does not
+// quote the URL, which holds a password (url.Parse's error would).
+func externalURL(name, raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("testenv: FEDIOPS_TEST_POSTGRES_URL: %w", err)
+		return nil, fmt.Errorf("testenv: %s is not a valid URL (not shown: it holds a password); percent-encode special characters in the user and password", name)
+	}
+	return u, nil
+}
+
+func externalPostgres(name, raw string) (*Postgres, error) {
+	u, err := externalURL(name, raw)
+	if err != nil {
+		return nil, err
 	}
 	port, _ := strconv.Atoi(u.Port())
 	if port == 0 {

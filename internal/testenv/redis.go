@@ -65,9 +65,9 @@ func (r *Redis) Client() *redis.Client {
 func (s *Stack) Redis(ctx context.Context) (*Redis, error) {
 	return once(s, &s.redis, "redis", func() (*Redis, error) {
 		if raw := os.Getenv("FEDIOPS_TEST_REDIS_URL"); raw != "" {
-			u, err := url.Parse(raw)
+			u, err := externalURL("FEDIOPS_TEST_REDIS_URL", raw)
 			if err != nil {
-				return nil, fmt.Errorf("testenv: FEDIOPS_TEST_REDIS_URL: %w", err)
+				return nil, err
 			}
 			port, _ := strconv.Atoi(u.Port())
 			pass, _ := u.User.Password()

@@ -282,3 +282,37 @@ func TestMissingBinaryNamesTheAptLine(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A malformed external server URL is reported under its own variable and
+// without the URL, whose password url.Parse's error would quote.
+func TestExternalURLErrorsHideThePassword(t *testing.T) {
+	const secret = "s3cr%zzet"
+	for _, tc := range []struct {
+		env   string
+		start func(*testenv.Stack, context.Context) error
+	}{
+		{"FEDIOPS_TEST_POSTGRES_URL", func(s *testenv.Stack, ctx context.Context) error { _, err := s.Postgres(ctx); return err }},
+		{"FEDIOPS_TEST_PGBOUNCER_URL", func(s *testenv.Stack, ctx context.Context) error { _, err := s.PgBouncer(ctx); return err }},
+		{"FEDIOPS_TEST_REDIS_URL", func(s *testenv.Stack, ctx context.Context) error { _, err := s.Redis(ctx); return err }},
+	} {
+		t.Run(tc.env, func(t *testing.T) {
+			t.Setenv(tc.env, "postgres://u:"+secret+"@db.example.com:25061/pool")
+			s, err := testenv.NewStack("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close(false)
+			err = tc.start(s, context.Background())
+			if err == nil {
+				t.Fatal("no error for a URL with a bad escape")
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "s3cr") {
+				t.Errorf("error holds the password: %v", err)
+			}
+			if !strings.Contains(msg, tc.env) || strings.Count(msg, "FEDIOPS_TEST_") != 1 {
+				t.Errorf("error does not name %s (only): %v", tc.env, err)
+			}
+		})
+	}
+}
