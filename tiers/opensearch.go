@@ -111,12 +111,17 @@ func NewOpenSearchProbe(cfg OpenSearchConfig) (*OpenSearchProbe, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("tiers: OpenSearchConfig.URL: required")
 	}
+	// Checked here so that no parse error (which quotes the URL, password
+	// included) comes back from the client.
+	if u, err := url.Parse(cfg.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("tiers: OpenSearchConfig.URL: want http(s)://host:port (ES_HOST, ES_PORT)")
+	}
 	c, err := opensearch.NewClient(opensearch.Config{
 		Addresses: []string{cfg.URL}, Username: cfg.Username, Password: cfg.Password,
 		CACert: cfg.CAPEM, Transport: cfg.Transport, DisableRetry: true,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("tiers: opensearch client for %s: %w", cfg.URL, err)
+		return nil, fmt.Errorf("tiers: opensearch client for %s: %w", redactURL(cfg.URL), err)
 	}
 	shown := cfg
 	shown.URL = redactURL(cfg.URL)

@@ -142,3 +142,15 @@ func TestMastodonIndicesAndEnv(t *testing.T) {
 		t.Fatal("disabled search probed")
 	}
 }
+
+// TestOpenSearchBadURL: a URL that is not http(s)://host is refused up
+// front, naming the field, and its password appears in no error.
+func TestOpenSearchBadURL(t *testing.T) {
+	for _, u := range []string{"http://ops:s3cr et@host:9200", "http://ops:s3cret@ho st:9200",
+		"ftp://ops:s3cret@host:9200", "ops:s3cret@host:9200"} {
+		_, err := NewOpenSearchProbe(OpenSearchConfig{URL: u})
+		if err == nil || !strings.Contains(err.Error(), "OpenSearchConfig.URL") || strings.Contains(err.Error(), "s3cr") {
+			t.Errorf("%s: %v", strings.ReplaceAll(u, "s3cr", "PASS"), err)
+		}
+	}
+}
