@@ -187,16 +187,23 @@ func hostPort(h string, p int) string {
 }
 
 // writeSidecar writes b to path through a temporary file and a rename,
-// readable by its owner only.
+// readable by its owner only. A temporary file an interrupted run left
+// behind is removed first: os.WriteFile would keep its mode.
 func writeSidecar(path string, b []byte) error {
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	f, err := os.Open(tmp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
 	if err == nil {
 		err = f.Sync()
-		f.Close()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
 	if err == nil {
 		err = os.Rename(tmp, path)

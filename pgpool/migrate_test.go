@@ -217,3 +217,27 @@ func TestFromFileWarnsAboutDollar(t *testing.T) {
 		t.Fatalf("log: %s", logs.String())
 	}
 }
+
+// The sidecar holds DB_PASS: it is 0600 even when an interrupted earlier
+// run left its temporary file behind with a wider mode.
+func TestSidecarModeDespiteStaleTemp(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, ".env.production")
+	if err := os.WriteFile(path, []byte(seedEnv), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	stale := path + pgpool.SidecarSuffix + ".tmp"
+	if err := os.WriteFile(stale, []byte("half"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgpool.ToDirect(path, pgpool.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path + pgpool.SidecarSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("sidecar mode %v, want 0600: it holds DB_PASS", st.Mode().Perm())
+	}
+}
