@@ -177,11 +177,20 @@ func TestSidekiqRedis(t *testing.T) {
 	r := testenv.RedisTLS(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := r.Client().SAdd(ctx, "queues", "default").Err(); err != nil {
+	// Sidekiq's data in database 9 of the shared Redis, apart from the
+	// other tests' (database 0).
+	base := r.Client()
+	opt := *base.Options()
+	base.Close()
+	opt.DB = 9
+	sq := redis.NewClient(&opt)
+	defer sq.Close()
+	if err := sq.SAdd(ctx, "queues", "default").Err(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { sq.Del(context.Background(), "queues") })
 	env := map[string]string{"REDIS_HOST": "127.0.0.1", "REDIS_PORT": "1", // nothing listens there
-		"SIDEKIQ_REDIS_URL": r.URL(), "FEDIOPS_REDIS_CA_FILE": r.CAFile}
+		"SIDEKIQ_REDIS_URL": strings.TrimSuffix(r.URL(), "/0") + "/9", "FEDIOPS_REDIS_CA_FILE": r.CAFile}
 	checks, closeAll := ChecksFromEnv(ctx, MapLookup(env), HealthOptions{Web: []string{}, Streaming: []string{}})
 	defer closeAll()
 	rep := Run(ctx, 5*time.Second, checks...)
