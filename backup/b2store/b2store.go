@@ -35,6 +35,10 @@ const (
 	DefaultConcurrentUploads   = 1
 	DefaultConcurrentDownloads = 2
 	MinChunkSize               = 5_000_000
+	DefaultRetryFor            = 2 * time.Minute
+	// responseTimeout bounds the wait for an answer once a request is sent,
+	// so that a connection that went silent is an error blazer retries.
+	responseTimeout = 5 * time.Minute
 )
 
 // Config says which bucket to use and how much memory uploads may take.
@@ -50,6 +54,11 @@ type Config struct {
 	ChunkSize           int // part size for uploads and downloads; 0 = DefaultChunkSize
 	ConcurrentUploads   int // parts in flight; 0 = DefaultConcurrentUploads
 	ConcurrentDownloads int // ranges in flight; 0 = DefaultConcurrentDownloads
+
+	// RetryFor is how long an upload keeps retrying while B2 gives no
+	// usable answer (connection errors, 5xx, 429); blazer alone retries
+	// those for ever. 0 = DefaultRetryFor.
+	RetryFor time.Duration
 
 	Logger *slog.Logger // nil = slog.Default()
 }
@@ -87,6 +96,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("b2store: ChunkSize %d is below B2's minimum part size %d", c.ChunkSize, MinChunkSize)
 	case c.ConcurrentUploads < 0 || c.ConcurrentDownloads < 0:
 		return errors.New("b2store: ConcurrentUploads and ConcurrentDownloads must not be negative")
+	case c.RetryFor < 0:
+		return errors.New("b2store: RetryFor must not be negative")
 	}
 	return nil
 }
@@ -100,6 +111,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ConcurrentDownloads == 0 {
 		c.ConcurrentDownloads = DefaultConcurrentDownloads
+	}
+	if c.RetryFor == 0 {
+		c.RetryFor = DefaultRetryFor
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -130,7 +144,9 @@ func Open(ctx context.Context, cfg Config, opts ...b2.ClientOption) (*Store, err
 	if cfg.APIBase != "" {
 		opts = append(opts, b2.APIBase(cfg.APIBase))
 	}
-	opts = append(opts, b2.UserAgent("fediops-backup"), b2.Transport(fatalWatch{http.DefaultTransport}))
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.ResponseHeaderTimeout = responseTimeout
+	opts = append(opts, b2.UserAgent("fediops-backup"), b2.Transport(fatalWatch{tr}))
 	c, err := b2.NewClient(ctx, cfg.KeyID, cfg.Key, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("b2store: authorize key %s: %w", cfg.KeyID, err)
@@ -211,7 +227,7 @@ func (s *Store) Put(ctx context.Context, name string, r io.Reader) (backup.Objec
 	wctx, cancelCause := context.WithCancelCause(ctx)
 	cancel := func() { cancelCause(context.Canceled) }
 	defer cancel()
-	wctx = context.WithValue(wctx, fatalKey{}, cancelCause)
+	wctx = context.WithValue(wctx, fatalKey{}, &watch{cancel: cancelCause, retryFor: s.cfg.RetryFor})
 	w := s.bucket.Object(name).NewWriter(wctx)
 	w.ChunkSize = s.cfg.ChunkSize
 	w.ConcurrentUploads = s.cfg.ConcurrentUploads
@@ -241,27 +257,63 @@ func (s *Store) Put(ctx context.Context, name string, r io.Reader) (backup.Objec
 	return backup.ObjectInfo{Name: name, Size: n, Modified: time.Now()}, nil
 }
 
-// fatalKey carries a writer's cancel function into its HTTP requests.
+// fatalKey carries a writer's *watch into its HTTP requests.
 type fatalKey struct{}
 
-// fatalWatch works around a deadlock in blazer v0.7.2's Writer: when an
-// upload thread fails for good (a 4xx answer other than 401, 408, 429) it
-// calls setErr, which waits for a lock that Write holds while it waits for
-// that same thread to take the next part. Cancelling the writer's context
-// from the transport releases Write, and Put reports the answer as cause.
+// watch is one Put's view of B2's answers.
+type watch struct {
+	cancel   context.CancelCauseFunc
+	retryFor time.Duration
+
+	mu           sync.Mutex
+	failingSince time.Time // zero while B2 answers
+}
+
+// fatalWatch ends a writer that blazer v0.7.2 would leave hanging:
+//
+//   - when an upload thread fails for good (a 4xx answer other than 401,
+//     408, 429) it calls setErr, which waits for a lock that Write holds
+//     while it waits for that same thread to take the next part;
+//   - connection errors, 5xx and 429 are retried for ever (blazer maps a
+//     transport error to "retry"), so a B2 that went away keeps the run
+//     waiting at 0% CPU.
+//
+// Cancelling the writer's context from the transport releases Write, and
+// Put reports the answer as cause.
 type fatalWatch struct{ rt http.RoundTripper }
 
 func (f fatalWatch) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := f.rt.RoundTrip(req)
-	if err != nil || resp.StatusCode < 400 || resp.StatusCode >= 500 {
+	w, ok := req.Context().Value(fatalKey{}).(*watch)
+	if !ok || req.Context().Err() != nil {
 		return resp, err
 	}
-	switch resp.StatusCode {
-	case http.StatusUnauthorized, http.StatusRequestTimeout, http.StatusTooManyRequests:
+	method := req.Header.Get("X-Blazer-Method")
+	if err != nil || resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests ||
+		resp.StatusCode == http.StatusRequestTimeout {
+		w.mu.Lock()
+		now := time.Now()
+		if w.failingSince.IsZero() {
+			w.failingSince = now
+		}
+		since := now.Sub(w.failingSince)
+		w.mu.Unlock()
+		if since >= w.retryFor {
+			var what string
+			if err != nil {
+				what = err.Error()
+			} else {
+				what = "HTTP " + strconv.Itoa(resp.StatusCode)
+			}
+			w.cancel(fmt.Errorf("b2store: %s: no usable answer from B2 for %s (last: %s)", method, since.Round(time.Second), what))
+		}
 		return resp, err
 	}
-	if cancel, ok := req.Context().Value(fatalKey{}).(context.CancelCauseFunc); ok {
-		cancel(fmt.Errorf("b2store: %s refused with HTTP %d", req.Header.Get("X-Blazer-Method"), resp.StatusCode))
+	w.mu.Lock()
+	w.failingSince = time.Time{}
+	w.mu.Unlock()
+	if resp.StatusCode >= 400 && resp.StatusCode != http.StatusUnauthorized {
+		w.cancel(fmt.Errorf("b2store: %s refused with HTTP %d", method, resp.StatusCode))
 	}
 	return resp, err
 }

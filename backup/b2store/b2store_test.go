@@ -113,6 +113,48 @@ func TestRefusedPartDoesNotHang(t *testing.T) {
 	}
 }
 
+// A part whose connection drops once is retried (blazer treats a transport
+// error as transient); a B2 that keeps dropping connections ends the Put
+// after Config.RetryFor instead of retrying for ever, which is what kept
+// orphaned backup runs waiting at 0% CPU.
+func TestDroppedPartsEndPut(t *testing.T) {
+	srv := b2fake.New()
+	t.Cleanup(srv.Close)
+	srv.CreateBucket("b")
+	st, err := b2store.Open(context.Background(), b2store.Config{KeyID: srv.KeyID, Key: srv.Key, Bucket: "b",
+		APIBase: srv.URL, RetryFor: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 12_000_000)
+	rand.Read(big)
+	srv.FailNext("b2_upload_part", 1, b2fake.Drop)
+	if _, err := st.Put(context.Background(), "db/once", stream{bytes.NewReader(big)}); err != nil {
+		t.Fatalf("Put after one dropped part: %v", err)
+	}
+	srv.FailNext("b2_upload_part", 1000, b2fake.Drop)
+	done := make(chan error, 1)
+	go func() {
+		_, err := st.Put(context.Background(), "db/dropped", stream{bytes.NewReader(big)})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "no usable answer from B2") {
+			t.Fatalf("Put while every part's connection drops: %v", err)
+		}
+		if strings.Contains(err.Error(), srv.Key) {
+			t.Error("key in the error")
+		}
+		t.Logf("Put: %v", err)
+	case <-time.After(40 * time.Second):
+		t.Fatal("Put retries for ever while every part's connection drops")
+	}
+	if u := srv.Unfinished("b"); len(u) != 0 {
+		t.Fatalf("after dropped parts: %d unfinished", len(u))
+	}
+}
+
 // List pages through b2_list_file_names (1000 names per call) and
 // authorizes again when the token expired.
 func TestListPagesAndReauthorizes(t *testing.T) {
