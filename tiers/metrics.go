@@ -2,6 +2,7 @@ package tiers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -116,6 +117,12 @@ func PushUptimeKuma(ctx context.Context, client *http.Client, pushURL string, r 
 	}
 	resp, err := client.Do(req)
 	if err != nil {
+		// *url.Error quotes the URL, whose path is the monitor's token:
+		// keep only the cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return fmt.Errorf("tiers: push to %s: %w", u.Host, ue.Err)
+		}
 		return fmt.Errorf("tiers: push to %s: request failed", u.Host)
 	}
 	defer resp.Body.Close()

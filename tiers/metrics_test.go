@@ -3,6 +3,7 @@ package tiers
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -74,5 +75,16 @@ func TestPushUptimeKuma(t *testing.T) {
 	err := PushUptimeKuma(ctx, nil, srv.URL+"/api/push/wrong", ok)
 	if err == nil || strings.Contains(err.Error(), "wrong") || !strings.Contains(err.Error(), "refused") {
 		t.Fatalf("%v", err)
+	}
+	// A request that fails says why, without the URL (its path is the token).
+	l, lerr := net.Listen("tcp", "127.0.0.1:0")
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	err = PushUptimeKuma(ctx, nil, "http://"+closed+"/api/push/Tok3n", ok)
+	if err == nil || strings.Contains(err.Error(), "Tok3n") || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("push to a closed port: %v", err)
 	}
 }
