@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -94,6 +95,17 @@ func timed(t testing.TB, ctx context.Context, bin string, args ...string) (*exec
 	}
 	f.Close()
 	cmd := exec.CommandContext(ctx, gnuTime, append([]string{"-f", "%M", "-o", f.Name(), bin}, args...)...)
+	// time and the backup run share a new process group: a timeout or the
+	// test's end kills both (killing only time orphaned runs that kept the
+	// lock), and time dies with this test process.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	t.Cleanup(func() {
+		if cmd.Process != nil && cmd.ProcessState == nil { // started, not waited for
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+	})
 	return cmd, func() int64 {
 		data, _ := os.ReadFile(f.Name())
 		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
