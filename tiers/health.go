@@ -103,7 +103,8 @@ func MapLookup(m map[string]string) Lookup {
 // (0): with the seed's tunnel that is the plain local end of it. A
 // rediss:// URL gives a client that speaks TLS itself, verified against
 // the system roots (Valkey's Let's Encrypt certificates) or the PEM file
-// named by FEDIOPS_REDIS_CA_FILE (a private CA).
+// named by FEDIOPS_REDIS_CA_FILE (a private CA). REDIS_SENTINELS without
+// REDIS_URL is an error naming it: Sentinel is not supported.
 func RedisOptionsFromEnv(lookup Lookup) (*redis.Options, error) {
 	return redisOptions(lookup, "REDIS_")
 }
@@ -155,6 +156,10 @@ func redisOptions(lookup Lookup, prefix string) (*redis.Options, error) {
 			o.TLSConfig.RootCAs = pool
 		}
 		return o, nil
+	}
+	if v := get(prefix+"SENTINELS", ""); v != "" {
+		// Not silently localhost: the check would look at the wrong Redis.
+		return nil, fmt.Errorf("tiers: %sSENTINELS: Redis Sentinel is not supported (DigitalOcean's managed Redis has none); set %sURL", prefix, prefix)
 	}
 	o := &redis.Options{Addr: net.JoinHostPort(get(prefix+"HOST", "localhost"), get(prefix+"PORT", "6379")),
 		Username: get(prefix+"USER", ""), Password: get(prefix+"PASSWORD", "")}

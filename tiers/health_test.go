@@ -224,4 +224,12 @@ func TestSidekiqRedis(t *testing.T) {
 	if _, err := SidekiqRedisOptionsFromEnv(MapLookup(map[string]string{"SIDEKIQ_REDIS_HOST": "h", "SIDEKIQ_REDIS_DB": "2x"})); err == nil || !strings.Contains(err.Error(), "SIDEKIQ_REDIS_DB") {
 		t.Fatalf("bad SIDEKIQ_REDIS_DB: %v", err)
 	}
+	// Sentinel settings are refused by name, not read as localhost:6379.
+	if _, err := SidekiqRedisOptionsFromEnv(MapLookup(map[string]string{"SIDEKIQ_REDIS_SENTINELS": "10.0.0.5:26379",
+		"SIDEKIQ_REDIS_SENTINEL_MASTER": "mymaster"})); err == nil || !strings.Contains(err.Error(), "SIDEKIQ_REDIS_SENTINELS") {
+		t.Fatalf("SIDEKIQ_REDIS_SENTINELS: %v", err)
+	}
+	if _, err := RedisOptionsFromEnv(MapLookup(map[string]string{"REDIS_SENTINELS": "10.0.0.5:26379"})); err == nil || !strings.Contains(err.Error(), "REDIS_SENTINELS") {
+		t.Fatalf("REDIS_SENTINELS: %v", err)
+	}
 }
