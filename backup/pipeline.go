@@ -202,6 +202,9 @@ func (p *Pipeline) Backup(ctx context.Context, src Source) (Manifest, error) {
 	put := <-done
 	switch {
 	case encErr != nil && (put.err == nil || errors.Is(put.err, encErr)):
+		if put.err == nil { // the store finished early and kept a truncated object
+			p.deleteQuietly(ctx, m.Object)
+		}
 		return m, fmt.Errorf("backup: %s: %w", name, encErr)
 	case put.err != nil:
 		return m, fmt.Errorf("backup: %s: store %s: %w", name, m.Object, put.err)
