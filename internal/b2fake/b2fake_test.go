@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"io"
+	"net/http"
 	"testing"
 	"time"
 
@@ -135,5 +136,31 @@ func TestUnfinishedLargeFileIsListedAndCancelled(t *testing.T) {
 	}
 	if u := s.Unfinished("backups"); len(u) != 0 {
 		t.Fatalf("still unfinished: %+v", u)
+	}
+}
+
+// FailNext with Drop closes the connection: the client gets a transport
+// error, no HTTP answer; the next call is served again.
+func TestFailNextDrop(t *testing.T) {
+	s := b2fake.New()
+	defer s.Close()
+	s.FailNext("b2_authorize_account", 1, b2fake.Drop)
+	url := s.URL + "/b2api/v3/b2_authorize_account"
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.SetBasicAuth(s.KeyID, s.Key)
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	if resp, err := c.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("dropped call answered %s", resp.Status)
+	}
+	req, _ = http.NewRequest(http.MethodGet, url, nil)
+	req.SetBasicAuth(s.KeyID, s.Key)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || s.Calls("b2_authorize_account") != 2 {
+		t.Fatalf("after the drop: %s, %d calls", resp.Status, s.Calls("b2_authorize_account"))
 	}
 }
