@@ -135,12 +135,17 @@ type Store struct {
 var _ backup.Store = (*Store)(nil)
 var _ backup.Canceler = (*Store)(nil)
 
-// Open authorizes with B2 and finds the bucket (it does not create one).
+// Open authorizes with B2 and finds the bucket (it does not create one),
+// giving up after Config.RetryFor.
 func Open(ctx context.Context, cfg Config, opts ...b2.ClientOption) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg.setDefaults()
+	// blazer retries connection errors for ever: an unreachable B2 must
+	// fail the command, not keep it waiting.
+	ctx, cancel := context.WithTimeout(ctx, cfg.RetryFor)
+	defer cancel()
 	if cfg.APIBase != "" {
 		opts = append(opts, b2.APIBase(cfg.APIBase))
 	}

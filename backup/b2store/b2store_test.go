@@ -155,6 +155,32 @@ func TestDroppedPartsEndPut(t *testing.T) {
 	}
 }
 
+// Open against a B2 that does not answer (connections refused) fails after
+// RetryFor; blazer alone retries the authorization for ever.
+func TestOpenUnreachableFails(t *testing.T) {
+	srv := b2fake.New()
+	url := srv.URL
+	srv.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := b2store.Open(context.Background(), b2store.Config{KeyID: "k", Key: "secret-key-1", Bucket: "b",
+			APIBase: url, RetryFor: time.Second})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Open of an unreachable B2 succeeded")
+		}
+		if strings.Contains(err.Error(), "secret-key-1") {
+			t.Errorf("key in the error: %v", err)
+		}
+		t.Logf("Open: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Open of an unreachable B2 still waiting after 30 s")
+	}
+}
+
 // List pages through b2_list_file_names (1000 names per call) and
 // authorizes again when the token expired.
 func TestListPagesAndReauthorizes(t *testing.T) {
