@@ -335,8 +335,10 @@ func (s *Store) cancelName(ctx context.Context, name string) error {
 }
 
 // CancelUnfinished cancels every unfinished large file under prefix, such
-// as the ones a killed process left behind.
+// as the ones a killed process left behind. It gives up after RetryFor.
 func (s *Store) CancelUnfinished(ctx context.Context, prefix string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RetryFor)
+	defer cancel()
 	return s.cancel(ctx, func(n string) bool { return len(n) >= len(prefix) && n[:len(prefix)] == prefix })
 }
 

@@ -181,6 +181,32 @@ func TestOpenUnreachableFails(t *testing.T) {
 	}
 }
 
+// CancelUnfinished (the first thing a backup run does per source) gives up
+// after RetryFor when B2 went away after Open.
+func TestCancelUnfinishedUnreachableFails(t *testing.T) {
+	srv := b2fake.New()
+	srv.CreateBucket("b")
+	st, err := b2store.Open(context.Background(), b2store.Config{KeyID: srv.KeyID, Key: srv.Key, Bucket: "b",
+		APIBase: srv.URL, RetryFor: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := st.CancelUnfinished(context.Background(), "db/")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("CancelUnfinished against a closed B2 succeeded")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("CancelUnfinished against a closed B2 still waiting after 30 s")
+	}
+}
+
 // List pages through b2_list_file_names (1000 names per call) and
 // authorizes again when the token expired.
 func TestListPagesAndReauthorizes(t *testing.T) {
