@@ -375,6 +375,8 @@ func (s *Store) Open(ctx context.Context, name string) (io.ReadCloser, error) {
 
 // Stat reads an object's size and upload time.
 func (s *Store) Stat(ctx context.Context, name string) (backup.ObjectInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RetryFor) // blazer retries connection errors for ever
+	defer cancel()
 	a, err := s.bucket.Object(name).Attrs(ctx)
 	if err != nil {
 		if b2.IsNotExist(err) {
@@ -415,7 +417,9 @@ func (s *Store) List(ctx context.Context, prefix string) iter.Seq2[backup.Object
 // Delete removes every version of name (B2 keeps old versions of a name).
 func (s *Store) Delete(ctx context.Context, name string) error {
 	for i := 0; i < 100; i++ {
-		err := s.bucket.Object(name).Delete(ctx)
+		dctx, cancel := context.WithTimeout(ctx, s.cfg.RetryFor) // blazer retries connection errors for ever
+		err := s.bucket.Object(name).Delete(dctx)
+		cancel()
 		if b2.IsNotExist(err) {
 			return nil
 		}

@@ -181,8 +181,8 @@ func TestOpenUnreachableFails(t *testing.T) {
 	}
 }
 
-// CancelUnfinished (the first thing a backup run does per source) gives up
-// after RetryFor when B2 went away after Open.
+// CancelUnfinished (the first thing a backup run does per source), Stat
+// and Delete (prune) give up after RetryFor when B2 went away after Open.
 func TestCancelUnfinishedUnreachableFails(t *testing.T) {
 	srv := b2fake.New()
 	srv.CreateBucket("b")
@@ -193,17 +193,21 @@ func TestCancelUnfinishedUnreachableFails(t *testing.T) {
 	}
 	srv.Close()
 	done := make(chan error, 1)
-	go func() {
-		_, err := st.CancelUnfinished(context.Background(), "db/")
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Fatal("CancelUnfinished against a closed B2 succeeded")
+	calls := map[string]func() error{
+		"CancelUnfinished": func() error { _, err := st.CancelUnfinished(context.Background(), "db/"); return err },
+		"Stat":             func() error { _, err := st.Stat(context.Background(), "db/x"); return err },
+		"Delete":           func() error { return st.Delete(context.Background(), "db/x") },
+	}
+	for name, call := range calls {
+		go func() { done <- call() }()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Errorf("%s against a closed B2 succeeded", name)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s against a closed B2 still waiting after 30 s", name)
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("CancelUnfinished against a closed B2 still waiting after 30 s")
 	}
 }
 
