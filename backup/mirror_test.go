@@ -480,6 +480,17 @@ func TestMirrorInterruptedRunResumes(t *testing.T) {
 		t.Errorf("only %d uploads asked for SSE-B2", tr.sse.Load())
 	}
 	first := rep.Copied
+	// Uploads in flight when the run was cancelled may still land in B2
+	// (the server does not know the client gave up). Between cron runs that
+	// takes no time at all; here, wait until B2 holds still, so that the
+	// resumed run's full listing sees them.
+	for prev, still := -1, 0; still < 3; time.Sleep(50 * time.Millisecond) {
+		if n := mirVersions(t, e); n == prev {
+			still++
+		} else {
+			prev, still = n, 0
+		}
+	}
 	rep, err = e.run(t, context.Background(), e.config())
 	if err != nil {
 		t.Fatal(err)
