@@ -56,7 +56,7 @@ func main() {
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	context.AfterFunc(ctx, stop) // the first signal cancels ctx; a second one ends the process
 	os.Exit(run(ctx, *keep, *mysql, *verbose, *media, *statuses))
 }
 

@@ -128,7 +128,7 @@ func main() {
 		defer os.Remove(cfg.PIDFile)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
+	context.AfterFunc(ctx, stop) // the first signal cancels ctx; a second one ends the process
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
