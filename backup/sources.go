@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ErrPoolConnection is returned for a PostgreSQL configuration that points
@@ -38,7 +39,16 @@ type PostgresSource struct {
 
 	PgDump    string   // pg_dump path; "" = from PATH
 	ExtraArgs []string // more pg_dump arguments (e.g. --exclude-table-data)
+
+	// LockWait bounds how long pg_dump waits for its table locks
+	// (--lock-wait-timeout): a migration holding an exclusive lock fails
+	// the backup loudly instead of hanging the 4-hourly run. 0 means
+	// DefaultLockWait; negative means wait as long as it takes.
+	LockWait time.Duration
 }
+
+// DefaultLockWait is PostgresSource's default pg_dump --lock-wait-timeout.
+const DefaultLockWait = 10 * time.Minute
 
 // PostgresFromEnv reads Mastodon's DATABASE_URL or DB_HOST, DB_PORT,
 // DB_NAME, DB_USER, DB_PASS and DB_SSLMODE (with Mastodon's defaults) and
@@ -153,8 +163,11 @@ func (s *PostgresSource) Dump(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	args := append([]string{"-Fc", "-Z0"}, s.ExtraArgs...)
-	args = append(args, s.connArgs(s.Database)...)
+	args := []string{"-Fc", "-Z0"}
+	if wait := cmpDuration(s.LockWait, DefaultLockWait); wait > 0 {
+		args = append(args, fmt.Sprintf("--lock-wait-timeout=%dms", wait.Milliseconds()))
+	}
+	args = append(append(args, s.ExtraArgs...), s.connArgs(s.Database)...)
 	return tool{bin: bin, args: args, env: s.env()}.run(ctx, nil, w)
 }
 
@@ -319,4 +332,11 @@ func (s *MySQLSource) Dump(ctx context.Context, w io.Writer) error {
 		"--triggers", "--hex-blob", "--default-character-set=utf8mb4")
 	args = append(append(args, s.ExtraArgs...), s.Database)
 	return tool{bin: bin, args: args, env: []string{"MYSQL_PWD=" + s.Password}}.run(ctx, nil, w)
+}
+
+func cmpDuration(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
 }
