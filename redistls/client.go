@@ -21,6 +21,10 @@ import (
 // Sentinel, which DigitalOcean's managed Redis does not.
 var ErrSentinel = errors.New("redistls: Sentinel settings are not supported")
 
+// ErrCAFile wraps ClientOptions's errors about its caFile, so that a caller
+// can name the setting the path came from.
+var ErrCAFile = errors.New("CA file")
+
 // ClientOptions builds go-redis options for a Go program that speaks TLS to
 // Redis itself, from Mastodon's settings under prefix ("REDIS_",
 // "SIDEKIQ_REDIS_" or "CACHE_REDIS_"; "" means "REDIS_"): <prefix>URL wins,
@@ -76,11 +80,11 @@ func ClientOptions(lookup func(string) (string, bool), prefix, caFile string) (*
 		if caFile != "" {
 			pem, err := os.ReadFile(caFile)
 			if err != nil {
-				return nil, fmt.Errorf("redistls: read CA: %w", err)
+				return nil, fmt.Errorf("redistls: %w: %w", ErrCAFile, err)
 			}
 			opts.TLSConfig.RootCAs = x509.NewCertPool()
 			if !opts.TLSConfig.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("redistls: CA file %s holds no PEM certificate", caFile)
+				return nil, fmt.Errorf("redistls: %w: %s holds no PEM certificate", ErrCAFile, caFile)
 			}
 		}
 	}

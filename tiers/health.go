@@ -2,12 +2,8 @@ package tiers
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fediops/fediops/pgpool"
+	"github.com/fediops/fediops/redistls"
 	"github.com/fediops/fediops/sidekiqq"
 	"github.com/fediops/fediops/spaces"
 )
@@ -115,9 +112,6 @@ func RedisOptionsFromEnv(lookup Lookup) (*redis.Options, error) {
 // SIDEKIQ_REDIS_SENTINELS is set, else the whole REDIS_* configuration
 // (setting SIDEKIQ_REDIS_HOST alone does not inherit REDIS_PASSWORD).
 func SidekiqRedisOptionsFromEnv(lookup Lookup) (*redis.Options, error) {
-	if !ownRedis(lookup, "SIDEKIQ_REDIS_") {
-		return redisOptions(lookup, "REDIS_")
-	}
 	return redisOptions(lookup, "SIDEKIQ_REDIS_")
 }
 
@@ -132,43 +126,15 @@ func ownRedis(lookup Lookup, prefix string) bool {
 	return false
 }
 
+// redisOptions is redistls.ClientOptions (Mastodon's rules, one reader for
+// the module) with the CA from FEDIOPS_REDIS_CA_FILE for rediss:// URLs.
 func redisOptions(lookup Lookup, prefix string) (*redis.Options, error) {
-	get := func(k, def string) string {
-		if v, ok := lookup(k); ok && v != "" {
-			return v
-		}
-		return def
-	}
-	if u := get(prefix+"URL", ""); u != "" {
-		o, err := redis.ParseURL(u)
-		if err != nil {
-			return nil, fmt.Errorf("tiers: %sURL: not a redis:// or rediss:// URL", prefix)
-		}
-		if ca := get("FEDIOPS_REDIS_CA_FILE", ""); ca != "" && o.TLSConfig != nil {
-			pem, err := os.ReadFile(ca)
-			if err != nil {
-				return nil, fmt.Errorf("tiers: FEDIOPS_REDIS_CA_FILE: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("tiers: FEDIOPS_REDIS_CA_FILE: %s holds no PEM certificate", ca)
-			}
-			o.TLSConfig.RootCAs = pool
-		}
-		return o, nil
-	}
-	if v := get(prefix+"SENTINELS", ""); v != "" {
-		// Not silently localhost: the check would look at the wrong Redis.
-		return nil, fmt.Errorf("tiers: %sSENTINELS: Redis Sentinel is not supported (DigitalOcean's managed Redis has none); set %sURL", prefix, prefix)
-	}
-	o := &redis.Options{Addr: net.JoinHostPort(get(prefix+"HOST", "localhost"), get(prefix+"PORT", "6379")),
-		Username: get(prefix+"USER", ""), Password: get(prefix+"PASSWORD", "")}
-	if db := get(prefix+"DB", "0"); db != "0" {
-		n, err := strconv.Atoi(db)
-		if err != nil || n < 0 {
-			return nil, fmt.Errorf("tiers: %sDB: %q is not a database number", prefix, db)
-		}
-		o.DB = n
+	ca, _ := lookup("FEDIOPS_REDIS_CA_FILE")
+	o, err := redistls.ClientOptions(lookup, prefix, ca)
+	if errors.Is(err, redistls.ErrCAFile) {
+		return nil, fmt.Errorf("tiers: FEDIOPS_REDIS_CA_FILE: %w", err)
+	} else if err != nil {
+		return nil, fmt.Errorf("tiers: %w", err)
 	}
 	return o, nil
 }
