@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -90,17 +91,10 @@ func PostgresFromEnv(lookup func(string) (string, bool)) (*PostgresSource, error
 }
 
 // Name is Label or "postgres".
-func (s *PostgresSource) Name() string { return cmp(s.Label, "postgres") }
+func (s *PostgresSource) Name() string { return cmp.Or(s.Label, "postgres") }
 
 // Kind is "postgres".
 func (s *PostgresSource) Kind() string { return "postgres" }
-
-func cmp(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
-}
 
 func (s *PostgresSource) port() int {
 	if s.Port == 0 {
@@ -133,7 +127,7 @@ func (s *PostgresSource) Validate() error {
 // env is the libpq environment: the password and TLS settings stay out of
 // argv.
 func (s *PostgresSource) env() []string {
-	env := []string{"PGPASSWORD=" + s.Password, "PGSSLMODE=" + cmp(s.SSLMode, "require"),
+	env := []string{"PGPASSWORD=" + s.Password, "PGSSLMODE=" + cmp.Or(s.SSLMode, "require"),
 		"PGCONNECT_TIMEOUT=15", "PGAPPNAME=fediops-backup"}
 	if s.SSLRootCert != "" {
 		env = append(env, "PGSSLROOTCERT="+s.SSLRootCert)
@@ -164,7 +158,7 @@ func (s *PostgresSource) Dump(ctx context.Context, w io.Writer) error {
 		return err
 	}
 	args := []string{"-Fc", "-Z0"}
-	if wait := cmpDuration(s.LockWait, DefaultLockWait); wait > 0 {
+	if wait := cmp.Or(s.LockWait, DefaultLockWait); wait > 0 {
 		args = append(args, fmt.Sprintf("--lock-wait-timeout=%dms", wait.Milliseconds()))
 	}
 	args = append(append(args, s.ExtraArgs...), s.connArgs(s.Database)...)
@@ -190,8 +184,8 @@ type RedisSource struct {
 // REDIS_HOST, REDIS_PORT, REDIS_USER and REDIS_PASSWORD.
 func RedisFromEnv(lookup func(string) (string, bool)) (*RedisSource, error) {
 	get := func(k string) string { v, _ := lookup(k); return v }
-	s := &RedisSource{Host: cmp(get("REDIS_HOST"), "localhost"), User: get("REDIS_USER"), Password: get("REDIS_PASSWORD")}
-	port := cmp(get("REDIS_PORT"), "6379")
+	s := &RedisSource{Host: cmp.Or(get("REDIS_HOST"), "localhost"), User: get("REDIS_USER"), Password: get("REDIS_PASSWORD")}
+	port := cmp.Or(get("REDIS_PORT"), "6379")
 	if raw := get("REDIS_URL"); raw != "" {
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
@@ -202,7 +196,7 @@ func RedisFromEnv(lookup func(string) (string, bool)) (*RedisSource, error) {
 		if p, ok := u.User.Password(); ok {
 			s.Password = p
 		}
-		port = cmp(u.Port(), "6379")
+		port = cmp.Or(u.Port(), "6379")
 	}
 	n, err := strconv.Atoi(port)
 	if err != nil || n <= 0 || n > 65535 {
@@ -213,7 +207,7 @@ func RedisFromEnv(lookup func(string) (string, bool)) (*RedisSource, error) {
 }
 
 // Name is Label or "redis".
-func (s *RedisSource) Name() string { return cmp(s.Label, "redis") }
+func (s *RedisSource) Name() string { return cmp.Or(s.Label, "redis") }
 
 // Kind is "redis".
 func (s *RedisSource) Kind() string { return "redis" }
@@ -298,7 +292,7 @@ type MySQLSource struct {
 }
 
 // Name is Label or "mysql".
-func (s *MySQLSource) Name() string { return cmp(s.Label, "mysql") }
+func (s *MySQLSource) Name() string { return cmp.Or(s.Label, "mysql") }
 
 // Kind is "mysql".
 func (s *MySQLSource) Kind() string { return "mysql" }
@@ -332,11 +326,4 @@ func (s *MySQLSource) Dump(ctx context.Context, w io.Writer) error {
 		"--triggers", "--hex-blob", "--default-character-set=utf8mb4")
 	args = append(append(args, s.ExtraArgs...), s.Database)
 	return tool{bin: bin, args: args, env: []string{"MYSQL_PWD=" + s.Password}}.run(ctx, nil, w)
-}
-
-func cmpDuration(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
 }

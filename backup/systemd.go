@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"time"
@@ -20,7 +21,7 @@ type Units struct {
 // Systemd renders the service and the timer unit files. The timer is
 // Persistent, so a run missed while the machine was down happens at boot.
 func (u Units) Systemd() (service, timer string) {
-	name := cmp(u.Name, "fediops-backup")
+	name := cmp.Or(u.Name, "fediops-backup")
 	delay := u.RandomizedDelay
 	if delay == 0 {
 		delay = 10 * time.Minute
@@ -33,10 +34,10 @@ func (u Units) Systemd() (service, timer string) {
 		"",
 		"[Service]",
 		"Type=oneshot",
-		"User=" + cmp(u.User, "mastodon"),
-		"WorkingDirectory=" + cmp(u.WorkingDir, "/home/mastodon/live"),
-		"EnvironmentFile=" + cmp(u.EnvironmentFile, "/etc/fediops/backup.env"),
-		"ExecStart=" + cmp(u.ExecStart, "/usr/local/bin/fediops-backup run"),
+		"User=" + cmp.Or(u.User, "mastodon"),
+		"WorkingDirectory=" + cmp.Or(u.WorkingDir, "/home/mastodon/live"),
+		"EnvironmentFile=" + cmp.Or(u.EnvironmentFile, "/etc/fediops/backup.env"),
+		"ExecStart=" + cmp.Or(u.ExecStart, "/usr/local/bin/fediops-backup run"),
 		"Nice=10",
 		"IOSchedulingClass=best-effort",
 		"IOSchedulingPriority=7",
@@ -52,7 +53,7 @@ func (u Units) Systemd() (service, timer string) {
 		"Description=Run " + name + " every 4 hours",
 		"",
 		"[Timer]",
-		"OnCalendar=" + cmp(u.OnCalendar, "00/4:00"),
+		"OnCalendar=" + cmp.Or(u.OnCalendar, "00/4:00"),
 		"Persistent=true",
 		fmt.Sprintf("RandomizedDelaySec=%d", int(delay.Seconds())),
 		"Unit=" + name + ".service",

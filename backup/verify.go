@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -62,7 +63,7 @@ func pgConnect(ctx context.Context, s PostgresSource, db string) (*pgx.Conn, err
 	}
 	// Build from fields: the password never passes through a URL or log.
 	kv := fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=%s connect_timeout=15",
-		quoteKV(s.Host), s.port(), quoteKV(s.User), quoteKV(db), quoteKV(cmp(s.SSLMode, "require")))
+		quoteKV(s.Host), s.port(), quoteKV(s.User), quoteKV(db), quoteKV(cmp.Or(s.SSLMode, "require")))
 	if s.SSLRootCert != "" {
 		kv += " sslrootcert=" + quoteKV(s.SSLRootCert)
 	}
