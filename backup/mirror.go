@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -129,29 +130,15 @@ func (c *MirrorConfig) Validate() error {
 }
 
 func (c MirrorConfig) withDefaults() MirrorConfig {
-	def := func(p *int, v int) {
-		if *p == 0 {
-			*p = v
-		}
-	}
-	def(&c.Workers, DefaultMirrorWorkers)
-	def(&c.CheckpointEvery, DefaultCheckpointEvery)
-	def(&c.Attempts, DefaultMirrorAttempts)
-	if c.MaxDeleteFraction == 0 {
-		c.MaxDeleteFraction = DefaultMaxDeleteFraction
-	}
-	if c.CheckpointInterval == 0 {
-		c.CheckpointInterval = DefaultCheckpointInterval
-	}
-	if c.PartSize == 0 {
-		c.PartSize = DefaultMirrorPartSize
-	}
-	if c.LargeFileThreshold == 0 {
-		c.LargeFileThreshold = DefaultLargeFileThreshold
-	}
-	if c.Backoff == 0 {
-		c.Backoff = DefaultMirrorBackoff
-	}
+	c.Workers = cmp.Or(c.Workers, DefaultMirrorWorkers)
+	c.CheckpointEvery = cmp.Or(c.CheckpointEvery, DefaultCheckpointEvery)
+	c.Attempts = cmp.Or(c.Attempts, DefaultMirrorAttempts)
+	c.MaxDeleteFraction = cmp.Or(c.MaxDeleteFraction, DefaultMaxDeleteFraction)
+	c.CheckpointInterval = cmp.Or(c.CheckpointInterval, DefaultCheckpointInterval)
+	c.PartSize = cmp.Or(c.PartSize, DefaultMirrorPartSize)
+	c.LargeFileThreshold = cmp.Or(c.LargeFileThreshold, DefaultLargeFileThreshold)
+	c.Backoff = cmp.Or(c.Backoff, DefaultMirrorBackoff)
+	c.SourceName = cmp.Or(c.SourceName, "source")
 	if c.StateName == "" { // one state per target prefix, outside every prefix
 		c.StateName = mirrorStatePrefixReservation + c.TargetPrefix + "state.json.zst"
 	}
@@ -160,9 +147,6 @@ func (c MirrorConfig) withDefaults() MirrorConfig {
 	}
 	if c.Host == "" {
 		c.Host, _ = os.Hostname()
-	}
-	if c.SourceName == "" {
-		c.SourceName = "source"
 	}
 	return c
 }
