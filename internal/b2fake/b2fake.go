@@ -337,21 +337,30 @@ func (s *Server) newToken(prefix string) string {
 	return t
 }
 
+// accountToken checks b2_authorize_account's Basic credentials (both API
+// versions) and issues an account token, or answers 401.
+func (s *Server) accountToken(w http.ResponseWriter, r *http.Request) (string, bool) {
+	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Basic ")
+	dec, err := base64.StdEncoding.DecodeString(raw)
+	if !ok || err != nil || string(dec) != s.KeyID+":"+s.Key {
+		writeErr(w, http.StatusUnauthorized, "unauthorized", "b2fake: bad application key id or key")
+		return "", false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.newToken("acct_"), true
+}
+
 func (s *Server) newID(prefix string) string {
 	s.seq++
 	return fmt.Sprintf("%s_%08d_%s", prefix, s.seq, randHex(4))
 }
 
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
-	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Basic ")
-	dec, err := base64.StdEncoding.DecodeString(raw)
-	if !ok || err != nil || string(dec) != s.KeyID+":"+s.Key {
-		writeErr(w, http.StatusUnauthorized, "unauthorized", "b2fake: bad application key id or key")
+	tok, ok := s.accountToken(w, r)
+	if !ok {
 		return
 	}
-	s.mu.Lock()
-	tok := s.newToken("acct_")
-	s.mu.Unlock()
 	writeJSON(w, map[string]any{
 		"accountId":          s.AccountID,
 		"authorizationToken": tok,

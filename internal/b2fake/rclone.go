@@ -1,7 +1,6 @@
 package b2fake
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -54,15 +53,10 @@ func (s *Server) authorizeV1(w http.ResponseWriter, r *http.Request, self string
 		writeErr(w, st, "injected", "b2fake: injected fault")
 		return
 	}
-	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Basic ")
-	dec, err := base64.StdEncoding.DecodeString(raw)
-	if !ok || err != nil || string(dec) != s.KeyID+":"+s.Key {
-		writeErr(w, http.StatusUnauthorized, "unauthorized", "b2fake: bad application key id or key")
+	tok, ok := s.accountToken(w, r)
+	if !ok {
 		return
 	}
-	s.mu.Lock()
-	tok := s.newToken("acct_")
-	s.mu.Unlock()
 	writeJSON(w, map[string]any{
 		"accountId": s.AccountID, "authorizationToken": tok, "apiUrl": self, "downloadUrl": self,
 		"recommendedPartSize": 100_000_000, "absoluteMinimumPartSize": 5_000_000,
