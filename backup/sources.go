@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fediops/fediops/redistls"
 )
 
 // ErrPoolConnection is returned for a PostgreSQL configuration that points
@@ -181,29 +184,19 @@ type RedisSource struct {
 }
 
 // RedisFromEnv reads Mastodon's REDIS_URL (rediss:// means TLS) or
-// REDIS_HOST, REDIS_PORT, REDIS_USER and REDIS_PASSWORD.
+// REDIS_HOST, REDIS_PORT, REDIS_USER and REDIS_PASSWORD, by the rules
+// redistls.ClientOptions applies for every fediops Redis client.
 func RedisFromEnv(lookup func(string) (string, bool)) (*RedisSource, error) {
-	get := func(k string) string { v, _ := lookup(k); return v }
-	s := &RedisSource{Host: cmp.Or(get("REDIS_HOST"), "localhost"), User: get("REDIS_USER"), Password: get("REDIS_PASSWORD")}
-	port := cmp.Or(get("REDIS_PORT"), "6379")
-	if raw := get("REDIS_URL"); raw != "" {
-		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
-			return nil, errors.New("backup: REDIS_URL is not a redis:// or rediss:// URL")
-		}
-		s.Host, s.TLS = u.Hostname(), u.Scheme == "rediss"
-		s.User = u.User.Username()
-		if p, ok := u.User.Password(); ok {
-			s.Password = p
-		}
-		port = cmp.Or(u.Port(), "6379")
+	o, err := redistls.ClientOptions(lookup, "REDIS_", "")
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
 	}
-	n, err := strconv.Atoi(port)
-	if err != nil || n <= 0 || n > 65535 {
-		return nil, fmt.Errorf("backup: REDIS_PORT=%q is not a port", port)
+	host, port, err := net.SplitHostPort(o.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("backup: REDIS_HOST/REDIS_PORT: %w", err)
 	}
-	s.Port = n
-	return s, nil
+	n, _ := strconv.Atoi(port) // ClientOptions checked it
+	return &RedisSource{Host: host, Port: n, User: o.Username, Password: o.Password, TLS: o.TLSConfig != nil}, nil
 }
 
 // Name is Label or "redis".
