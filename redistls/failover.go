@@ -59,9 +59,17 @@ func (s *service) monitor(ctx context.Context) {
 		idle := now - int64(st.svc.IdleTimeout/time.Second)
 		s.closeWhere(func(c *conn) bool { return c.last.Load() < idle })
 
+		// Watch every node a connection was pinned to lately, not only those
+		// with connections now: clients that left a demoted node on their
+		// own (go-redis drops a connection that got -READONLY) must not
+		// hide its failover.
 		s.mu.Lock()
-		nodes := make([]string, 0, len(s.nodes))
-		for n := range s.nodes {
+		nodes := make([]string, 0, len(s.used))
+		for n, at := range s.used {
+			if s.nodes[n] == nil && time.Since(at) > failoverForget {
+				delete(s.used, n)
+				continue
+			}
 			nodes = append(nodes, n)
 		}
 		suspects := s.suspects
@@ -155,13 +163,14 @@ func (s *service) abandon(node, reason string, event bool) {
 		c.close()
 	}
 	s.m.failover(reason, len(set), event)
-	if event {
+	switch {
+	case event:
 		s.t.log.Warn("redistls: backend node is no longer the primary; closed its client connections so they reconnect to the primary",
 			"service", s.name, "node", node, "reason", reason, "connections", len(set))
-		return
+	case len(set) > 0:
+		s.t.log.Info("redistls: closed client connections that reached the abandoned node again (its name still points at it?)",
+			"service", s.name, "node", node, "reason", reason, "connections", len(set))
 	}
-	s.t.log.Info("redistls: closed client connections that reached the abandoned node again (its name still points at it?)",
-		"service", s.name, "node", node, "reason", reason, "connections", len(set))
 }
 
 // suspect is called when a reply from node carried -READONLY.

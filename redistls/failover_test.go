@@ -331,3 +331,35 @@ func TestFailoverCountsEvents(t *testing.T) {
 	}
 	t.Logf("%v failover events closed %v client connections (%v in the first, whose name moved 1.5 s late)", events(), closed(), closedFirst)
 }
+
+// Clients may leave a demoted node on their own (go-redis drops a
+// connection that got -READONLY) before the monitor probes it: the
+// failover is still one event.
+func TestFailoverCountedWithoutPinnedConnections(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	primary, replica := testenv.NewRedis(t), testenv.NewRedis(t)
+	if err := replica.ReplicaOf(ctx, primary); err != nil {
+		t.Fatal(err)
+	}
+	h := startTunnel(t, primary, "", nil)
+	c := h.client()
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.Close() // the node has no connection left
+	waitFor(t, "the connection to be gone", func() bool { return testutil.ToFloat64(h.tun.m.active) == 0 })
+
+	if err := replica.Promote(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := primary.ReplicaOf(ctx, replica); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the failover event", func() bool {
+		return testutil.ToFloat64(h.tun.m.failovers.WithLabelValues("redis-client", FailoverRole)) == 1
+	})
+	if cl := testutil.ToFloat64(h.tun.m.closed.WithLabelValues("redis-client")); cl != 0 {
+		t.Errorf("%v connections closed, want 0: none was pinned", cl)
+	}
+}

@@ -51,6 +51,7 @@ type service struct {
 	mu       sync.Mutex
 	ln       net.Listener
 	nodes    map[string]map[*conn]struct{}
+	used     map[string]time.Time // node -> last time a connection was pinned to it
 	suspects map[string]bool
 	conns    sync.WaitGroup
 	ctx      context.Context // ends when the service stops: monitor and pending dials
@@ -86,7 +87,7 @@ func New(cfg *Config) (*Tunnel, error) {
 
 func (t *Tunnel) newService(s Service, tc *tls.Config) *service {
 	sv := &service{t: t, name: s.Name, m: t.m.service(s.Name), kick: make(chan struct{}, 1),
-		nodes: map[string]map[*conn]struct{}{}, suspects: map[string]bool{}}
+		nodes: map[string]map[*conn]struct{}{}, used: map[string]time.Time{}, suspects: map[string]bool{}}
 	sv.st.Store(&settings{svc: s, tls: tc})
 	sv.clock.Store(time.Now().Unix())
 	return sv
@@ -435,6 +436,7 @@ func (s *service) track(c *conn) {
 		s.nodes[c.node] = set
 	}
 	set[c] = struct{}{}
+	s.used[c.node] = time.Now()
 	s.mu.Unlock()
 	s.m.active.Inc()
 }
