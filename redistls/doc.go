@@ -6,9 +6,10 @@
 // (what stunnel's "delay = yes" does), verifies the certificate against
 // CAfile or the system roots (stunnel verifies nothing without
 // verifyChain; here skipping needs Config.InsecureSkipVerify), resumes TLS
-// sessions, and copies both ways holding copy buffers only while bytes
-// flow. A monitor closes the client connections pinned to a node that is
-// no longer the primary: the name resolves elsewhere, ROLE answers
+// sessions, and copies both ways in an epoll event loop: four syscalls a
+// request, and no goroutine or buffer held by an idle connection (Linux
+// only, as the rest of fediops). A monitor closes the client connections
+// pinned to a node that is no longer the primary: the name resolves elsewhere, ROLE answers
 // "slave", a reply carried -READONLY, or the node stopped answering
 // (refused at once, timeouts after 3 probe budgets). Clients reconnect and
 // reach the new primary. The ROLE probe and /healthz authenticate with

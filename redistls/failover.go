@@ -57,7 +57,10 @@ func (s *service) monitor(ctx context.Context) {
 		s.clock.Store(now)
 		st := s.settings()
 		idle := now - int64(st.svc.IdleTimeout/time.Second)
-		s.closeWhere(func(c *conn) bool { return c.last.Load() < idle })
+		s.closeWhere(func(c *conn) bool {
+			cb := c.closeBy.Load()
+			return c.last.Load() < idle || cb != 0 && cb <= now
+		})
 
 		// Watch every node a connection was pinned to lately, not only those
 		// with connections now: clients that left a demoted node on their

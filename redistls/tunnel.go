@@ -324,37 +324,48 @@ func (s *service) serve(ln net.Listener) {
 	}
 }
 
-// handle dials the backend for one client and starts the two copy
-// goroutines; the handshake's deep stack ends with this goroutine.
+// handle dials the backend for one client and hands both sockets to the
+// loop; the handshake's deep stack ends with this goroutine.
 func (s *service) handle(cl net.Conn) {
-	sc, ok := cl.(syscall.Conn)
-	if !ok {
-		panic("redistls: listener returned a connection without SyscallConn")
-	}
-	craw, err := sc.SyscallConn()
 	st := s.settings()
 	s.mu.Lock()
 	parent := s.ctx
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(parent, st.svc.ConnectTimeout)
-	var tc *tls.Conn
-	var bc *backendConn
-	var node string
-	if err == nil {
-		tc, bc, node, err = s.dial(ctx, st, "")
-	}
+	tc, bc, node, err := s.dial(ctx, st, "")
 	cancel()
 	if err != nil {
 		cl.Close()
 		s.conns.Done()
 		return
 	}
-	c := &conn{s: s, node: node, client: cl, craw: craw, backend: tc, bc: bc}
+	l, err := proxyLoop()
+	cfd := -1
+	if err == nil {
+		cfd, err = detach(cl)
+	}
+	if err == nil {
+		bc.fd, err = detach(bc.Conn)
+	}
+	if err != nil {
+		s.t.log.Error("redistls: cannot hand the connection to the poller", "service", s.name, "err", err)
+		cl.Close()
+		bc.Conn.Close()
+		for _, fd := range []int{cfd, bc.fd} {
+			if fd >= 0 {
+				syscall.Close(fd)
+			}
+		}
+		s.conns.Done()
+		return
+	}
+	c := &conn{s: s, node: node, cfd: cfd, backend: tc, bc: bc}
 	c.last.Store(s.clock.Load())
-	c.left.Store(2)
 	s.track(c)
-	go c.upstream()
-	go c.downstream()
+	if err := l.add(c); err != nil {
+		s.t.log.Error("redistls: cannot hand the connection to the poller", "service", s.name, "err", err)
+		c.finish(l)
+	}
 }
 
 // dial resolves the backend name now (stunnel's delay = yes), connects to
@@ -386,18 +397,12 @@ func (s *service) dial(ctx context.Context, st *settings, node string) (*tls.Con
 			reason = ReasonConnect
 			continue
 		}
-		bc := &backendConn{Conn: raw, fd: -1}
-		sc, ok := raw.(syscall.Conn)
-		if !ok {
+		if _, ok := raw.(syscall.Conn); !ok {
 			raw.Close()
 			reason, err = ReasonConnect, errors.New("Dial returned a connection without SyscallConn")
 			continue
 		}
-		if bc.raw, err = sc.SyscallConn(); err != nil {
-			raw.Close()
-			reason = ReasonConnect
-			continue
-		}
+		bc := &backendConn{Conn: raw, fd: -1}
 		tc := tls.Client(bc, st.tls)
 		if err = tc.HandshakeContext(ctx); err != nil {
 			raw.Close()
