@@ -73,7 +73,7 @@ func (t tool) run(ctx context.Context, r io.Reader, w io.Writer) error {
 	}
 	var copyErr error
 	if out != nil {
-		_, copyErr = io.Copy(w, out)
+		copyErr = copyAhead(w, out)
 		if copyErr != nil {
 			_ = cmd.Process.Kill() // the consumer failed: the tool must not go on
 		}
@@ -128,4 +128,56 @@ func lookTool(path, name string) (string, error) {
 var debianPackage = map[string]string{
 	"pg_dump": "postgresql-client", "pg_restore": "postgresql-client", "psql": "postgresql-client",
 	"redis-cli": "redis-tools", "mysqldump": "mariadb-client", "mariadb": "mariadb-client",
+}
+
+// A dump tool may run this far ahead of the compressor: with only the
+// pipe's 64 KiB between them, pg_dump (and PostgreSQL behind it) stood
+// still while a block was compressed, and the two ran one after the other.
+const (
+	aheadBufs = 4
+	aheadSize = 1 << 20
+)
+
+// copyAhead copies r to w, reading on its own goroutine into up to
+// aheadBufs buffers while w works on the ones before.
+func copyAhead(w io.Writer, r io.Reader) error {
+	free, full := make(chan []byte, aheadBufs), make(chan []byte, aheadBufs)
+	done := make(chan struct{})
+	defer close(done)
+	for range aheadBufs {
+		free <- make([]byte, aheadSize)
+	}
+	var rerr error
+	go func() {
+		defer close(full)
+		for {
+			var b []byte
+			select {
+			case b = <-free:
+			case <-done:
+				return
+			}
+			n, err := io.ReadFull(r, b)
+			if n > 0 {
+				select {
+				case full <- b[:n]:
+				case <-done:
+					return
+				}
+			}
+			if err != nil {
+				if err != io.EOF && err != io.ErrUnexpectedEOF {
+					rerr = err
+				}
+				return
+			}
+		}
+	}()
+	for b := range full {
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+		free <- b[:cap(b)]
+	}
+	return rerr
 }
