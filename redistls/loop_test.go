@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/signal"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,4 +74,28 @@ func TestIdleConnectionsHoldNoGoroutines(t *testing.T) {
 		c.Close()
 	}
 	waitFor(t, "active connections back to 0", func() bool { return active() == 0 })
+}
+
+// Writing to a socket that can no longer send (a client that reset, or
+// one a failover shut down under the loop) fails with EPIPE and raises no
+// SIGPIPE, which a program using redistls may well watch for.
+func TestWriteRaisesNoSIGPIPE(t *testing.T) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fds[0])
+	defer syscall.Close(fds[1])
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGPIPE)
+	defer signal.Stop(sig)
+	syscall.Shutdown(fds[0], syscall.SHUT_WR)
+	if _, err := sysWrite(fds[0], []byte("PING\r\n")); err != syscall.EPIPE {
+		t.Fatalf("write after shutdown: %v, want EPIPE", err)
+	}
+	select {
+	case <-sig:
+		t.Fatal("the write raised SIGPIPE")
+	case <-time.After(100 * time.Millisecond):
+	}
 }

@@ -136,23 +136,24 @@ func flush(fd int, out *[]byte) (bool, error) {
 	return false, nil
 }
 
-// sysRead and sysWrite are read(2) and write(2) on non-blocking sockets:
+// sysRead and sysWrite are read(2) and send(2) on non-blocking sockets:
 // they never wait, so they skip the runtime's syscall bookkeeping (which
 // would also have the scheduler hand the loop's P to another thread).
+// send's MSG_NOSIGNAL keeps a peer's reset from raising SIGPIPE.
 func sysRead(fd int, p []byte) (int, error) {
-	return sysRW(syscall.SYS_READ, fd, p)
+	return sysRW(syscall.SYS_READ, fd, p, 0)
 }
 
 func sysWrite(fd int, p []byte) (int, error) {
-	return sysRW(syscall.SYS_WRITE, fd, p)
+	return sysRW(syscall.SYS_SENDTO, fd, p, syscall.MSG_NOSIGNAL)
 }
 
-func sysRW(trap uintptr, fd int, p []byte) (int, error) {
+func sysRW(trap uintptr, fd int, p []byte, flags uintptr) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	for {
-		n, _, e := syscall.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		n, _, e := syscall.RawSyscall6(trap, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), flags, 0, 0)
 		switch e {
 		case 0:
 			return int(n), nil
