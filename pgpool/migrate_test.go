@@ -10,25 +10,18 @@ import (
 	"testing"
 
 	"github.com/fediops/fediops/internal/envfile"
+	"github.com/fediops/fediops/internal/testenv"
 	"github.com/fediops/fediops/pgpool"
 )
 
-const seedEnv = `# Federation
-LOCAL_DOMAIN=vmst.io
-
-# PostgreSQL
-DB_HOST=path-to-postgres-database.ondigitalocean.com
-DB_PORT=25061
-DB_NAME=the_mastodon_connection_pool   # the pool, not the database
-DB_USER=the_mastodon_user
-DB_PASS='Ourpassw0rd!sNoneofyourbu$iness'
-PREPARED_STATEMENTS=false
-FEDIOPS_DB_DIRECT_NAME=mastodon_production
-
-# Streaming
-DB_SSLMODE=require
-NODE_EXTRA_CA_CERTS=/path/to/certs/do-internal.crt
-`
+// seedEnv is the seed's .env.production (testenv.SeedEnv) as an admin has
+// it after the lint: DB_PASS in single quotes, a comment after DB_NAME and
+// FEDIOPS_DB_DIRECT_NAME naming the database behind the pool.
+var seedEnv = strings.NewReplacer(
+	"DB_PASS=Ourpassw0rd!sNoneofyourbu$iness\n", "DB_PASS='Ourpassw0rd!sNoneofyourbu$iness'\n",
+	"DB_NAME=the_mastodon_connection_pool\n", "DB_NAME=the_mastodon_connection_pool   # the pool, not the database\n",
+	"PREPARED_STATEMENTS=false\n", "PREPARED_STATEMENTS=false\nFEDIOPS_DB_DIRECT_NAME=mastodon_production\n",
+).Replace(testenv.SeedEnv())
 
 func TestMigrationModeRoundTrip(t *testing.T) {
 	dir := t.TempDir()
@@ -213,7 +206,7 @@ func TestFromFileWarnsAboutDollar(t *testing.T) {
 	if cfg.Pooled.ConnConfig.Password != "Ourpassw0rd!sNoneofyourbu" {
 		t.Fatalf("password as Rails reads it: wrong")
 	}
-	if !strings.Contains(logs.String(), "DB_PASS") || !strings.Contains(logs.String(), "line=9") || strings.Contains(logs.String(), "Ourpassw0rd") {
+	if !strings.Contains(logs.String(), "DB_PASS") || !strings.Contains(logs.String(), "line=14") || strings.Contains(logs.String(), "Ourpassw0rd") {
 		t.Fatalf("log: %s", logs.String())
 	}
 }

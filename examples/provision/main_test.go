@@ -26,6 +26,7 @@ import (
 	"github.com/digitalocean/godo"
 
 	"github.com/fediops/fediops/internal/envfile"
+	"github.com/fediops/fediops/internal/testenv"
 	"github.com/fediops/fediops/pgpool"
 )
 
@@ -35,31 +36,8 @@ const (
 	dbHost   = "majel-do-user-1-0.b.db.ondigitalocean.com"
 )
 
-// seedEnv is the seed's .env.production snippets: Postgres, Object Store, Streaming.
-const seedEnv = `# PostgreSQL
-DB_HOST=path-to-postgres-database.ondigitalocean.com
-DB_PORT=25061
-DB_NAME=the_mastodon_connection_pool
-DB_USER=the_mastodon_user
-DB_PASS=Ourpassw0rd!sNoneofyourbu$iness
-PREPARED_STATEMENTS=false
-
-# Object Store
-S3_ENABLED=true
-S3_PROTOCOL=https
-S3_BUCKET=ourbucketname
-S3_REGION=nyc3
-S3_HOSTNAME=nyc3.digitaloceanspaces.com
-S3_ENDPOINT=https://nyc3.digitaloceanspaces.com
-AWS_ACCESS_KEY_ID=NOTINAMILLI0NYEARS
-AWS_SECRET_ACCESS_KEY=hahahahahahahahahahahahaha
-S3_ALIAS_HOST=cdn.vmst.io
-
-# Streaming
-STREAMING_API_BASE_URL=wss://streaming.vmst.io
-DB_SSLMODE=require
-NODE_EXTRA_CA_CERTS=/path/to/certs/do-internal.crt
-`
+// seedEnv is the seed's .env.production snippets: Puma, Streaming, Postgres, Object Store.
+var seedEnv = testenv.SeedEnv()
 
 var secrets = []string{token, poolPass, "Ourpassw0rd!sNoneofyourbu", "hahahahahahahahahahahahaha"}
 

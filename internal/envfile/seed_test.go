@@ -1,44 +1,30 @@
 package envfile
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/fediops/fediops/internal/testenv"
 )
 
-// The .env.production snippets of the infrastructure document
-// (shared/seed/000_658d7f77d0744beb.txt), verbatim.
-const (
-	seedPuma = `WEB_CONCURRENCY=3
-MAX_THREADS=9
-`
-	seedStreaming = `# Streaming
-STREAMING_API_BASE_URL=wss://streaming.vmst.io
-DB_SSLMODE=require
-NODE_EXTRA_CA_CERTS=/path/to/certs/do-internal.crt
-`
-	seedPostgres = `# PostgreSQL
-DB_HOST=path-to-postgres-database.ondigitalocean.com
-DB_PORT=25061
-DB_NAME=the_mastodon_connection_pool
-DB_USER=the_mastodon_user
-DB_PASS=Ourpassw0rd!sNoneofyourbu$iness
-PREPARED_STATEMENTS=false
-`
-	seedObjectStore = `# Object Store
-S3_ENABLED=true
-S3_PROTOCOL=https
-S3_BUCKET=ourbucketname
-S3_REGION=nyc3
-S3_HOSTNAME=nyc3.digitaloceanspaces.com
-S3_ENDPOINT=https://nyc3.digitaloceanspaces.com
-AWS_ACCESS_KEY_ID=NOTINAMILLI0NYEARS
-AWS_SECRET_ACCESS_KEY=hahahahahahahahahahahahaha
-S3_ALIAS_HOST=cdn.vmst.io
-`
+// The .env.production snippets of the infrastructure document, verbatim:
+// seedFile is all four as one .env.production (testenv.SeedEnv), the others
+// are its parts.
+var (
+	seedFile                                               = testenv.SeedEnv()
+	seedPuma, seedStreaming, seedPostgres, seedObjectStore = seedSnippets(seedFile)
 )
 
-// seedFile is the four snippets as one .env.production.
-const seedFile = seedPuma + "\n" + seedStreaming + "\n" + seedPostgres + "\n" + seedObjectStore
+// seedSnippets splits the seed file at its blank lines, each part ending in
+// a newline.
+func seedSnippets(file string) (puma, streaming, postgres, objectStore string) {
+	p := strings.Split(file, "\n\n")
+	if len(p) != 4 {
+		panic(fmt.Sprintf("testenv.SeedEnv has %d snippets, want 4", len(p)))
+	}
+	return p[0] + "\n", p[1] + "\n", p[2] + "\n", p[3]
+}
 
 // noEnv is an empty environment, so that tests do not depend on the
 // process environment.
