@@ -200,7 +200,7 @@ func (s *service) probeClient(st *settings, node string) *redis.Client {
 		Protocol: 2, DisableIdentity: true, PoolSize: 1, MaxRetries: -1, DialerRetries: 1,
 		DialTimeout: to, ReadTimeout: to, WriteTimeout: to,
 		Dialer: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			tc, _, _, err := s.dial(ctx, st, node)
+			tc, _, _, err := s.dial(ctx, st, node, false)
 			return tc, err
 		},
 	})
@@ -233,7 +233,8 @@ func isNetErr(err error) bool {
 
 // Check dials every service's backend by name as a client connection
 // would (fresh resolution, verified TLS), sends AUTH and PING, and returns
-// the first failure.
+// the first failure. Its dials are not counted in redistls_dials_total or
+// redistls_dial_errors_total, which count client connections only.
 func (t *Tunnel) Check(ctx context.Context) error {
 	t.mu.Lock()
 	svcs := make([]*service, 0, len(t.services))

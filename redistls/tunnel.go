@@ -332,7 +332,7 @@ func (s *service) handle(cl net.Conn) {
 	parent := s.ctx
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(parent, st.svc.ConnectTimeout)
-	tc, bc, node, err := s.dial(ctx, st, "")
+	tc, bc, node, err := s.dial(ctx, st, "", true)
 	cancel()
 	if err != nil {
 		cl.Close()
@@ -370,9 +370,13 @@ func (s *service) handle(cl net.Conn) {
 
 // dial resolves the backend name now (stunnel's delay = yes), connects to
 // the first address that answers, and verifies its certificate. node = ""
-// dials by name; otherwise that resolved address.
-func (s *service) dial(ctx context.Context, st *settings, node string) (*tls.Conn, *backendConn, string, error) {
-	s.m.dials.Inc()
+// dials by name; otherwise that resolved address. Only client dials count
+// in the dial metrics: the health check and the monitor's probes dial too,
+// but an operator reads those metrics as the clients' connections.
+func (s *service) dial(ctx context.Context, st *settings, node string, client bool) (*tls.Conn, *backendConn, string, error) {
+	if client {
+		s.m.dials.Inc()
+	}
 	var addrs []string
 	var err error
 	reason := ReasonResolve
@@ -408,14 +412,19 @@ func (s *service) dial(ctx context.Context, st *settings, node string) (*tls.Con
 			raw.Close()
 			reason = tlsReason(err)
 			if reason == ReasonTLSVerify {
-				s.t.log.Error("redistls: backend certificate rejected; closing the client connection",
-					"service", s.name, "backend", a, "server_name", st.svc.SNI, "err", err)
+				msg := "redistls: backend certificate rejected (health check or failover probe)"
+				if client {
+					msg = "redistls: backend certificate rejected; closing the client connection"
+				}
+				s.t.log.Error(msg, "service", s.name, "backend", a, "server_name", st.svc.SNI, "err", err)
 			}
 			continue
 		}
 		return tc, bc, a, nil
 	}
-	s.m.dialError(reason)
+	if client {
+		s.m.dialError(reason)
+	}
 	if reason != ReasonTLSVerify {
 		s.t.log.Warn("redistls: backend dial failed", "service", s.name, "reason", reason, "err", err)
 	}
