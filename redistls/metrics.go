@@ -59,42 +59,56 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// serviceMetrics are one service's children, looked up once.
+// serviceMetrics are one service's children, looked up once: a service
+// that was removed and drained has its series deleted (forget), and a late
+// update to these children cannot bring them back.
 type serviceMetrics struct {
 	active            prometheus.Gauge
 	dials             prometheus.Counter
 	toBackend, toClnt prometheus.Counter
-	m                 *metrics
-	name              string
+	dialErrors        map[string]prometheus.Counter // by reason
+	failovers         map[string]prometheus.Counter // by reason
+	closed            prometheus.Counter
 }
 
 // service looks up name's children, creating every known label
 // combination at 0.
 func (m *metrics) service(name string) *serviceMetrics {
+	s := &serviceMetrics{
+		active:     m.active.WithLabelValues(name),
+		dials:      m.dials.WithLabelValues(name),
+		toBackend:  m.bytes.WithLabelValues(name, "to_backend"),
+		toClnt:     m.bytes.WithLabelValues(name, "to_client"),
+		dialErrors: map[string]prometheus.Counter{},
+		failovers:  map[string]prometheus.Counter{},
+		closed:     m.closed.WithLabelValues(name),
+	}
 	for _, r := range dialErrorReasons {
-		m.dialErrors.WithLabelValues(name, r)
+		s.dialErrors[r] = m.dialErrors.WithLabelValues(name, r)
 	}
 	for _, r := range failoverReasons {
-		m.failovers.WithLabelValues(name, r)
+		s.failovers[r] = m.failovers.WithLabelValues(name, r)
 	}
-	m.closed.WithLabelValues(name)
-	return &serviceMetrics{
-		active:    m.active.WithLabelValues(name),
-		dials:     m.dials.WithLabelValues(name),
-		toBackend: m.bytes.WithLabelValues(name, "to_backend"),
-		toClnt:    m.bytes.WithLabelValues(name, "to_client"),
-		m:         m, name: name,
+	return s
+}
+
+// forget deletes every series of service name, once it is removed from the
+// configuration and its connections are gone.
+func (m *metrics) forget(name string) {
+	for _, v := range []*prometheus.MetricVec{m.active.MetricVec, m.dials.MetricVec, m.dialErrors.MetricVec,
+		m.failovers.MetricVec, m.closed.MetricVec, m.bytes.MetricVec} {
+		v.DeletePartialMatch(prometheus.Labels{"service": name})
 	}
 }
 
 func (s *serviceMetrics) dialError(reason string) {
-	s.m.dialErrors.WithLabelValues(s.name, reason).Inc()
+	s.dialErrors[reason].Inc()
 }
 
 // failover counts closed connections, and the event when it is one.
 func (s *serviceMetrics) failover(reason string, closed int, event bool) {
 	if event {
-		s.m.failovers.WithLabelValues(s.name, reason).Inc()
+		s.failovers[reason].Inc()
 	}
-	s.m.closed.WithLabelValues(s.name).Add(float64(closed))
+	s.closed.Add(float64(closed))
 }

@@ -2,6 +2,7 @@ package redistls
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -10,7 +11,9 @@ import (
 	"time"
 
 	"github.com/fediops/fediops/internal/testenv"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
 )
 
 // dialRecorder is a Config.Dial that counts the tunnel's backend dials
@@ -117,4 +120,107 @@ func TestDialMetricsCountClientsOnly(t *testing.T) {
 	if n, e := testutil.ToFloat64(bad.tun.m.dials.WithLabelValues("redis-client")), testutil.ToFloat64(bad.tun.m.dialErrors.WithLabelValues("redis-client", ReasonTLSVerify)); n != 1 || e != 1 || dialErrors() != 1 {
 		t.Errorf("after one failed client connection: dials_total = %v, dial_errors_total{reason=tls_verify} = %v (all reasons %v); want 1, 1, 1", n, e, dialErrors())
 	}
+}
+
+// seriesOf lists the redistls_ series labelled service=svc.
+func seriesOf(t *testing.T, reg prometheus.Gatherer, svc string) []string {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "service" && l.GetValue() == svc && strings.HasPrefix(mf.GetName(), "redistls_") {
+					out = append(out, mf.GetName())
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestRemovedServiceMetricsDeleted: a service removed by Reload loses its
+// series once it has drained, and only then; a service removed and added
+// back while its old connections drain keeps them.
+func TestRemovedServiceMetricsDeleted(t *testing.T) {
+	r := testenv.RedisTLS(t)
+	ctx := context.Background()
+	h := startTunnel(t, r, "", nil)
+	parse := func(second bool) *Config {
+		extra := ""
+		if second {
+			extra = "[second]\nclient = yes\naccept = 127.0.0.1:0\nconnect = other.fediops.test:25061\nCAfile = " + r.CAFile + "\n"
+		}
+		cfg, err := ParseConfig("test.conf", strings.NewReader(fmt.Sprintf(testConf, r.CAFile, extra)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	reload := func(second bool) {
+		t.Helper()
+		if err := h.tun.Reload(parse(second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	client := func() *redis.Client {
+		return redis.NewClient(&redis.Options{Addr: h.tun.Addr("second").String(), Password: r.Password, Protocol: 2, DisableIdentity: true})
+	}
+	gone := func() bool { return len(seriesOf(t, h.reg, "second")) == 0 }
+	// active, dials, closed connections, bytes both ways and every reason
+	perService := 5 + len(dialErrorReasons) + len(failoverReasons)
+
+	reload(true)
+	c := client()
+	if err := c.Set(ctx, "metrics:removed", "x", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(seriesOf(t, h.reg, "second")); n != perService {
+		t.Fatalf("service second has %d series, want %d: %v", n, perService, seriesOf(t, h.reg, "second"))
+	}
+	reload(false) // its idle connection closes at once
+	waitFor(t, "the removed service's series to go", gone)
+	c.Close()
+	if n := len(seriesOf(t, h.reg, "redis-client")); n != perService {
+		t.Errorf("the remaining service has %d series, want %d", n, perService)
+	}
+
+	// Removed while a BLPOP drains for 1 s, and added back at once: the
+	// old instance's end must not delete the new one's series.
+	reload(true)
+	c = client()
+	defer c.Close()
+	res := make(chan error, 1)
+	go func() { res <- c.BLPop(ctx, time.Second, "metrics:empty").Err() }()
+	time.Sleep(100 * time.Millisecond)
+	reload(false)
+	reload(true)
+	if err := <-res; err != redis.Nil {
+		t.Fatalf("BLPOP while its service drained: %v, want its reply (redis.Nil)", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if gone() {
+		t.Fatal("the series of a service added back were deleted when its old instance finished draining")
+	}
+
+	// Removed while a BLPOP drains, added back and removed again: the
+	// series stay until the last instance is done.
+	c2 := client()
+	defer c2.Close()
+	go func() { res <- c2.BLPop(ctx, time.Second, "metrics:empty").Err() }()
+	time.Sleep(100 * time.Millisecond)
+	reload(false)
+	reload(true)
+	reload(false) // this instance has no connection: it is done at once
+	time.Sleep(300 * time.Millisecond)
+	if gone() {
+		t.Fatal("the series were deleted while a removed instance still drained a connection")
+	}
+	if err := <-res; err != redis.Nil {
+		t.Fatalf("BLPOP while its service drained: %v, want its reply (redis.Nil)", err)
+	}
+	waitFor(t, "the series to go once the last instance drained", gone)
 }

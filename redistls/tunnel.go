@@ -30,6 +30,7 @@ type Tunnel struct {
 
 	mu       sync.Mutex
 	services map[string]*service
+	draining map[string]int // removed services still draining, by name
 	started  bool
 	httpSrv  *http.Server
 }
@@ -67,7 +68,7 @@ func New(cfg *Config) (*Tunnel, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Tunnel{cfg: c, log: c.Logger, services: map[string]*service{}}
+	t := &Tunnel{cfg: c, log: c.Logger, services: map[string]*service{}, draining: map[string]int{}}
 	reg := c.Registerer
 	if reg == nil {
 		r := prometheus.NewRegistry()
@@ -243,10 +244,11 @@ func (s *service) closeWhere(f func(*conn) bool) {
 
 // Reload applies a re-read configuration: changed backends, CA files and
 // timeouts apply to new connections, a changed accept address moves the
-// listener, new services start and removed ones drain. Connections that
-// are already open stay open. Options outside the stunnel file (HTTPAddr,
-// credentials, Resolve, Dial, Logger) stay as New set them. Nothing
-// changes when the new configuration is invalid.
+// listener, new services start and removed ones drain, after which their
+// metric series are deleted. Connections that are already open stay open.
+// Options outside the stunnel file (HTTPAddr, credentials, Resolve, Dial,
+// Logger) stay as New set them. Nothing changes when the new configuration
+// is invalid.
 func (t *Tunnel) Reload(cfg *Config) error {
 	next := *t.cfg
 	next.Services, next.PIDFile, next.Debug = cfg.Services, cfg.PIDFile, cfg.Debug
@@ -296,12 +298,29 @@ func (t *Tunnel) Reload(cfg *Config) error {
 	for name, sv := range t.services {
 		if !keep[name] {
 			delete(t.services, name)
+			t.draining[name]++
 			ctx, cancel := context.WithTimeout(context.Background(), t.cfg.DrainTimeout)
-			go func() { defer cancel(); sv.shutdown(ctx) }()
+			go func() { defer cancel(); sv.shutdown(ctx); t.drained(name) }()
 		}
 	}
 	t.log.Info("redistls: configuration reloaded", "services", len(c.Services))
 	return nil
+}
+
+// drained deletes the metric series of a removed service once its last
+// draining instance is done, unless a reload brought the name back (the
+// new service shares the series).
+func (t *Tunnel) drained(name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.draining[name]--
+	if t.draining[name] > 0 {
+		return
+	}
+	delete(t.draining, name)
+	if t.services[name] == nil {
+		t.m.forget(name)
+	}
 }
 
 // serve accepts connections until the listener closes.
