@@ -55,18 +55,18 @@ type Config struct {
 	ConcurrentUploads   int // parts in flight; 0 = DefaultConcurrentUploads
 	ConcurrentDownloads int // ranges in flight; 0 = DefaultConcurrentDownloads
 
-	// RetryFor is how long an upload keeps retrying while B2 gives no
-	// usable answer (connection errors, 5xx, 429); blazer alone retries
-	// those for ever. 0 = DefaultRetryFor.
+	// RetryFor is how long an upload, a download or another call keeps
+	// retrying while B2 gives no usable answer (connection errors, 5xx,
+	// 429); blazer alone retries those for ever. 0 = DefaultRetryFor.
 	RetryFor time.Duration
 
 	Logger *slog.Logger // nil = slog.Default()
 }
 
 // ConfigFromEnv reads B2_APPLICATION_KEY_ID, B2_APPLICATION_KEY, B2_BUCKET,
-// and optionally B2_API_BASE, B2_CHUNK_SIZE and B2_CONCURRENT_UPLOADS
-// through lookup (os.LookupEnv, or an envfile's Get), then checks the
-// result.
+// and optionally B2_API_BASE, B2_CHUNK_SIZE, B2_CONCURRENT_UPLOADS and
+// B2_RETRY_FOR (a duration such as 2m) through lookup (os.LookupEnv, or an
+// envfile's Get), then checks the result.
 func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 	get := func(k string) string { v, _ := lookup(k); return v }
 	c := Config{KeyID: get("B2_APPLICATION_KEY_ID"), Key: get("B2_APPLICATION_KEY"),
@@ -79,6 +79,13 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 			}
 			*dst = n
 		}
+	}
+	if v := get("B2_RETRY_FOR"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return c, fmt.Errorf("b2store: B2_RETRY_FOR=%q: not a duration (such as 2m)", v)
+		}
+		c.RetryFor = d
 	}
 	return c, c.Validate()
 }
@@ -265,16 +272,17 @@ func (s *Store) Put(ctx context.Context, name string, r io.Reader) (backup.Objec
 // fatalKey carries a writer's *watch into its HTTP requests.
 type fatalKey struct{}
 
-// watch is one Put's view of B2's answers.
+// watch is one Put's or download's view of B2's answers.
 type watch struct {
 	cancel   context.CancelCauseFunc
 	retryFor time.Duration
+	download bool // a 4xx (416 past the end, 404) is an answer for blazer to handle, not a reason to stop
 
 	mu           sync.Mutex
 	failingSince time.Time // zero while B2 answers
 }
 
-// fatalWatch ends a writer that blazer v0.7.2 would leave hanging:
+// fatalWatch ends a writer or reader that blazer v0.7.2 would leave hanging:
 //
 //   - when an upload thread fails for good (a 4xx answer other than 401,
 //     408, 429) it calls setErr, which waits for a lock that Write holds
@@ -283,8 +291,9 @@ type watch struct {
 //     transport error to "retry"), so a B2 that went away keeps the run
 //     waiting at 0% CPU.
 //
-// Cancelling the writer's context from the transport releases Write, and
-// Put reports the answer as cause.
+// Cancelling the writer's or reader's context from the transport releases
+// Write or Read, and Put or Read reports the answer as cause. Downloads
+// only watch for the second case.
 type fatalWatch struct{ rt http.RoundTripper }
 
 func (f fatalWatch) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -317,7 +326,7 @@ func (f fatalWatch) RoundTrip(req *http.Request) (*http.Response, error) {
 	w.mu.Lock()
 	w.failingSince = time.Time{}
 	w.mu.Unlock()
-	if resp.StatusCode >= 400 && resp.StatusCode != http.StatusUnauthorized {
+	if !w.download && resp.StatusCode >= 400 && resp.StatusCode != http.StatusUnauthorized {
 		w.cancel(fmt.Errorf("b2store: %s refused with HTTP %d", method, resp.StatusCode))
 	}
 	return resp, err
@@ -362,25 +371,57 @@ func (s *Store) cancel(ctx context.Context, match func(string) bool) (int, error
 }
 
 // Open streams an object with ConcurrentDownloads ranged reads of
-// ChunkSize bytes.
+// ChunkSize bytes. A download that gets no usable answer from B2 for
+// RetryFor (connection errors, 5xx, 429: blazer alone retries those for
+// ever) fails, and Read returns that cause.
 func (s *Store) Open(ctx context.Context, name string) (io.ReadCloser, error) {
 	if _, err := s.Stat(ctx, name); err != nil {
 		return nil, err
 	}
-	r := s.bucket.Object(name).NewReader(ctx)
+	rctx, cancel := context.WithCancelCause(ctx)
+	rctx = context.WithValue(rctx, fatalKey{}, &watch{cancel: cancel, retryFor: s.cfg.RetryFor, download: true})
+	r := s.bucket.Object(name).NewReader(rctx)
 	r.ChunkSize = s.cfg.ChunkSize
 	r.ConcurrentDownloads = s.cfg.ConcurrentDownloads
-	return r, nil
+	return &reader{r: r, ctx: rctx, cancel: cancel, name: name}, nil
+}
+
+// reader is a download that reports why fatalWatch ended it.
+type reader struct {
+	r      *b2.Reader
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	name   string
+}
+
+func (r *reader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		if cause := context.Cause(r.ctx); cause != nil && cause != context.Canceled {
+			err = cause
+		}
+		err = fmt.Errorf("b2store: download %s: %w", r.name, err)
+	}
+	return n, err
+}
+
+func (r *reader) Close() error {
+	err := r.r.Close()
+	r.cancel(context.Canceled)
+	return err
 }
 
 // Stat reads an object's size and upload time.
 func (s *Store) Stat(ctx context.Context, name string) (backup.ObjectInfo, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.RetryFor) // blazer retries connection errors for ever
+	sctx, cancel := context.WithTimeout(ctx, s.cfg.RetryFor) // blazer retries connection errors for ever
 	defer cancel()
-	a, err := s.bucket.Object(name).Attrs(ctx)
+	a, err := s.bucket.Object(name).Attrs(sctx)
 	if err != nil {
 		if b2.IsNotExist(err) {
 			return backup.ObjectInfo{}, fmt.Errorf("b2store: %s: %w", name, backup.ErrNotExist)
+		}
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("no usable answer from B2 for %s: %w", s.cfg.RetryFor, err)
 		}
 		return backup.ObjectInfo{}, fmt.Errorf("b2store: stat %s: %w", name, err)
 	}

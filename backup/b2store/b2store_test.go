@@ -243,3 +243,71 @@ func TestListPagesAndReauthorizes(t *testing.T) {
 		t.Errorf("%d list calls, want 4", got)
 	}
 }
+
+// A download that meets one 503 or one dropped connection is retried; a B2
+// that answers every download with 500/503 (or drops it) after Open ends
+// the read after Config.RetryFor, naming the cause, instead of retrying
+// for ever. Restore and Check read through Open.
+func TestFailingDownloadsEndRead(t *testing.T) {
+	big := make([]byte, 12_000_000) // three ranged reads of 5 MB
+	rand.Read(big)
+	// read opens the object on a fresh B2 stand-in, then makes the next n
+	// download calls fail with fault and reads the object.
+	read := func(fault int, n int) ([]byte, error) {
+		srv := b2fake.New()
+		defer srv.Close()
+		srv.CreateBucket("b")
+		st, err := b2store.Open(context.Background(), b2store.Config{KeyID: srv.KeyID, Key: srv.Key, Bucket: "b",
+			APIBase: srv.URL, RetryFor: 2 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Put(context.Background(), "db/big", stream{bytes.NewReader(big)}); err != nil {
+			t.Fatal(err)
+		}
+		rc, err := st.Open(context.Background(), "db/big")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		srv.FailNext("b2_download_file_by_name", n, fault)
+		done := make(chan error, 1)
+		var got []byte
+		go func() { got, err = io.ReadAll(rc); done <- err }()
+		select {
+		case err := <-done:
+			if err != nil && strings.Contains(err.Error(), srv.Key) {
+				t.Error("key in the error")
+			}
+			return got, err
+		case <-time.After(40 * time.Second):
+			t.Fatalf("download still retrying 40 s after B2 began answering %d", fault)
+			return nil, nil
+		}
+	}
+	for _, fault := range []int{503, b2fake.Drop} {
+		if got, err := read(fault, 1); err != nil || !bytes.Equal(got, big) {
+			t.Fatalf("download after one fault %d: %d bytes, %v", fault, len(got), err)
+		}
+	}
+	for _, fault := range []int{500, 503, b2fake.Drop} {
+		t0 := time.Now()
+		_, err := read(fault, 1_000_000)
+		if err == nil || !strings.Contains(err.Error(), "no usable answer from B2") || !strings.Contains(err.Error(), "db/big") {
+			t.Fatalf("download while B2 answers %d: %v", fault, err)
+		}
+		t.Logf("download while B2 answers %d: %s: %v", fault, time.Since(t0).Round(time.Millisecond), err)
+	}
+	// Stat (the start of every Open) names the bound too.
+	srv, st := open(t)
+	st2, err := b2store.Open(context.Background(), b2store.Config{KeyID: srv.KeyID, Key: srv.Key, Bucket: "b",
+		APIBase: srv.URL, RetryFor: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Put(context.Background(), "db/small", strings.NewReader("hi"))
+	srv.FailNext("b2_download_file_by_name", 1_000_000, 503)
+	if _, err := st2.Stat(context.Background(), "db/small"); err == nil || !strings.Contains(err.Error(), "no usable answer from B2 for 2s") {
+		t.Fatalf("Stat while B2 answers 503: %v", err)
+	}
+}
