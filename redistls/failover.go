@@ -25,6 +25,10 @@ const failoverForget = 5 * time.Minute
 // reconnect through a fresh resolution) when the name no longer resolves to
 // it, when ROLE says it is a replica, or when it stops answering.
 //
+// Each node's probe client dials with the settings it was built with; a
+// Reload (a new CAfile, sni, checkHost) replaces them, and the next round
+// builds new clients, so no probe keeps verifying with the old ones.
+//
 // Abandoning a node is one failover event until the node is seen as the
 // primary again (ROLE master and the name resolves to it): while a late
 // DNS change still sends new connections to a demoted node, the monitor
@@ -33,7 +37,11 @@ const failoverForget = 5 * time.Minute
 func (s *service) monitor(ctx context.Context) {
 	tick := time.NewTicker(s.t.cfg.ProbeInterval)
 	defer tick.Stop()
-	probes := map[string]*redis.Client{}
+	type probe struct {
+		c  *redis.Client
+		st *settings // what c dials with
+	}
+	probes := map[string]probe{}
 	failing := map[string]time.Time{} // node -> first failed probe in a row
 	judged := map[string]time.Time{}  // node -> last abandoned, until seen as the primary again
 	abandon := func(n, reason string) {
@@ -43,7 +51,7 @@ func (s *service) monitor(ctx context.Context) {
 	}
 	defer func() {
 		for _, p := range probes {
-			p.Close()
+			p.c.Close()
 		}
 	}()
 	for {
@@ -79,9 +87,11 @@ func (s *service) monitor(ctx context.Context) {
 		s.suspects = map[string]bool{}
 		s.mu.Unlock()
 		for n, p := range probes {
-			if !contains(nodes, n) {
-				p.Close()
+			if !contains(nodes, n) || p.st != st {
+				p.c.Close()
 				delete(probes, n)
+			}
+			if !contains(nodes, n) {
 				delete(failing, n)
 			}
 		}
@@ -99,12 +109,12 @@ func (s *service) monitor(ctx context.Context) {
 				abandon(n, FailoverMoved)
 				continue
 			}
-			if probes[n] == nil {
-				probes[n] = s.probeClient(st, n)
+			if probes[n].c == nil {
+				probes[n] = probe{s.probeClient(st, n), st}
 			}
-			role, err := probeRole(ctx, probes[n], s.t.cfg.ProbeTimeout)
+			role, err := probeRole(ctx, probes[n].c, s.t.cfg.ProbeTimeout)
 			if isNetErr(err) { // one retry on a fresh connection before giving up on it
-				role, err = probeRole(ctx, probes[n], s.t.cfg.ProbeTimeout)
+				role, err = probeRole(ctx, probes[n].c, s.t.cfg.ProbeTimeout)
 			}
 			if !isNetErr(err) {
 				delete(failing, n)

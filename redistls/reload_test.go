@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fediops/fediops/internal/testenv"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -79,5 +82,55 @@ func TestShutdownDrains(t *testing.T) {
 	}
 	if err := idle.Ping(ctx).Err(); err == nil {
 		t.Error("tunnel still serves after Shutdown")
+	}
+}
+
+// TestReloadProbesUseNewSettings: after a reload that changes a service's
+// CAfile and sni, the monitor's ROLE probe of a pinned node dials again
+// with them instead of keeping the connection verified the old way.
+func TestReloadProbesUseNewSettings(t *testing.T) {
+	r := testenv.RedisTLS(t)
+	ctx := context.Background()
+	rec := &dialRecorder{}
+	h := startTunnel(t, r, "", func(c *Config) { c.Dial = rec.Dial })
+	c := h.client()
+	defer c.Close()
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a ROLE probe of the pinned node", func() bool { return rec.dials() >= 2 })
+	time.Sleep(300 * time.Millisecond) // a few more probe rounds on the probe's pooled connection
+
+	pem, err := os.ReadFile(r.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(t.TempDir(), "rotated-ca.crt")
+	if err := os.WriteFile(ca, pem, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const sni = "probe-reload.fediops.test"
+	cfg, err := ParseConfig("test.conf", strings.NewReader(fmt.Sprintf(testConf, ca, "sni = "+sni+"\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := rec.dials()
+	if rec.sentSNI(0, sni) {
+		t.Fatalf("a dial sent %s before the reload", sni)
+	}
+	if err := h.tun.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a probe dial with the new sni", func() bool { return rec.sentSNI(from, sni) })
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatalf("the connection opened before the reload: %v", err)
+	}
+	if n := c.PoolStats().Misses; n != 1 {
+		t.Errorf("client dialed %d times, want 1: the dial with the new sni must be the probe's", n)
+	}
+	for _, reason := range failoverReasons {
+		if n := testutil.ToFloat64(h.tun.m.failovers.WithLabelValues("redis-client", reason)); n != 0 {
+			t.Errorf("failovers{reason=%s} = %v, want 0", reason, n)
+		}
 	}
 }
