@@ -28,6 +28,10 @@ type CheckConfig struct {
 	// Mastodon's default, push, ingress, mailers, pull and scheduler. An
 	// empty non-nil slice expects none beyond the non-empty queues.
 	Expect []string
+	// Namespace is Mastodon 4.3's REDIS_NAMESPACE (NamespaceFromEnv) for
+	// whoever reads the snapshot Check takes: tiers.SidekiqCheck passes it
+	// to ReadNamespace. Check itself does not read Redis.
+	Namespace string
 }
 
 // DefaultLatencyThresholds are per-queue latency limits: tight for what

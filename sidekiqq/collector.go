@@ -16,6 +16,9 @@ type CollectorOptions struct {
 	ConstLabels prometheus.Labels
 	// Now is the clock latencies are measured with; default time.Now.
 	Now func() time.Time
+	// Namespace is Mastodon 4.3's REDIS_NAMESPACE (NamespaceFromEnv): every
+	// key is read under it (ReadNamespace); "" for 4.4 and later.
+	Namespace string
 }
 
 // Collector is a prometheus.Collector that reads Sidekiq's statistics from
@@ -25,9 +28,10 @@ type CollectorOptions struct {
 // failed read makes the scrape fail (an invalid metric), so the target shows
 // as down.
 type Collector struct {
-	client  redis.Cmdable
-	timeout time.Duration
-	now     func() time.Time
+	client    redis.Cmdable
+	timeout   time.Duration
+	now       func() time.Time
+	namespace string
 
 	processed, failed, workers, busy, processes, enqueued, scheduled, retry, dead *prometheus.Desc
 	queueLatency, queueEnqueued, queueSize, problems                              *prometheus.Desc
@@ -49,6 +53,7 @@ func NewCollector(c redis.Cmdable, opts CollectorOptions) *Collector {
 		client:         c,
 		timeout:        opts.Timeout,
 		now:            opts.Now,
+		namespace:      opts.Namespace,
 		processed:      d("sidekiq_processed_jobs_total", "Jobs processed since stats were reset (stat:processed)."),
 		failed:         d("sidekiq_failed_jobs_total", "Jobs failed since stats were reset (stat:failed)."),
 		workers:        d("sidekiq_workers", "Threads of all live Sidekiq processes."),
@@ -78,7 +83,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	s, err := Read(ctx, c.client, c.now())
+	s, err := ReadNamespace(ctx, c.client, c.namespace, c.now())
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(c.processes, err)
 		return

@@ -99,6 +99,17 @@ fediops_sidekiq_read_problems{instance="vmst.io"} 0
 	if _, err := reg.Gather(); err != nil {
 		t.Errorf("pedantic gather: %v", err)
 	}
+
+	// The same scene under Mastodon 4.3's REDIS_NAMESPACE, next to another
+	// scene without one: a collector with Namespace reads the former.
+	must(t, w.FlushDB(ctx(t)).Err())
+	loadNS(t, w, "mastodon_production", "sidekiq-8.1")
+	load(t, w, "sidekiq-7.3")
+	col = NewCollector(r, CollectorOptions{Now: func() time.Time { return fixedNow }, ConstLabels: prometheus.Labels{"instance": "vmst.io"},
+		Namespace: "mastodon_production"})
+	if err := testutil.CollectAndCompare(col, strings.NewReader(want)); err != nil {
+		t.Errorf("under a namespace: %v", err)
+	}
 }
 
 func TestCollectorUnreachable(t *testing.T) {

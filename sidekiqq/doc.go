@@ -24,9 +24,24 @@
 // for everything: queue sizes and latencies, processes, the retry, schedule
 // and dead sets, processed and failed totals. It reads Sidekiq 6.5 to 8.1
 // data (job timestamps as float seconds or integer milliseconds, detected
-// per job; concurrency from the hash, info or capsules) with the key layout
-// of Mastodon 4.4 and later (no namespace). What Sidekiq would not have
-// written is reported in Stats.Problems, never a panic. Check turns a
-// snapshot into health results; Collector exports it to Prometheus under
-// the names of the common Sidekiq exporters.
+// per job; concurrency from the hash, info or capsules). What Sidekiq would
+// not have written is reported in Stats.Problems, never a panic. Check
+// turns a snapshot into health results; Collector exports it to Prometheus
+// under the names of the common Sidekiq exporters.
+//
+// # REDIS_NAMESPACE
+//
+// Mastodon 4.3 (Sidekiq 6.5 with redis-namespace) puts every Sidekiq key
+// under REDIS_NAMESPACE when it is set: mastodon_production:queues,
+// mastodon_production:queue:default, mastodon_production:processes and the
+// process hashes, mastodon_production:retry, mastodon_production:stat:processed...
+// NamespaceFromEnv reads it; ReadNamespace, CollectorOptions.Namespace and
+// CheckConfig.Namespace (for tiers.SidekiqCheck) read under it, Read reads
+// without one. The option is deprecated: Mastodon's documentation says so
+// since 4.3, whose later patch releases warn about it at boot [?]; 4.4 and later
+// no longer honour it and refuse to start while it is set ("the
+// REDIS_NAMESPACE environment variable is no longer supported, and a
+// migration is required") until the keys are renamed
+// (github.com/mastodon/redis_namespace_migration) and the variable removed;
+// from then on there is no namespace to read.
 package sidekiqq

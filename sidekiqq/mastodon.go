@@ -133,3 +133,19 @@ func (r Release) HasQueue(name string) bool {
 	}
 	return false
 }
+
+// EnvNamespace is the variable Mastodon 4.3 prefixes Sidekiq's Redis keys
+// with (redis-namespace: REDIS_NAMESPACE=mastodon_production makes
+// queue:default mastodon_production:queue:default), whatever Redis
+// SIDEKIQ_REDIS_* point at.
+const EnvNamespace = "REDIS_NAMESPACE"
+
+// NamespaceFromEnv returns REDIS_NAMESPACE as lookup (os.LookupEnv,
+// envfile's Get) reads it from .env.production, "" when unset: the
+// namespace ReadNamespace, CollectorOptions and CheckConfig take. Only
+// Mastodon 4.3 honours it (deprecated, see the package doc); 4.4 and later
+// refuse to start while it is set.
+func NamespaceFromEnv(lookup func(key string) (string, bool)) string {
+	v, _ := lookup(EnvNamespace)
+	return v
+}

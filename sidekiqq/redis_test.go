@@ -89,7 +89,18 @@ func ctx(t testing.TB) context.Context {
 // load writes a testdata scene with the commands Sidekiq uses.
 func load(t testing.TB, c *redis.Client, dir string) {
 	t.Helper()
+	loadNS(t, c, "", dir)
+}
+
+// loadNS writes a testdata scene as Mastodon 4.3 does with REDIS_NAMESPACE
+// set (redis-namespace): every key under namespace, members as they are.
+func loadNS(t testing.TB, c *redis.Client, namespace, dir string) {
+	t.Helper()
 	ctx := ctx(t)
+	ns := func(key string) string { return key }
+	if namespace != "" {
+		ns = func(key string) string { return namespace + ":" + key }
+	}
 	dir = filepath.Join("testdata", dir)
 	lines := func(name string) []string {
 		b, err := os.ReadFile(filepath.Join(dir, name))
@@ -108,13 +119,13 @@ func load(t testing.TB, c *redis.Client, dir string) {
 		return out
 	}
 	for _, q := range lines("queues.txt") {
-		must(t, c.SAdd(ctx, "queues", q).Err())
+		must(t, c.SAdd(ctx, ns("queues"), q).Err())
 		for _, job := range lines("queue-" + q + ".jsonl") {
 			if !json.Valid([]byte(job)) {
 				t.Fatalf("%s: queue-%s.jsonl has invalid JSON", dir, q)
 			}
 			// Sidekiq's client: SADD queues, LPUSH queue:NAME (newest at the head).
-			must(t, c.LPush(ctx, "queue:"+q, job).Err())
+			must(t, c.LPush(ctx, ns("queue:"+q), job).Err())
 		}
 	}
 	for _, set := range []string{"retry", "schedule", "dead"} {
@@ -124,15 +135,15 @@ func load(t testing.TB, c *redis.Client, dir string) {
 			if err != nil || !json.Valid([]byte(member)) {
 				t.Fatalf("%s/%s.zset: bad line %q", dir, set, l)
 			}
-			must(t, c.ZAdd(ctx, set, redis.Z{Score: f, Member: member}).Err())
+			must(t, c.ZAdd(ctx, ns(set), redis.Z{Score: f, Member: member}).Err())
 		}
 	}
 	day := fixedNow.Format("2006-01-02")
 	for _, l := range lines("stat.txt") {
 		name, n, _ := strings.Cut(l, " ")
 		v, _ := strconv.ParseInt(n, 10, 64)
-		must(t, c.IncrBy(ctx, "stat:"+name, v).Err())
-		must(t, c.IncrBy(ctx, "stat:"+name+":"+day, v).Err())
+		must(t, c.IncrBy(ctx, ns("stat:"+name), v).Err())
+		must(t, c.IncrBy(ctx, ns("stat:"+name+":"+day), v).Err())
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "process-*.json"))
 	for _, f := range files {
@@ -148,12 +159,12 @@ func load(t testing.TB, c *redis.Client, dir string) {
 			t.Fatalf("%s: %v", f, err)
 		}
 		// The heartbeat: SADD processes, HSET identity ..., EXPIRE 60.
-		must(t, c.SAdd(ctx, "processes", p.Identity).Err())
-		must(t, c.HSet(ctx, p.Identity, p.Hash).Err())
-		must(t, c.Expire(ctx, p.Identity, 60*time.Second).Err())
+		must(t, c.SAdd(ctx, ns("processes"), p.Identity).Err())
+		must(t, c.HSet(ctx, ns(p.Identity), p.Hash).Err())
+		must(t, c.Expire(ctx, ns(p.Identity), 60*time.Second).Err())
 	}
 	for _, id := range lines("gone.txt") {
-		must(t, c.SAdd(ctx, "processes", id).Err())
+		must(t, c.SAdd(ctx, ns("processes"), id).Err())
 	}
 }
 

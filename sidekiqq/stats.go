@@ -86,15 +86,32 @@ func (s *Stats) Concurrency() (threads, busy int) {
 //
 // c is any go-redis client: a plain one to a local tunnel (redistls,
 // stunnel) or one speaking TLS itself. Keys are Sidekiq's own, without a
-// namespace (Mastodon 4.4 and later). now is the time latencies and
-// heartbeat ages are measured against; zero means time.Now().
+// namespace (Mastodon 4.4 and later; ReadNamespace reads 4.3's
+// REDIS_NAMESPACE). now is the time latencies and heartbeat ages are
+// measured against; zero means time.Now().
 //
 // Redis errors that concern one key (WRONGTYPE: a key of another type) and
 // data Sidekiq would not have written become Problems; Read fails only when
 // Redis cannot be reached or ctx ends.
 func Read(ctx context.Context, c redis.Cmdable, now time.Time) (*Stats, error) {
+	return ReadNamespace(ctx, c, "", now)
+}
+
+// ReadNamespace is Read with every key it reads under namespace, as
+// Mastodon 4.3 writes them when REDIS_NAMESPACE is set (NamespaceFromEnv):
+// "mastodon_production" reads mastodon_production:queues,
+// mastodon_production:queue:default, mastodon_production:processes, the
+// process hashes mastodon_production:IDENTITY, mastodon_production:retry
+// and so on. Identities and queue names are reported as Sidekiq knows them,
+// without the namespace; Problems name the key as it is in Redis. "" reads
+// the keys without a namespace, as Read does.
+func ReadNamespace(ctx context.Context, c redis.Cmdable, namespace string, now time.Time) (*Stats, error) {
 	if now.IsZero() {
 		now = time.Now()
+	}
+	ns := func(key string) string { return key }
+	if namespace != "" {
+		ns = func(key string) string { return namespace + ":" + key }
 	}
 	s := &Stats{At: now}
 	problem := func(key, format string, a ...any) {
@@ -102,13 +119,13 @@ func Read(ctx context.Context, c redis.Cmdable, now time.Time) (*Stats, error) {
 	}
 
 	p1 := c.Pipeline()
-	queuesCmd := p1.SMembers(ctx, "queues")
-	procsCmd := p1.SMembers(ctx, "processes")
-	retryCmd := p1.ZCard(ctx, "retry")
-	schedCmd := p1.ZCard(ctx, "schedule")
-	deadCmd := p1.ZCard(ctx, "dead")
-	processedCmd := p1.Get(ctx, "stat:processed")
-	failedCmd := p1.Get(ctx, "stat:failed")
+	queuesCmd := p1.SMembers(ctx, ns("queues"))
+	procsCmd := p1.SMembers(ctx, ns("processes"))
+	retryCmd := p1.ZCard(ctx, ns("retry"))
+	schedCmd := p1.ZCard(ctx, ns("schedule"))
+	deadCmd := p1.ZCard(ctx, ns("dead"))
+	processedCmd := p1.Get(ctx, ns("stat:processed"))
+	failedCmd := p1.Get(ctx, ns("stat:failed"))
 	s.RoundTrips++
 	if _, err := p1.Exec(ctx); err != nil && fatal(err) {
 		return nil, fmt.Errorf("sidekiqq: read stats: %w", err)
@@ -127,8 +144,8 @@ func Read(ctx context.Context, c redis.Cmdable, now time.Time) (*Stats, error) {
 		sort.Strings(v)
 		return v
 	}
-	queueNames := members("queues", queuesCmd)
-	procNames := members("processes", procsCmd)
+	queueNames := members(ns("queues"), queuesCmd)
+	procNames := members(ns("processes"), procsCmd)
 	count := func(key string, cmd *redis.IntCmd) int64 {
 		v, err := cmd.Result()
 		if err != nil {
@@ -136,9 +153,9 @@ func Read(ctx context.Context, c redis.Cmdable, now time.Time) (*Stats, error) {
 		}
 		return v
 	}
-	s.Retry = count("retry", retryCmd)
-	s.Scheduled = count("schedule", schedCmd)
-	s.Dead = count("dead", deadCmd)
+	s.Retry = count(ns("retry"), retryCmd)
+	s.Scheduled = count(ns("schedule"), schedCmd)
+	s.Dead = count(ns("dead"), deadCmd)
 	counter := func(key string, cmd *redis.StringCmd) int64 {
 		v, err := cmd.Result()
 		if errors.Is(err, redis.Nil) {
@@ -155,8 +172,8 @@ func Read(ctx context.Context, c redis.Cmdable, now time.Time) (*Stats, error) {
 		}
 		return n
 	}
-	s.Processed = counter("stat:processed", processedCmd)
-	s.Failed = counter("stat:failed", failedCmd)
+	s.Processed = counter(ns("stat:processed"), processedCmd)
+	s.Failed = counter(ns("stat:failed"), failedCmd)
 	if len(queueNames) == 0 && len(procNames) == 0 {
 		return s, nil
 	}
@@ -168,11 +185,11 @@ func Read(ctx context.Context, c redis.Cmdable, now time.Time) (*Stats, error) {
 	}
 	qc := make([]qcmds, len(queueNames))
 	for i, q := range queueNames {
-		qc[i] = qcmds{p2.LLen(ctx, "queue:"+q), p2.LIndex(ctx, "queue:"+q, -1)}
+		qc[i] = qcmds{p2.LLen(ctx, ns("queue:"+q)), p2.LIndex(ctx, ns("queue:"+q), -1)}
 	}
 	pc := make([]*redis.MapStringStringCmd, len(procNames))
 	for i, id := range procNames {
-		pc[i] = p2.HGetAll(ctx, id)
+		pc[i] = p2.HGetAll(ctx, ns(id))
 	}
 	s.RoundTrips++
 	if _, err := p2.Exec(ctx); err != nil && fatal(err) {
@@ -184,7 +201,7 @@ func Read(ctx context.Context, c redis.Cmdable, now time.Time) (*Stats, error) {
 		}
 	}
 	for i, name := range queueNames {
-		key := "queue:" + name
+		key := ns("queue:" + name)
 		q := QueueStats{Name: name}
 		size, err := qc[i].size.Result()
 		if err != nil {
@@ -214,7 +231,7 @@ func Read(ctx context.Context, c redis.Cmdable, now time.Time) (*Stats, error) {
 	for i, id := range procNames {
 		h, err := pc[i].Result()
 		if err != nil {
-			problem(id, "%v", err)
+			problem(ns(id), "%v", err)
 			continue
 		}
 		if len(h) == 0 {
@@ -222,7 +239,10 @@ func Read(ctx context.Context, c redis.Cmdable, now time.Time) (*Stats, error) {
 			continue
 		}
 		p, ok, probs := parseProcess(id, h, now)
-		s.Problems = append(s.Problems, probs...)
+		for _, pr := range probs {
+			pr.Key = ns(id) // the hash's key, namespace included
+			s.Problems = append(s.Problems, pr)
+		}
 		if ok {
 			s.Processes = append(s.Processes, p)
 		}
