@@ -43,7 +43,8 @@ type ExportOptions struct {
 	DBPoolSize int
 	// Cluster labels the budget gauges; "" means the database's host.
 	Cluster string
-	// SidekiqCollector tunes the Sidekiq collector (with Serve).
+	// SidekiqCollector tunes the Sidekiq collector (with Serve); an empty
+	// Namespace means REDIS_NAMESPACE (Mastodon 4.3).
 	SidekiqCollector sidekiqq.CollectorOptions
 	// Logger receives scrape errors (a Redis that does not answer) and,
 	// at info, why no budget is exported; default slog.Default().
@@ -123,6 +124,9 @@ func NewExporter(ctx context.Context, lookup Lookup, o ExportOptions) (*Exporter
 		e.log.Info("no connection budget exported", "why", e.BudgetErr)
 	}
 	if o.Serve {
+		if o.SidekiqCollector.Namespace == "" {
+			o.SidekiqCollector.Namespace = sidekiqq.NamespaceFromEnv(lookup)
+		}
 		if in.redis != nil {
 			if err := e.Registry.Register(sidekiqq.NewCollector(in.redis, o.SidekiqCollector)); err != nil {
 				return fail(fmt.Errorf("tiers: register sidekiq collector: %w", err))

@@ -62,13 +62,13 @@ func SpacesCheck(c *spaces.Client, key string) Check {
 	})
 }
 
-// SidekiqCheck reads Sidekiq's state from Redis (sidekiqq.Read) and runs
-// sidekiqq.Check: queue latencies, queues served, one scheduler, fresh
-// heartbeats. The detail counts the sub-checks; the error lists the failed
-// ones.
+// SidekiqCheck reads Sidekiq's state from Redis (sidekiqq.ReadNamespace
+// under cfg.Namespace) and runs sidekiqq.Check: queue latencies, queues
+// served, one scheduler, fresh heartbeats. The detail counts the
+// sub-checks; the error lists the failed ones.
 func SidekiqCheck(c redis.Cmdable, cfg sidekiqq.CheckConfig) Check {
 	return CheckFunc("sidekiq", func(ctx context.Context) (string, error) {
-		st, err := sidekiqq.Read(ctx, c, time.Time{})
+		st, err := sidekiqq.ReadNamespace(ctx, c, cfg.Namespace, time.Time{})
 		if err != nil {
 			return "", err
 		}
@@ -147,7 +147,8 @@ type HealthOptions struct {
 	Web, Streaming []string
 	// SpacesKey is an object known to exist; "" checks only the settings.
 	SpacesKey string
-	// Sidekiq tunes the Sidekiq checks.
+	// Sidekiq tunes the Sidekiq checks; an empty Namespace means
+	// REDIS_NAMESPACE (Mastodon 4.3).
 	Sidekiq sidekiqq.CheckConfig
 	// DBMaxConns bounds the health pool; 0 means 2.
 	DBMaxConns int32
@@ -191,6 +192,9 @@ func connect(ctx context.Context, lookup Lookup, o HealthOptions) (in instance) 
 	}
 	if o.Streaming == nil {
 		o.Streaming = []string{"http://127.0.0.1:4000"}
+	}
+	if o.Sidekiq.Namespace == "" {
+		o.Sidekiq.Namespace = sidekiqq.NamespaceFromEnv(lookup)
 	}
 	for _, u := range o.Web {
 		in.checks = append(in.checks, WebHealth("web "+hostOf(u), u))
