@@ -54,6 +54,7 @@ type service struct {
 	nodes    map[string]map[*conn]struct{}
 	used     map[string]time.Time // node -> last time a connection was pinned to it
 	suspects map[string]bool
+	closing  bool // shutdown began: accept nothing more
 	conns    sync.WaitGroup
 	ctx      context.Context // ends when the service stops: monitor and pending dials
 	stop     context.CancelFunc
@@ -196,6 +197,7 @@ func (t *Tunnel) Shutdown(ctx context.Context) error {
 
 func (s *service) shutdown(ctx context.Context) {
 	s.mu.Lock()
+	s.closing = true // serve adds no connection from now on: conns.Wait may start
 	if s.ln != nil {
 		s.ln.Close()
 	}
@@ -338,7 +340,16 @@ func (s *service) serve(ln net.Listener) {
 			continue
 		}
 		backoff = 0
+		// A connection accepted while shutdown closes the listener must not
+		// be added once conns.Wait has begun (a WaitGroup forbids it).
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			cl.Close()
+			return
+		}
 		s.conns.Add(1)
+		s.mu.Unlock()
 		go s.handle(cl)
 	}
 }
