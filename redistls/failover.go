@@ -243,7 +243,7 @@ func isNetErr(err error) bool {
 
 // Check dials every service's backend by name as a client connection
 // would (fresh resolution, verified TLS), sends AUTH and PING, and returns
-// the first failure. Its dials are not counted in redistls_dials_total or
+// every service's failure, joined (nil when all answer). Its dials are not counted in redistls_dials_total or
 // redistls_dial_errors_total, which count client connections only.
 func (t *Tunnel) Check(ctx context.Context) error {
 	t.mu.Lock()
