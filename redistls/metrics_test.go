@@ -76,14 +76,8 @@ func (c *helloConn) Write(p []byte) (int, error) {
 func TestDialMetricsCountClientsOnly(t *testing.T) {
 	r := testenv.RedisTLS(t)
 	ctx := context.Background()
-	rec := &dialRecorder{}
-	h := startTunnel(t, r, "", func(c *Config) { c.Dial = rec.Dial })
-	c := h.client()
+	h, rec, c := pinnedTunnel(t, r)
 	defer c.Close()
-	if err := c.Ping(ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "a ROLE probe of the pinned node", func() bool { return rec.dials() >= 2 })
 	for range 3 {
 		if err := h.tun.Check(ctx); err != nil {
 			t.Fatal(err)
@@ -223,4 +217,19 @@ func TestRemovedServiceMetricsDeleted(t *testing.T) {
 		t.Fatalf("BLPOP while its service drained: %v, want its reply (redis.Nil)", err)
 	}
 	waitFor(t, "the series to go once the last instance drained", gone)
+}
+
+// pinnedTunnel starts a tunnel whose dials are recorded, pins one client
+// to the backend and waits for the monitor's first probe of that node.
+func pinnedTunnel(t *testing.T, r *testenv.Redis) (*harness, *dialRecorder, *redis.Client) {
+	t.Helper()
+	rec := &dialRecorder{}
+	h := startTunnel(t, r, "", func(c *Config) { c.Dial = rec.Dial })
+	c := h.client()
+	if err := c.Ping(context.Background()).Err(); err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
+	waitFor(t, "a ROLE probe of the pinned node", func() bool { return rec.dials() >= 2 })
+	return h, rec, c
 }

@@ -91,14 +91,8 @@ func TestShutdownDrains(t *testing.T) {
 func TestReloadProbesUseNewSettings(t *testing.T) {
 	r := testenv.RedisTLS(t)
 	ctx := context.Background()
-	rec := &dialRecorder{}
-	h := startTunnel(t, r, "", func(c *Config) { c.Dial = rec.Dial })
-	c := h.client()
+	h, rec, c := pinnedTunnel(t, r)
 	defer c.Close()
-	if err := c.Ping(ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "a ROLE probe of the pinned node", func() bool { return rec.dials() >= 2 })
 	time.Sleep(300 * time.Millisecond) // a few more probe rounds on the probe's pooled connection
 
 	pem, err := os.ReadFile(r.CAFile)
