@@ -18,6 +18,19 @@ import (
 // differ from the source's.
 var ErrVerify = errors.New("backup: verify: restored row counts differ from the source")
 
+// Verifier is a restore drill: PostgresVerify, MySQLVerify, RedisVerify.
+type Verifier interface {
+	// Run restores the backup described by m somewhere scratch, compares
+	// it with its live source and removes the scratch copy.
+	Run(ctx context.Context, store Store, m Manifest, identities []age.Identity) (VerifyReport, error)
+}
+
+var (
+	_ Verifier = (*PostgresVerify)(nil)
+	_ Verifier = (*MySQLVerify)(nil)
+	_ Verifier = (*RedisVerify)(nil)
+)
+
 // PostgresVerify is a restore drill: restore a backup into a new scratch
 // database on the same server, compare the row counts of the source's
 // largest tables, drop the scratch database.
@@ -128,24 +141,36 @@ func (v *PostgresVerify) Run(ctx context.Context, store Store, m Manifest, ident
 		return rep, err
 	}
 	defer sc.Close(context.WithoutCancel(ctx))
+	err = compareCounts(&rep, tables, v.Tolerance, func(table string) (int64, error) {
+		var n int64
+		err := sc.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n)
+		return n, err
+	})
+	rep.Duration = time.Since(t0)
+	return rep, err
+}
+
+// compareCounts counts each table's restored rows with count, adds them to
+// rep.Tables (-1 when counting failed) and returns ErrVerify (wrapped,
+// naming every table that failed or differs by more than tolerance).
+func compareCounts(rep *VerifyReport, tables []TableCount, tolerance float64, count func(table string) (int64, error)) error {
 	var bad []string
 	for _, t := range tables {
-		var n int64
-		if err := sc.QueryRow(ctx, "SELECT count(*) FROM "+t.Table).Scan(&n); err != nil {
+		n, err := count(t.Table)
+		if err != nil {
 			bad = append(bad, fmt.Sprintf("%s: %v", t.Table, err))
 			n = -1
 		}
 		t.Restored = n
 		rep.Tables = append(rep.Tables, t)
-		if n >= 0 && math.Abs(float64(n-t.Source)) > v.Tolerance*float64(t.Source) {
+		if n >= 0 && math.Abs(float64(n-t.Source)) > tolerance*float64(t.Source) {
 			bad = append(bad, fmt.Sprintf("%s: source %d rows, restored %d", t.Table, t.Source, n))
 		}
 	}
-	rep.Duration = time.Since(t0)
 	if len(bad) > 0 {
-		return rep, fmt.Errorf("%w: %s", ErrVerify, strings.Join(bad, "; "))
+		return fmt.Errorf("%w: %s", ErrVerify, strings.Join(bad, "; "))
 	}
-	return rep, nil
+	return nil
 }
 
 func largestTables(ctx context.Context, s PostgresSource, n int) ([]TableCount, error) {
