@@ -20,9 +20,11 @@
 // days, never fewer than the newest KeepLast backups of each source).
 // Restore streams a backup back (download, sha256, age decrypt with the
 // private identity, zstd) into a Target: pg_restore, an RDB file, the
-// mariadb client. PostgresVerify is the restore drill: restore into a
-// scratch database and compare the largest tables' row counts with the
-// source.
+// mariadb client. PostgresVerify and MySQLVerify are the restore drills:
+// restore into a scratch database, compare the largest tables' row counts
+// with the source, drop the scratch database; RedisVerify restores the RDB
+// to a scratch file, checks it with redis-check-rdb and compares key
+// counts.
 //
 // Secrets never reach argv or logs: pg_dump gets PGPASSWORD, redis-cli
 // REDISCLI_AUTH, mysqldump MYSQL_PWD, and errors carry no passwords, keys or

@@ -49,7 +49,7 @@ type Settings struct {
 	ID         string  // restore/verify: backup ID or "latest"
 	ToDatabase string  // restore: PostgreSQL or MySQL database
 	ToFile     string  // restore: RDB file path
-	Tolerance  float64 // verify: relative row-count difference allowed
+	Tolerance  float64 // verify: relative row-count (Redis: key-count) difference allowed
 	DryRun     bool    // prune: report only
 }
 
@@ -92,7 +92,7 @@ func (s *Settings) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&s.ID, "id", "latest", "restore/verify: backup ID (see list)")
 	fs.StringVar(&s.ToDatabase, "to-database", "", "restore: PostgreSQL or MySQL database to restore into (must exist)")
 	fs.StringVar(&s.ToFile, "to-file", "", "restore: file to write a Redis RDB to")
-	fs.Float64Var(&s.Tolerance, "tolerance", 0.02, "verify: allowed relative row-count difference per table (the source keeps changing)")
+	fs.Float64Var(&s.Tolerance, "tolerance", 0.02, "verify: allowed relative difference of each table's row count, or of Redis's key count (the source keeps changing)")
 	fs.BoolVar(&s.DryRun, "dry-run", false, "prune: only report what would be deleted")
 }
 
@@ -128,6 +128,29 @@ func (s *Settings) Target(lookup func(string) (string, bool), kind string) (Targ
 		return nil, errors.New("backup: restoring a redis backup needs -to-file")
 	}
 	return nil, fmt.Errorf("backup: restoring a %s backup needs -to-database", kind)
+}
+
+// Verifier is the restore drill for a backup of kind, against the source it
+// came from (the same settings as run's), with -tolerance.
+func (s *Settings) Verifier(lookup func(string) (string, bool), kind string) (Verifier, error) {
+	switch kind {
+	case "postgres":
+		pg, err := s.Postgres(lookup)
+		if err != nil {
+			return nil, err
+		}
+		return &PostgresVerify{Source: *pg, Tolerance: s.Tolerance}, nil
+	case "mysql":
+		return &MySQLVerify{Source: *s.MySQL(lookup), Tolerance: s.Tolerance}, nil
+	case "redis":
+		r, err := RedisFromEnv(lookup)
+		if err != nil {
+			return nil, err
+		}
+		r.CAFile = s.RedisCAFile
+		return &RedisVerify{Source: *r, Tolerance: s.Tolerance}, nil
+	}
+	return nil, fmt.Errorf("backup: verify: no restore drill for %s backups", kind)
 }
 
 // WriteCatalog prints a catalog as a table, one backup per line, then the

@@ -4,7 +4,7 @@
 //	backup run      dump every source → zstd → age → B2, prune, notify Slack
 //	backup list     complete backups (and orphans) in the bucket
 //	backup restore  -source postgres -to-database scratch -identity key.txt
-//	backup verify   restore drill into a scratch database, row counts compared
+//	backup verify   restore drill (scratch database or RDB file), row or key counts compared
 //	backup prune    apply retention now (-dry-run to only report)
 //	backup units    print the systemd service and timer (every 4 hours)
 //	backup mirror   Spaces media → B2, only the latest copy kept (backup mirror -h)
@@ -108,9 +108,9 @@ func main() {
 		m, err := backup.ReadManifest(ctx, store, e)
 		fail(err)
 		if cmd == "verify" {
-			pg, err := s.Postgres(lookup)
+			v, err := s.Verifier(lookup, m.Kind)
 			usage(err)
-			rep, err := (&backup.PostgresVerify{Source: *pg, Tolerance: s.Tolerance}).Run(ctx, store, m, ids)
+			rep, err := v.Run(ctx, store, m, ids)
 			for _, t := range rep.Tables {
 				fmt.Printf("%-40s source %10d  restored %10d\n", t.Table, t.Source, t.Restored)
 			}
