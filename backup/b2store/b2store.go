@@ -289,11 +289,13 @@ type watch struct {
 //     while it waits for that same thread to take the next part;
 //   - connection errors, 5xx and 429 are retried for ever (blazer maps a
 //     transport error to "retry"), so a B2 that went away keeps the run
-//     waiting at 0% CPU.
+//     waiting at 0% CPU;
+//   - a downloaded range whose body is cut short is downloaded again, for
+//     ever.
 //
 // Cancelling the writer's or reader's context from the transport releases
 // Write or Read, and Put or Read reports the answer as cause. Downloads
-// only watch for the second case.
+// watch for the last two cases.
 type fatalWatch struct{ rt http.RoundTripper }
 
 func (f fatalWatch) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -305,31 +307,66 @@ func (f fatalWatch) RoundTrip(req *http.Request) (*http.Response, error) {
 	method := req.Header.Get("X-Blazer-Method")
 	if err != nil || resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests ||
 		resp.StatusCode == http.StatusRequestTimeout {
-		w.mu.Lock()
-		now := time.Now()
-		if w.failingSince.IsZero() {
-			w.failingSince = now
+		var what string
+		if err != nil {
+			what = err.Error()
+		} else {
+			what = "HTTP " + strconv.Itoa(resp.StatusCode)
 		}
-		since := now.Sub(w.failingSince)
-		w.mu.Unlock()
-		if since >= w.retryFor {
-			var what string
-			if err != nil {
-				what = err.Error()
-			} else {
-				what = "HTTP " + strconv.Itoa(resp.StatusCode)
-			}
-			w.cancel(fmt.Errorf("b2store: %s: no usable answer from B2 for %s (last: %s)", method, since.Round(time.Second), what))
-		}
+		w.failed(method, what)
 		return resp, err
 	}
-	w.mu.Lock()
-	w.failingSince = time.Time{}
-	w.mu.Unlock()
+	if w.download && req.Method == http.MethodGet && resp.StatusCode < 300 {
+		// A range is an answer once its body is read whole: blazer
+		// downloads a range cut short again, for ever.
+		resp.Body = &watchedBody{ReadCloser: resp.Body, w: w, method: method}
+		return resp, err
+	}
+	w.answered()
 	if !w.download && resp.StatusCode >= 400 && resp.StatusCode != http.StatusUnauthorized {
 		w.cancel(fmt.Errorf("b2store: %s refused with HTTP %d", method, resp.StatusCode))
 	}
 	return resp, err
+}
+
+// failed notes a call without a usable answer and ends the watched
+// transfer when B2 has given none for retryFor.
+func (w *watch) failed(method, what string) {
+	w.mu.Lock()
+	now := time.Now()
+	if w.failingSince.IsZero() {
+		w.failingSince = now
+	}
+	since := now.Sub(w.failingSince)
+	w.mu.Unlock()
+	if since >= w.retryFor {
+		w.cancel(fmt.Errorf("b2store: %s: no usable answer from B2 for %s (last: %s)", method, since.Round(time.Second), what))
+	}
+}
+
+func (w *watch) answered() {
+	w.mu.Lock()
+	w.failingSince = time.Time{}
+	w.mu.Unlock()
+}
+
+// watchedBody reports a download's body to its watch: read to the end, it
+// is an answer; cut short, a failure.
+type watchedBody struct {
+	io.ReadCloser
+	w      *watch
+	method string
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	switch {
+	case err == io.EOF:
+		b.w.answered()
+	case err != nil && !errors.Is(err, context.Canceled):
+		b.w.failed(b.method, "body cut short: "+err.Error())
+	}
+	return n, err
 }
 
 // onlyReader hides io.Seeker so that blazer always takes its buffered,

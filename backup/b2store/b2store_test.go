@@ -7,7 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -309,5 +314,78 @@ func TestFailingDownloadsEndRead(t *testing.T) {
 	srv.FailNext("b2_download_file_by_name", 1_000_000, 503)
 	if _, err := st2.Stat(context.Background(), "db/small"); err == nil || !strings.Contains(err.Error(), "no usable answer from B2 for 2s") {
 		t.Fatalf("Stat while B2 answers 503: %v", err)
+	}
+}
+
+// cutProxy stands between blazer and srv and cuts the next n download
+// bodies short after half their Content-Length (the connection closes),
+// as a flaky network does; blazer retries such a range for ever.
+func cutProxy(t *testing.T, srv *b2fake.Server, n *atomic.Int64) string {
+	var self string
+	px := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, srv.URL+r.URL.RequestURI(), r.Body)
+		req.Header = r.Header.Clone()
+		req.ContentLength = r.ContentLength
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			panic(http.ErrAbortHandler)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if strings.HasSuffix(r.URL.Path, "b2_authorize_account") { // API and download URLs: through the proxy
+			body = bytes.ReplaceAll(body, []byte(srv.URL), []byte(self))
+		}
+		maps.Copy(w.Header(), resp.Header)
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(resp.StatusCode)
+		if strings.HasPrefix(r.URL.Path, "/file/") && r.Method == http.MethodGet && n.Add(-1) >= 0 {
+			body = body[:len(body)/2]
+		}
+		w.Write(body)
+	}))
+	t.Cleanup(px.Close)
+	self = px.URL
+	return px.URL
+}
+
+// A range whose body is cut short once is read again; a B2 (or network)
+// that cuts every download body short ends the read after RetryFor.
+func TestCutDownloadsEndRead(t *testing.T) {
+	srv := b2fake.New()
+	t.Cleanup(srv.Close)
+	srv.CreateBucket("b")
+	var cut atomic.Int64
+	st, err := b2store.Open(context.Background(), b2store.Config{KeyID: srv.KeyID, Key: srv.Key, Bucket: "b",
+		APIBase: cutProxy(t, srv, &cut), RetryFor: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 12_000_000)
+	rand.Read(big)
+	if _, err := st.Put(context.Background(), "db/big", stream{bytes.NewReader(big)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int64{1, 1_000_000} {
+		rc, err := st.Open(context.Background(), "db/big")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cut.Store(n)
+		done := make(chan error, 1)
+		var got []byte
+		go func() { got, err = io.ReadAll(rc); done <- err }()
+		select {
+		case err = <-done:
+		case <-time.After(40 * time.Second):
+			t.Fatalf("download still retrying 40 s after its bodies began to be cut short (%d)", n)
+		}
+		rc.Close()
+		if n == 1 && (err != nil || !bytes.Equal(got, big)) {
+			t.Fatalf("download after one cut body: %d bytes, %v", len(got), err)
+		}
+		if n > 1 && (err == nil || !strings.Contains(err.Error(), "no usable answer from B2")) {
+			t.Fatalf("download while every body is cut short: %v", err)
+		}
+		t.Logf("%d bodies cut: %v", n, err)
 	}
 }
