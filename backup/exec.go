@@ -50,7 +50,7 @@ func (t tool) command(ctx context.Context) (*exec.Cmd, *tailBuffer) {
 	cmd.Env = append(os.Environ(), t.env...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = dieWithParent()
 	stderr := &tailBuffer{max: 2048}
 	cmd.Stderr = stderr
 	return cmd, stderr

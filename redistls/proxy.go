@@ -7,12 +7,10 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 )
 
 // The data path. Once the backend's TLS handshake is done, a connection's
@@ -136,34 +134,6 @@ func flush(fd int, out *[]byte) (bool, error) {
 	return false, nil
 }
 
-// sysRead and sysWrite are read(2) and send(2) on non-blocking sockets:
-// they never wait, so they skip the runtime's syscall bookkeeping (which
-// would also have the scheduler hand the loop's P to another thread).
-// send's MSG_NOSIGNAL keeps a peer's reset from raising SIGPIPE.
-func sysRead(fd int, p []byte) (int, error) {
-	return sysRW(syscall.SYS_READ, fd, p, 0)
-}
-
-func sysWrite(fd int, p []byte) (int, error) {
-	return sysRW(syscall.SYS_SENDTO, fd, p, syscall.MSG_NOSIGNAL)
-}
-
-func sysRW(trap uintptr, fd int, p []byte, flags uintptr) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	for {
-		n, _, e := syscall.RawSyscall6(trap, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), flags, 0, 0)
-		switch e {
-		case 0:
-			return int(n), nil
-		case syscall.EINTR:
-			continue
-		}
-		return 0, e
-	}
-}
-
 // detach takes a connected socket out of the Go runtime's poller: it
 // returns a close-on-exec duplicate (still non-blocking, the flag belongs to
 // the shared file description) and closes the original.
@@ -230,12 +200,6 @@ func (c *conn) close() {
 		c.mu.Unlock()
 	})
 }
-
-const (
-	evIn  = syscall.EPOLLIN
-	evOut = syscall.EPOLLOUT
-	evHup = syscall.EPOLLHUP | syscall.EPOLLERR
-)
 
 // event handles readiness of one side (backend or client) in the loop.
 func (c *conn) event(l *loop, backendSide bool, ev uint32) {
@@ -375,11 +339,11 @@ func (c *conn) interest(l *loop) {
 	}
 	if cm != c.cmask {
 		c.cmask = cm
-		l.ctl(syscall.EPOLL_CTL_MOD, c.cfd, cm, c.id, false)
+		l.ctl(ctlMod, c.cfd, cm, c.id, false)
 	}
 	if bm != c.bmask {
 		c.bmask = bm
-		l.ctl(syscall.EPOLL_CTL_MOD, c.bc.fd, bm, c.id, true)
+		l.ctl(ctlMod, c.bc.fd, bm, c.id, true)
 	}
 }
 
@@ -406,40 +370,8 @@ type loop struct {
 	conns map[uint32]*conn
 }
 
-var (
-	loopOnce sync.Once
-	loops    []*loop
-	loopErr  error
-	connIDs  atomic.Uint32
-)
-
-// proxyLoop starts the loops on first use (one per GOMAXPROCS, at most
-// maxLoops); they live as long as the process, like the runtime's own
-// poller. Connections are spread over them by id.
-func proxyLoop() (*loop, error) {
-	loopOnce.Do(func() {
-		for range min(runtime.GOMAXPROCS(0), maxLoops) {
-			fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
-			if err != nil {
-				loopErr = os.NewSyscallError("epoll_create1", err)
-				return
-			}
-			l := &loop{epfd: fd, buf: make([]byte, 16<<10), conns: map[uint32]*conn{}}
-			loops = append(loops, l)
-			go l.run()
-		}
-	})
-	if loopErr != nil {
-		return nil, loopErr
-	}
-	return loops[int(rr.Add(1))%len(loops)], nil
-}
-
-var rr atomic.Uint32
-
-// maxLoops bounds the loops: one serves about 80k requests/s at -P 1 on
-// a core of this machine, far beyond a Mastodon node's Redis traffic.
-const maxLoops = 4
+// connIDs numbers connections for the loop's events; never reused.
+var connIDs atomic.Uint32
 
 // add registers a tracked connection whose sockets are detached. The loop
 // learns of it only once both sockets are in the set (until then it skips
@@ -448,9 +380,9 @@ const maxLoops = 4
 func (l *loop) add(c *conn) error {
 	c.id = connIDs.Add(1)
 	c.cmask, c.bmask = evIn, evIn
-	err := l.ctl(syscall.EPOLL_CTL_ADD, c.cfd, evIn, c.id, false)
+	err := l.ctl(ctlAdd, c.cfd, evIn, c.id, false)
 	if err == nil {
-		err = l.ctl(syscall.EPOLL_CTL_ADD, c.bc.fd, evIn, c.id, true)
+		err = l.ctl(ctlAdd, c.bc.fd, evIn, c.id, true)
 	}
 	if err != nil {
 		return err
@@ -465,48 +397,4 @@ func (l *loop) remove(id uint32) {
 	l.mu.Lock()
 	delete(l.conns, id)
 	l.mu.Unlock()
-}
-
-// ctl changes one descriptor's registration; the event carries the
-// connection's id (never reused, so a late event for a finished connection
-// finds nothing) and which side it is.
-func (l *loop) ctl(op, fd int, mask, id uint32, backendSide bool) error {
-	ev := syscall.EpollEvent{Events: mask, Fd: int32(id)}
-	if backendSide {
-		ev.Pad = 1
-	}
-	if err := syscall.EpollCtl(l.epfd, op, fd, &ev); err != nil {
-		return os.NewSyscallError("epoll_ctl", err)
-	}
-	return nil
-}
-
-func (l *loop) run() {
-	events := make([]syscall.EpollEvent, 256)
-	yielded := time.Now()
-	for {
-		n, err := syscall.EpollWait(l.epfd, events, -1)
-		if err != nil {
-			if err == syscall.EINTR {
-				continue
-			}
-			panic("redistls: epoll_wait: " + err.Error()) // EBADF/EINVAL: nothing can be served any more
-		}
-		// The loop never parks, so the runtime would see one goroutine
-		// running for ever: every 10 ms sysmon preempts it and takes its P
-		// away during epoll_wait, and polls every 20 µs after each such
-		// take (10% of the tunnel's CPU). A yield now and then avoids both.
-		if now := time.Now(); now.Sub(yielded) > time.Millisecond {
-			yielded = now
-			runtime.Gosched()
-		}
-		for _, ev := range events[:n] {
-			l.mu.Lock()
-			c := l.conns[uint32(ev.Fd)]
-			l.mu.Unlock()
-			if c != nil {
-				c.event(l, ev.Pad == 1, ev.Events)
-			}
-		}
-	}
 }

@@ -105,6 +105,9 @@ func (t *Tunnel) Start() error {
 	if t.started {
 		return errors.New("redistls: tunnel already started")
 	}
+	if _, err := proxyLoop(); err != nil {
+		return err
+	}
 	lns := map[*service]net.Listener{}
 	for _, s := range t.services {
 		ln, err := net.Listen("tcp", s.settings().svc.Accept)

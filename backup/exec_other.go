@@ -1,0 +1,9 @@
+//go:build !linux
+
+package backup
+
+import "syscall"
+
+// dieWithParent: only Linux has a parent-death signal; elsewhere a killed
+// run's tool ends when it next writes to the closed pipe.
+func dieWithParent() *syscall.SysProcAttr { return &syscall.SysProcAttr{} }
