@@ -7,8 +7,9 @@
 // CAfile or the system roots (stunnel verifies nothing without
 // verifyChain; here skipping needs Config.InsecureSkipVerify), resumes TLS
 // sessions, and copies both ways in an epoll event loop: four syscalls a
-// request, and no goroutine or buffer held by an idle connection (Linux
-// only, as the rest of fediops). A monitor closes the client connections
+// request, and no goroutine or buffer held by an idle connection. The
+// Tunnel runs on Linux only (Start says so elsewhere); ParseConfig,
+// ClientOptions and DropOnReadOnly work everywhere. A monitor closes the client connections
 // pinned to a node that is no longer the primary: the name resolves elsewhere, ROLE answers
 // "slave", a reply carried -READONLY, or the node stopped answering
 // (refused at once, timeouts after 3 probe budgets). Clients reconnect and
