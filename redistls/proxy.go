@@ -233,11 +233,14 @@ func (c *conn) event(l *loop, backendSide bool, ev uint32) {
 			c.fromClient(l.buf)
 		}
 	}
+	if !c.dead {
+		if err := c.interest(l); err != nil {
+			c.dead, c.why = true, err
+		}
+	}
 	if c.dead {
 		c.finish(l)
-		return
 	}
-	c.interest(l)
 }
 
 // fromClient forwards what the client sent to the backend.
@@ -324,7 +327,7 @@ func (c *conn) flushBackend() {
 
 // interest registers what each side waits for: the client is read while
 // the backend takes bytes, the backend while the client does.
-func (c *conn) interest(l *loop) {
+func (c *conn) interest(l *loop) error {
 	var cm, bm uint32
 	if !c.eof.Load() && len(c.bc.out) == 0 {
 		cm |= evIn
@@ -339,12 +342,15 @@ func (c *conn) interest(l *loop) {
 	}
 	if cm != c.cmask {
 		c.cmask = cm
-		l.ctl(ctlMod, c.cfd, cm, c.id, false)
+		if err := l.ctl(ctlMod, c.cfd, cm, c.id, false); err != nil {
+			return err
+		}
 	}
 	if bm != c.bmask {
 		c.bmask = bm
-		l.ctl(ctlMod, c.bc.fd, bm, c.id, true)
+		return l.ctl(ctlMod, c.bc.fd, bm, c.id, true)
 	}
+	return nil
 }
 
 // finish releases the connection: descriptors, loop entry, tracking.
