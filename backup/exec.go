@@ -63,10 +63,12 @@ func (t tool) run(ctx context.Context, r io.Reader, w io.Writer) error {
 	cmd.Stdin = r
 	var out io.ReadCloser
 	if w != nil {
+		bigWrites(cmd)
 		var err error
 		if out, err = cmd.StdoutPipe(); err != nil {
 			return err
 		}
+		growPipe(out.(*os.File))
 	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", t.bin, err)
@@ -128,6 +130,23 @@ func lookTool(path, name string) (string, error) {
 var debianPackage = map[string]string{
 	"pg_dump": "postgresql-client", "pg_restore": "postgresql-client", "psql": "postgresql-client",
 	"redis-cli": "redis-tools", "mysqldump": "mariadb-client", "mariadb": "mariadb-client",
+}
+
+// Dump tools write their output through stdio, which sizes its buffer by
+// the pipe's st_blksize: pg_dump makes 300,000 writes of 4 KiB for a 1.2 GB
+// dump, each waking the reader. Run under coreutils' stdbuf (when present)
+// with a 1 MiB buffer and a 1 MiB pipe, it makes about 1,200, and the
+// backup takes 10-20% less time (BENCHMARKS.md). stdbuf execs the tool, so
+// signals and the exit status are the tool's own.
+const bigWrite = "1048576" // bytes; stdbuf passes it on in _STDBUF_O as given
+
+func bigWrites(cmd *exec.Cmd) {
+	stdbuf, err := exec.LookPath("stdbuf")
+	if err != nil {
+		return
+	}
+	cmd.Args = append([]string{stdbuf, "-o", bigWrite}, cmd.Args...)
+	cmd.Path = stdbuf
 }
 
 // A dump tool may run this far ahead of the compressor: with only the

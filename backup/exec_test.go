@@ -2,10 +2,14 @@ package backup
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"runtime"
+	"syscall"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -60,3 +64,29 @@ func TestCopyAhead(t *testing.T) {
 type failingWriter struct{ err error }
 
 func (f failingWriter) Write(p []byte) (int, error) { return 0, f.err }
+
+// The dump tool runs under stdbuf with a 1 MiB output buffer (stdbuf says
+// so in _STDBUF_O), into a pipe grown to 1 MiB.
+func TestToolWritesBig(t *testing.T) {
+	if _, err := exec.LookPath("stdbuf"); err != nil {
+		t.Fatal("stdbuf (coreutils) not found")
+	}
+	var out bytes.Buffer
+	err := tool{bin: "/bin/sh", args: []string{"-c", `printf '%s' "$_STDBUF_O"`}}.run(context.Background(), nil, &out)
+	if err != nil || out.String() != bigWrite {
+		t.Fatalf("tool saw _STDBUF_O=%q (err %v), want %q", out.String(), err, bigWrite)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	growPipe(r)
+	raw, _ := r.SyscallConn()
+	var size uintptr
+	raw.Control(func(fd uintptr) { size, _, _ = syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_GETPIPE_SZ, 0) })
+	if size < 1<<20 {
+		t.Errorf("pipe size %d after growPipe, want 1 MiB", size)
+	}
+}
