@@ -9,7 +9,9 @@
 //	dump tool → zstd → age (to every recipient) → sha256 → Store.Put
 //
 // Memory stays bounded whatever the database size (a few MiB for zstd and
-// age, plus the store's part buffers). A backup is two objects,
+// age, up to 4 MiB of dump read ahead, plus the store's part buffers). The
+// dump tool runs under coreutils' stdbuf, when present, so that it writes
+// 1 MiB at a time instead of 4 KiB. A backup is two objects,
 // <prefix><source>/<ID>.<ext>.zst.age and <prefix><source>/<ID>.manifest.json;
 // the manifest (source, sizes, sha256, tool versions, start and end,
 // recipients) is written after the data, so a backup is listed (Scan) only
