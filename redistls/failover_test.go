@@ -326,8 +326,12 @@ func TestFailoverCountsEvents(t *testing.T) {
 	}
 	waitFor(t, "the second failover event", func() bool { return events() >= 2 })
 	time.Sleep(500 * time.Millisecond)
-	if ev, cl := events(), closed(); ev != 2 || cl <= closedFirst {
-		t.Errorf("after a second failover: %v failover events (want 2), %v closed connections (want > %v)", ev, cl, closedFirst)
+	// The second failover is one more event. It may close no connection:
+	// with the name moved first, go-redis drops each connection that got
+	// -READONLY and reconnects to the new primary on its own, often before
+	// the monitor's next probe (TestFailoverCountedWithoutPinnedConnections).
+	if ev := events(); ev != 2 {
+		t.Errorf("after a second failover: %v failover events (want 2)", ev)
 	}
 	t.Logf("%v failover events closed %v client connections (%v in the first, whose name moved 1.5 s late)", events(), closed(), closedFirst)
 }
