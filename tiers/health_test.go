@@ -184,7 +184,7 @@ func TestSidekiqRedis(t *testing.T) {
 	base.Close()
 	opt.DB = 9
 	sq := redis.NewClient(&opt)
-	defer sq.Close()
+	t.Cleanup(func() { sq.Close() }) // after the Del below: cleanups run last first
 	if err := sq.SAdd(ctx, "queues", "default").Err(); err != nil {
 		t.Fatal(err)
 	}

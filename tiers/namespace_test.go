@@ -26,7 +26,7 @@ func TestSidekiqNamespace(t *testing.T) {
 	base.Close()
 	opt.DB = 10
 	rc := redis.NewClient(&opt)
-	defer rc.Close()
+	t.Cleanup(func() { rc.Close() }) // after the Del below: cleanups run last first
 	enq := float64(time.Now().Add(-time.Second).UnixNano()) / 1e9
 	for i := range 2 {
 		job := fmt.Sprintf(`{"class":"ActivityPub::DeliveryWorker","args":[],"queue":"default","jid":"j%d","created_at":%f,"enqueued_at":%f}`, i, enq, enq)
