@@ -190,7 +190,7 @@ func TestRedisIsTLSOnlyAndFailsOver(t *testing.T) {
 
 func TestMariaDB(t *testing.T) {
 	m := testenv.Maria(t)
-	if err := m.Exec(context.Background(), "CREATE TABLE IF NOT EXISTS posts (id INT PRIMARY KEY); INSERT INTO posts VALUES (1)"); err != nil {
+	if err := m.Exec(context.Background(), "CREATE TABLE IF NOT EXISTS posts (id INT PRIMARY KEY); REPLACE INTO posts VALUES (1)"); err != nil {
 		t.Fatal(err)
 	}
 }
