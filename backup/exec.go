@@ -129,7 +129,7 @@ func lookTool(path, name string) (string, error) {
 
 var debianPackage = map[string]string{
 	"pg_dump": "postgresql-client", "pg_restore": "postgresql-client", "psql": "postgresql-client",
-	"redis-cli": "redis-tools", "mysqldump": "mariadb-client", "mariadb": "mariadb-client",
+	"redis-cli": "redis-tools", "redis-check-rdb": "redis-tools", "mysqldump": "mariadb-client", "mariadb": "mariadb-client",
 }
 
 // Dump tools write their output through stdio, which sizes its buffer by

@@ -236,17 +236,27 @@ func (s *RedisSource) args() []string {
 	return args
 }
 
-// Dump streams the RDB file into w.
-func (s *RedisSource) Dump(ctx context.Context, w io.Writer) error {
+// cli is redis-cli connected to the source with extra arguments, the
+// password in REDISCLI_AUTH.
+func (s *RedisSource) cli(extra ...string) (tool, error) {
 	bin, err := lookTool(s.RedisCLI, "redis-cli")
 	if err != nil {
-		return err
+		return tool{}, err
 	}
 	var env []string
 	if s.Password != "" {
 		env = append(env, "REDISCLI_AUTH="+s.Password)
 	}
-	return tool{bin: bin, args: append(s.args(), "--rdb", "-"), env: env}.run(ctx, nil, &rdbCheck{w: w})
+	return tool{bin: bin, args: append(s.args(), extra...), env: env}, nil
+}
+
+// Dump streams the RDB file into w.
+func (s *RedisSource) Dump(ctx context.Context, w io.Writer) error {
+	t, err := s.cli("--rdb", "-")
+	if err != nil {
+		return err
+	}
+	return t.run(ctx, nil, &rdbCheck{w: w})
 }
 
 // rdbCheck refuses a stream that does not start like an RDB file (redis-cli

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -48,12 +47,9 @@ func (v *RedisVerify) Run(ctx context.Context, store Store, m Manifest, identiti
 	if m.Kind != "redis" {
 		return rep, fmt.Errorf("backup: verify: %s is a %s backup, not redis", m.Object, m.Kind)
 	}
-	check := v.CheckRDB
-	if check == "" {
-		var err error
-		if check, err = exec.LookPath("redis-check-rdb"); err != nil {
-			return rep, fmt.Errorf("backup: redis-check-rdb not found in PATH (Debian: apt-get install redis-tools): %w", err)
-		}
+	check, err := lookTool(v.CheckRDB, "redis-check-rdb")
+	if err != nil {
+		return rep, err
 	}
 	// Reference count first: the drill compares with the source as it is.
 	keys, err := v.sourceKeys(ctx)
@@ -86,16 +82,12 @@ func (v *RedisVerify) Run(ctx context.Context, store Store, m Manifest, identiti
 // keyspace.
 func (v *RedisVerify) sourceKeys(ctx context.Context) (int64, error) {
 	s := &v.Source
-	bin, err := lookTool(s.RedisCLI, "redis-cli")
+	info, err := s.cli("INFO", "keyspace")
 	if err != nil {
 		return 0, err
 	}
-	var env []string
-	if s.Password != "" {
-		env = append(env, "REDISCLI_AUTH="+s.Password)
-	}
 	var out bytes.Buffer
-	if err := (tool{bin: bin, args: append(s.args(), "INFO", "keyspace"), env: env}).run(ctx, nil, &out); err != nil {
+	if err := info.run(ctx, nil, &out); err != nil {
 		return 0, fmt.Errorf("backup: verify: count keys of %s: %w", s.Name(), err)
 	}
 	if !strings.Contains(out.String(), "# Keyspace") {
