@@ -87,11 +87,12 @@ func (s *service) monitor(ctx context.Context) {
 		s.suspects = map[string]bool{}
 		s.mu.Unlock()
 		for n, p := range probes {
-			if !contains(nodes, n) || p.st != st {
+			gone := !contains(nodes, n)
+			if gone || p.st != st {
 				p.c.Close()
 				delete(probes, n)
 			}
-			if !contains(nodes, n) {
+			if gone {
 				delete(failing, n)
 			}
 		}
@@ -243,8 +244,9 @@ func isNetErr(err error) bool {
 
 // Check dials every service's backend by name as a client connection
 // would (fresh resolution, verified TLS), sends AUTH and PING, and returns
-// every service's failure, joined (nil when all answer). Its dials are not counted in redistls_dials_total or
-// redistls_dial_errors_total, which count client connections only.
+// every service's failure, joined (nil when all answer). Its dials are not
+// counted in redistls_dials_total or redistls_dial_errors_total, which
+// count client connections only.
 func (t *Tunnel) Check(ctx context.Context) error {
 	t.mu.Lock()
 	svcs := make([]*service, 0, len(t.services))
