@@ -21,15 +21,35 @@
 //   - tiers: Puma sizing, droplet tiers from snapshots, the load balancer
 //     and per-tier health, OpenSearch included.
 //
-// Inside the module: internal/envfile reads and writes .env.production the
-// way Mastodon reads it; internal/testenv starts the real servers the tests
-// and the demo use; internal/s3fake and internal/b2fake are the local
-// stand-ins for Spaces and B2; internal/promfile leaves cron jobs' metrics
-// for node_exporter or a Pushgateway; internal/demo is the README's main job.
-// deploy/ holds Grafana dashboards and Prometheus alert rules for the
-// metrics the packages export.
+// # Settings
+//
+// This package is the one reader of Mastodon's settings. ReadEnv reads
+// .env.production the way Rails and Sidekiq read it (Ruby dotenv's quoting,
+// $NAME expansion and comments), with the process environment winning, as
+// a systemd Environment= line wins for Rails; Lint reports each value the
+// streaming server (node's dotenv) reads differently, without printing a
+// secret. Every package builds its configuration from a Lookup, and each
+// constructor is spelled TFromEnv(env Lookup, ...) for the T it returns:
+// pgpool.ConfigFromEnv reads DB_*, redistls.ClientOptionsFromEnv REDIS_*,
+// spaces.ConfigFromEnv S3_*; no other package reads those variables.
+//
+// # Errors
+//
+// An error says what was being done to which object, once per layer, and
+// the program adds its own name once: "backup: restore pg/x.zst.age:
+// object does not exist". Sentinel errors (errors.Is) carry no package
+// prefix, and no error holds a password, key or token.
+//
+// Inside the module, internal/envfile is the engine behind ReadEnv;
+// internal/testenv starts the real servers the tests and the demo use;
+// internal/s3fake and internal/b2fake are the local stand-ins for Spaces and
+// B2; internal/promfile leaves cron jobs' metrics for node_exporter or a
+// Pushgateway. deploy/ holds Grafana dashboards and Prometheus alert rules
+// for the metrics the packages export.
 //
 // The programs under examples/ (demo, provision, tunnel, backup, plan,
-// health) are thin mains over these packages: they parse flags, build the
-// package configs and call them.
+// health) are thin mains over these packages: they parse flags, read the
+// settings with ReadEnv, print Lint's findings, build the package configs
+// and call them. They import no internal package, so any of them can be
+// copied into another module.
 package fediops

@@ -202,3 +202,7 @@ func IsSecret(key string) bool { return envfile.IsSecret(key) }
 // Redact returns value ready to print: "[redacted]" for a secret key, else
 // value with any URL password replaced.
 func Redact(key, value string) string { return envfile.Redact(key, value) }
+
+// ParseError is a line of the file that Ruby dotenv would refuse, skip or
+// misread: File, Line and Reason, never a value. ReadEnv returns it.
+type ParseError = envfile.ParseError

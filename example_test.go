@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/fediops/fediops/internal/envfile"
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/pgpool"
 	"github.com/fediops/fediops/spaces"
 	"github.com/fediops/fediops/tiers"
@@ -13,7 +13,7 @@ import (
 // The seed instance's .env.production, read the way Rails reads it and
 // turned into the configurations fediops's packages use.
 func Example() {
-	env, err := envfile.Parse(".env.production", []byte(`# PostgreSQL
+	env, err := fediops.ParseEnv(".env.production", []byte(`# PostgreSQL
 DB_HOST=path-to-postgres-database.ondigitalocean.com
 DB_PORT=25061
 DB_NAME=the_mastodon_connection_pool
@@ -34,24 +34,24 @@ AWS_SECRET_ACCESS_KEY=hahahahahahahahahahahahaha
 S3_ALIAS_HOST=cdn.vmst.io
 WEB_CONCURRENCY=3
 MAX_THREADS=9
-`), envfile.WithLookup(nil))
+`), fediops.WithEnviron(nil)) // the file alone; ReadEnv lets the process environment win
 	if err != nil {
 		panic(err)
 	}
-	for _, f := range envfile.Lint(env) {
+	for _, f := range env.Lint() {
 		fmt.Println("lint:", f.Key, "reads differently in Rails and in the streaming server")
 	}
 
 	// Without DO's CA (provision fetches it) pgpool logs that the host is
 	// not verified; this example keeps the log quiet.
-	db, err := pgpool.FromEnv(env.Get, pgpool.Options{Logger: slog.New(slog.DiscardHandler)})
+	db, err := pgpool.ConfigFromEnv(env.Lookup, pgpool.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		panic(err)
 	}
 	fmt.Println("pool:", db.Pool)
 	fmt.Println("migrations and backups:", db.DirectEndpoint)
 
-	s3, err := spaces.ConfigFromEnv(env.Get)
+	s3, err := spaces.ConfigFromEnv(env.Lookup)
 	if err != nil {
 		panic(err)
 	}

@@ -240,7 +240,7 @@ func itoa(n int) string { return fmt.Sprint(n) }
 func TestPoolConnectionRefused(t *testing.T) {
 	env := map[string]string{"DB_HOST": "db-postgresql-tor1-1234-do-user-1.b.db.ondigitalocean.com", "DB_PORT": "25061",
 		"DB_NAME": "the_mastodon_connection_pool", "DB_USER": "the_mastodon_user", "DB_PASS": "x"}
-	s, err := backup.PostgresFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	s, err := backup.PostgresSourceFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
 	}

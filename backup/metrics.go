@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/internal/promfile"
 )
 
@@ -12,7 +13,7 @@ import (
 // in node_exporter's textfile directory Dir (fediops_backup.prom,
 // fediops_mirror.prom, replaced atomically) and/or at the Pushgateway
 // PushURL. Add it to Runner.Notifiers and MirrorConfig.Notifiers
-// (MetricsFromEnv reads both from the environment). With neither set it
+// (MetricsNotifierFromEnv reads both from the environment). With neither set it
 // does nothing.
 //
 // Per source: fediops_backup_last_success_timestamp_seconds,
@@ -26,13 +27,13 @@ type MetricsNotifier struct {
 	Grouping map[string]string // extra Pushgateway grouping labels, e.g. {"instance": host}
 }
 
-// MetricsFromEnv is the MetricsNotifier that FEDIOPS_METRICS_DIR and
-// FEDIOPS_PUSHGATEWAY_URL describe, read through lookup (Settings.Lookup's).
+// MetricsNotifierFromEnv is the MetricsNotifier that FEDIOPS_METRICS_DIR and
+// FEDIOPS_PUSHGATEWAY_URL describe, read through env.
 // With neither set it does nothing, so a program can always add it.
-func MetricsFromEnv(lookup func(string) (string, bool)) MetricsNotifier {
+func MetricsNotifierFromEnv(env fediops.Lookup) MetricsNotifier {
 	var n MetricsNotifier
-	n.Dir, _ = lookup(promfile.EnvDir)
-	n.PushURL, _ = lookup(promfile.EnvPushURL)
+	n.Dir, _ = env(promfile.EnvDir)
+	n.PushURL, _ = env(promfile.EnvPushURL)
 	return n
 }
 

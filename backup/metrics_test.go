@@ -80,18 +80,18 @@ func TestMetricsFromEnv(t *testing.T) {
 	env := map[string]string{}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	rep := backup.Report{Started: time.Now(), Results: []backup.Result{{Source: "postgres"}}}
-	if err := backup.MetricsFromEnv(lookup).Notify(context.Background(), rep); err != nil {
+	if err := backup.MetricsNotifierFromEnv(lookup).Notify(context.Background(), rep); err != nil {
 		t.Fatalf("unset: %v", err)
 	}
 	env["FEDIOPS_METRICS_DIR"] = dir
-	if err := backup.MetricsFromEnv(lookup).Notify(context.Background(), rep); err != nil {
+	if err := backup.MetricsNotifierFromEnv(lookup).Notify(context.Background(), rep); err != nil {
 		t.Fatal(err)
 	}
 	if v, ok := gauge(t, filepath.Join(dir, "fediops_backup.prom"), "fediops_backup_success", "postgres"); !ok || v != 1 {
 		t.Errorf("success %v %v", v, ok)
 	}
 	env["FEDIOPS_PUSHGATEWAY_URL"] = "not a url"
-	if err := backup.MetricsFromEnv(lookup).Notify(context.Background(), rep); err == nil {
+	if err := backup.MetricsNotifierFromEnv(lookup).Notify(context.Background(), rep); err == nil {
 		t.Error("a bad push URL is no error")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/internal/envfile"
 )
 
@@ -110,19 +111,19 @@ func WritePrune(w io.Writer, res PruneResult) {
 
 // Target is the restore destination for a backup of kind, from
 // -to-database / -to-file and the connection settings.
-func (s *Settings) Target(lookup func(string) (string, bool), kind string) (Target, error) {
+func (s *Settings) Target(env fediops.Lookup, kind string) (Target, error) {
 	switch {
 	case kind == "redis" && s.ToFile != "":
 		return &RedisFileTarget{Path: s.ToFile}, nil
 	case kind == "postgres" && s.ToDatabase != "":
-		pg, err := s.Postgres(lookup)
+		pg, err := s.Postgres(env)
 		if err != nil {
 			return nil, err
 		}
 		pg.Database = s.ToDatabase
 		return &PostgresTarget{Conn: *pg}, nil
 	case kind == "mysql" && s.ToDatabase != "":
-		my := s.MySQL(lookup)
+		my := s.MySQL(env)
 		return &MySQLTarget{Host: my.Host, Port: my.Port, User: my.User, Password: my.Password, Database: s.ToDatabase}, nil
 	case kind == "redis":
 		return nil, errors.New("backup: restoring a redis backup needs -to-file")
@@ -132,18 +133,18 @@ func (s *Settings) Target(lookup func(string) (string, bool), kind string) (Targ
 
 // Verifier is the restore drill for a backup of kind, against the source it
 // came from (the same settings as run's), with -tolerance.
-func (s *Settings) Verifier(lookup func(string) (string, bool), kind string) (Verifier, error) {
+func (s *Settings) Verifier(env fediops.Lookup, kind string) (Verifier, error) {
 	switch kind {
 	case "postgres":
-		pg, err := s.Postgres(lookup)
+		pg, err := s.Postgres(env)
 		if err != nil {
 			return nil, err
 		}
 		return &PostgresVerify{Source: *pg, Tolerance: s.Tolerance}, nil
 	case "mysql":
-		return &MySQLVerify{Source: *s.MySQL(lookup), Tolerance: s.Tolerance}, nil
+		return &MySQLVerify{Source: *s.MySQL(env), Tolerance: s.Tolerance}, nil
 	case "redis":
-		r, err := RedisFromEnv(lookup)
+		r, err := RedisSourceFromEnv(env)
 		if err != nil {
 			return nil, err
 		}
@@ -191,8 +192,8 @@ func (s *Settings) Lookup() (func(string) (string, bool), error) {
 
 // Pipeline is the backup pipeline for store with the recipients from
 // -recipient, -recipient-file and BACKUP_AGE_RECIPIENTS.
-func (s *Settings) Pipeline(lookup func(string) (string, bool), store Store, log *slog.Logger) (Pipeline, error) {
-	recips, err := s.AgeRecipients(lookup)
+func (s *Settings) Pipeline(env fediops.Lookup, store Store, log *slog.Logger) (Pipeline, error) {
+	recips, err := s.AgeRecipients(env)
 	if err != nil {
 		return Pipeline{}, err
 	}
@@ -210,34 +211,34 @@ func (s *Settings) Pipeline(lookup func(string) (string, bool), store Store, log
 func (s *Settings) Retention() Retention { return Retention{KeepFor: s.KeepFor, KeepLast: s.KeepLast} }
 
 // AgeRecipients parses -recipient, -recipient-file and BACKUP_AGE_RECIPIENTS.
-func (s *Settings) AgeRecipients(lookup func(string) (string, bool)) ([]age.Recipient, error) {
+func (s *Settings) AgeRecipients(env fediops.Lookup) ([]age.Recipient, error) {
 	keys := append([]string(nil), s.Recipients...)
-	if v, ok := lookup("BACKUP_AGE_RECIPIENTS"); ok {
+	if v, ok := env("BACKUP_AGE_RECIPIENTS"); ok {
 		keys = append(keys, strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })...)
 	}
 	return ParseRecipients(keys, s.RecipientFiles)
 }
 
 // BuildSources makes the sources named in -sources.
-func (s *Settings) BuildSources(lookup func(string) (string, bool)) ([]Source, error) {
+func (s *Settings) BuildSources(env fediops.Lookup) ([]Source, error) {
 	var out []Source
 	for _, name := range strings.Split(s.Sources, ",") {
 		switch strings.TrimSpace(name) {
 		case "postgres":
-			pg, err := s.Postgres(lookup)
+			pg, err := s.Postgres(env)
 			if err != nil {
 				return nil, err
 			}
 			out = append(out, pg)
 		case "redis":
-			r, err := RedisFromEnv(lookup)
+			r, err := RedisSourceFromEnv(env)
 			if err != nil {
 				return nil, err
 			}
 			r.CAFile = s.RedisCAFile
 			out = append(out, r)
 		case "mysql":
-			out = append(out, s.MySQL(lookup))
+			out = append(out, s.MySQL(env))
 		case "":
 		default:
 			return nil, fmt.Errorf("backup: -sources: unknown source %q (want postgres, redis, mysql)", name)
@@ -251,8 +252,8 @@ func (s *Settings) BuildSources(lookup func(string) (string, bool)) ([]Source, e
 
 // Postgres is the PostgreSQL source: DB_* (or DATABASE_URL) overridden by
 // the -pg-* flags, validated (the pool is refused with a hint).
-func (s *Settings) Postgres(lookup func(string) (string, bool)) (*PostgresSource, error) {
-	pg, err := PostgresFromEnv(lookup)
+func (s *Settings) Postgres(env fediops.Lookup) (*PostgresSource, error) {
+	pg, err := PostgresSourceFromEnv(env)
 	if err != nil {
 		return nil, err
 	}
@@ -283,17 +284,17 @@ func (s *Settings) Postgres(lookup func(string) (string, bool)) (*PostgresSource
 }
 
 // MySQL is the MySQL source from MYSQL_* and the -mysql-* flags.
-func (s *Settings) MySQL(lookup func(string) (string, bool)) *MySQLSource {
+func (s *Settings) MySQL(env fediops.Lookup) *MySQLSource {
 	get := func(flagVal, key string) string {
 		if flagVal != "" {
 			return flagVal
 		}
-		v, _ := lookup(key)
+		v, _ := env(key)
 		return v
 	}
 	m := &MySQLSource{Host: get(s.MySQLHost, "MYSQL_HOST"), User: get(s.MySQLUser, "MYSQL_USER"),
 		Database: get(s.MySQLDatabase, "MYSQL_DATABASE")}
-	m.Password, _ = lookup("MYSQL_PASSWORD")
+	m.Password, _ = env("MYSQL_PASSWORD")
 	m.Port = s.MySQLPort
 	if m.Port == 0 {
 		m.Port, _ = strconv.Atoi(get("", "MYSQL_PORT"))

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/redistls"
 )
 
@@ -54,14 +55,14 @@ type PostgresSource struct {
 // DefaultLockWait is PostgresSource's default pg_dump --lock-wait-timeout.
 const DefaultLockWait = 10 * time.Minute
 
-// PostgresFromEnv reads Mastodon's DATABASE_URL or DB_HOST, DB_PORT,
+// PostgresSourceFromEnv reads Mastodon's DATABASE_URL or DB_HOST, DB_PORT,
 // DB_NAME, DB_USER, DB_PASS and DB_SSLMODE (with Mastodon's defaults) and
 // validates the result: a .env.production that points DB_PORT at the pool
 // (as DO's set-up does for the app) is an ErrPoolConnection until the
 // caller overrides Port and Database with the direct ones.
-func PostgresFromEnv(lookup func(string) (string, bool)) (*PostgresSource, error) {
+func PostgresSourceFromEnv(env fediops.Lookup) (*PostgresSource, error) {
 	get := func(k, def string) string {
-		if v, ok := lookup(k); ok && v != "" {
+		if v, ok := env(k); ok && v != "" {
 			return v
 		}
 		return def
@@ -183,11 +184,11 @@ type RedisSource struct {
 	RedisCLI string // redis-cli path; "" = from PATH
 }
 
-// RedisFromEnv reads Mastodon's REDIS_URL (rediss:// means TLS) or
+// RedisSourceFromEnv reads Mastodon's REDIS_URL (rediss:// means TLS) or
 // REDIS_HOST, REDIS_PORT, REDIS_USER and REDIS_PASSWORD, by the rules
 // redistls.ClientOptions applies for every fediops Redis client.
-func RedisFromEnv(lookup func(string) (string, bool)) (*RedisSource, error) {
-	o, err := redistls.ClientOptions(lookup, "REDIS_", "")
+func RedisSourceFromEnv(env fediops.Lookup) (*RedisSource, error) {
+	o, err := redistls.ClientOptionsFromEnv(env, "REDIS_")
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}

@@ -16,10 +16,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fediops/fediops/internal/testenv"
-	"github.com/fediops/fediops/pgpool"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/fediops/fediops"
+	"github.com/fediops/fediops/internal/testenv"
+	"github.com/fediops/fediops/pgpool"
 )
 
 // BenchmarkSelectOnlyVsPgbench runs, in one run and through testenv's
@@ -58,7 +60,7 @@ func BenchmarkSelectOnlyVsPgbench(b *testing.B) {
 	pg := bo.Backend
 	_, _ = run("-i", "-q", "-s", "1", "-h", pg.Host, "-p", strconv.Itoa(pg.Port), "-U", pg.User, pg.Database)
 
-	cfg, err := pgpool.FromEnv(pgpool.Map(bouncerEnv(bo)), pgpool.Options{MaxConns: 50})
+	cfg, err := pgpool.ConfigFromEnv(fediops.MapLookup(bouncerEnv(bo)), pgpool.Options{MaxConns: 50})
 	if err != nil {
 		b.Fatal(err)
 	}

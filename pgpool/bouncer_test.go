@@ -13,12 +13,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fediops/fediops/internal/testenv"
-	"github.com/fediops/fediops/pgpool"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/fediops/fediops"
+	"github.com/fediops/fediops/internal/testenv"
+	"github.com/fediops/fediops/pgpool"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -111,7 +113,7 @@ func TestPooledThroughPgBouncer(t *testing.T) {
 	b := testenv.Bouncer(t)
 	ctx := ctxT(t, 90*time.Second)
 	var logs bytes.Buffer
-	cfg, err := pgpool.FromEnv(pgpool.Map(bouncerEnv(b)), pgpool.Options{MaxConns: 50,
+	cfg, err := pgpool.ConfigFromEnv(fediops.MapLookup(bouncerEnv(b)), pgpool.Options{MaxConns: 50,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -236,7 +238,7 @@ func TestTLSAgainstRealServer(t *testing.T) {
 	env := bouncerEnv(b)
 	delete(env, "NODE_EXTRA_CA_CERTS")
 	var logs bytes.Buffer
-	cfg, err := pgpool.FromEnv(pgpool.Map(env), pgpool.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	cfg, err := pgpool.ConfigFromEnv(fediops.MapLookup(env), pgpool.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +259,7 @@ func TestTLSAgainstRealServer(t *testing.T) {
 
 	// verify-full against a CA that did not sign the server: refused.
 	env["NODE_EXTRA_CA_CERTS"] = testenv.Shared(t).RedisCA.File
-	cfg, err = pgpool.FromEnv(pgpool.Map(env), pgpool.Options{})
+	cfg, err = pgpool.ConfigFromEnv(fediops.MapLookup(env), pgpool.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +279,7 @@ func TestTLSAgainstRealServer(t *testing.T) {
 	// A wrong password: the error does not echo it.
 	env = bouncerEnv(b)
 	env["DB_PASS"] = "Wr0ng$ecret-" + b.Password
-	cfg, err = pgpool.FromEnv(pgpool.Map(env), pgpool.Options{})
+	cfg, err = pgpool.ConfigFromEnv(fediops.MapLookup(env), pgpool.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +296,7 @@ func TestTLSAgainstRealServer(t *testing.T) {
 func TestProbePreparedStatements(t *testing.T) {
 	b := testenv.Bouncer(t)
 	ctx := ctxT(t, 60*time.Second)
-	cfg, err := pgpool.FromEnv(pgpool.Map(bouncerEnv(b)), pgpool.Options{})
+	cfg, err := pgpool.ConfigFromEnv(fediops.MapLookup(bouncerEnv(b)), pgpool.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

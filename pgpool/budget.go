@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/fediops/fediops"
 )
 
 // Limits are a provider's connection rules. DO is DigitalOcean's.
@@ -102,10 +104,10 @@ func Direct(who string, n int) Demand {
 	return Demand{Who: who, Variable: "direct connections", Conns: n}
 }
 
-// WebFromEnv reads a web node's demand from Mastodon's settings:
+// WebDemandFromEnv reads a web node's demand from Mastodon's settings:
 // WEB_CONCURRENCY (default 2) processes × (DB_POOL, else MAX_THREADS,
 // else 5).
-func WebFromEnv(node string, env Lookup) (Demand, error) {
+func WebDemandFromEnv(env fediops.Lookup, node string) (Demand, error) {
 	procs, err := intVar(env, "WEB_CONCURRENCY", 2)
 	if err != nil {
 		return Demand{}, err
@@ -121,7 +123,7 @@ func WebFromEnv(node string, env Lookup) (Demand, error) {
 	return Web(node, procs, pool), nil
 }
 
-func intVar(env Lookup, key string, def int) (int, error) {
+func intVar(env fediops.Lookup, key string, def int) (int, error) {
 	v, ok := get(env, key)
 	if !ok {
 		return def, nil
@@ -167,7 +169,7 @@ const (
 // a whole number >= 1) and FEDIOPS_DB_MAX_POOLS (0: no check), when set,
 // replacing DO's figures. Give it to Manager.Limits so that its plans
 // and Room use them.
-func LimitsFromEnv(env Lookup) (Limits, error) {
+func LimitsFromEnv(env fediops.Lookup) (Limits, error) {
 	l := DO
 	var err error
 	if l.Fixed, err = intVar(env, EnvConnLimit, 0); err != nil {
@@ -182,8 +184,8 @@ func LimitsFromEnv(env Lookup) (Limits, error) {
 	return l, nil
 }
 
-// NewBudgetEnv is NewBudget under LimitsFromEnv(env).
-func NewBudgetEnv(memGiB int, env Lookup) (Budget, error) {
+// BudgetFromEnv is NewBudget under LimitsFromEnv(env).
+func BudgetFromEnv(env fediops.Lookup, memGiB int) (Budget, error) {
 	l, err := LimitsFromEnv(env)
 	if err != nil {
 		return Budget{}, err

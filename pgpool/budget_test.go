@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/pgpool"
 )
 
@@ -19,11 +20,11 @@ func TestLimits(t *testing.T) {
 	if got := l.Connections(64); got != 1597 {
 		t.Errorf("uncapped 64 GiB: %d", got)
 	}
-	b, err := pgpool.NewBudgetEnv(64, pgpool.Map(map[string]string{pgpool.EnvConnLimit: "1597", pgpool.EnvMaxPools: "30"}))
+	b, err := pgpool.BudgetFromEnv(fediops.MapLookup(map[string]string{pgpool.EnvConnLimit: "1597", pgpool.EnvMaxPools: "30"}), 64)
 	if err != nil || b.Limit != 1597 || b.MaxPools != 30 {
-		t.Errorf("NewBudgetEnv: %+v %v", b, err)
+		t.Errorf("BudgetFromEnv: %+v %v", b, err)
 	}
-	if _, err := pgpool.NewBudgetEnv(64, pgpool.Map(map[string]string{pgpool.EnvConnLimit: "many"})); !errors.Is(err, pgpool.ErrInvalid) || !strings.Contains(err.Error(), pgpool.EnvConnLimit) {
+	if _, err := pgpool.BudgetFromEnv(fediops.MapLookup(map[string]string{pgpool.EnvConnLimit: "many"}), 64); !errors.Is(err, pgpool.ErrInvalid) || !strings.Contains(err.Error(), pgpool.EnvConnLimit) {
 		t.Errorf("bad limit: %v", err)
 	}
 	for slug, want := range map[string]int{"db-s-1vcpu-1gb": 1, "db-s-2vcpu-4gb": 4, "gd-8vcpu-32gb": 32, "so1_5-4vcpu-32gb": 32} {
@@ -40,7 +41,7 @@ func TestLimits(t *testing.T) {
 // MAX_THREADS=9), two Sidekiq nodes (DB_POOL=25), streaming, all through
 // one pool, plus a migration's direct connections.
 func TestBudgetSeed(t *testing.T) {
-	web, err := pgpool.WebFromEnv("kirk", pgpool.Map(map[string]string{"WEB_CONCURRENCY": "3", "MAX_THREADS": "9"}))
+	web, err := pgpool.WebDemandFromEnv(fediops.MapLookup(map[string]string{"WEB_CONCURRENCY": "3", "MAX_THREADS": "9"}), "kirk")
 	if err != nil || web.Conns != 27 {
 		t.Fatalf("web %v %v", web, err)
 	}
@@ -92,7 +93,7 @@ func TestBudgetSeed(t *testing.T) {
 	if r := many.Add(pgpool.Web("x", 1, 1).Via("ghost")).Report(); !errors.Is(r.Err(), pgpool.ErrOverBudget) || !errors.Is(r.Err(), pgpool.ErrUnknownPool) {
 		t.Fatalf("22 pools and a ghost: %v", r.Err())
 	}
-	if _, err := pgpool.WebFromEnv("x", pgpool.Map(map[string]string{"MAX_THREADS": "lots"})); !errors.Is(err, pgpool.ErrInvalid) || !strings.Contains(err.Error(), "MAX_THREADS") {
+	if _, err := pgpool.WebDemandFromEnv(fediops.MapLookup(map[string]string{"MAX_THREADS": "lots"}), "x"); !errors.Is(err, pgpool.ErrInvalid) || !strings.Contains(err.Error(), "MAX_THREADS") {
 		t.Fatalf("bad MAX_THREADS: %v", err)
 	}
 }

@@ -17,6 +17,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/fediops/fediops"
 )
 
 // DigitalOcean's ports: the connection pool (pgBouncer) and the database itself.
@@ -34,7 +36,7 @@ const (
 	DefaultSSLMode  = "prefer"
 )
 
-// The fediops-specific variables FromEnv reads besides Mastodon's own. They
+// The fediops-specific variables ConfigFromEnv reads besides Mastodon's own. They
 // may live in .env.production: Mastodon ignores them.
 const (
 	// EnvPooled says whether DB_* point at a pgBouncer pool ("true") or at
@@ -60,7 +62,7 @@ const (
 // NODE_EXTRA_CA_CERTS is where the seed keeps DO's CA for the streaming server.
 var caVars = []string{"PGSSLROOTCERT", "NODE_EXTRA_CA_CERTS"}
 
-// Sentinel errors; FromEnv wraps them with the variable at fault.
+// Sentinel errors; ConfigFromEnv wraps them with the variable at fault.
 var (
 	// ErrPreparedStatements: the settings point at a transaction pool while
 	// Mastodon would use prepared statements (PREPARED_STATEMENTS unset or
@@ -80,34 +82,8 @@ var (
 	ErrInvalid = errors.New("invalid setting")
 )
 
-// Lookup returns the value of an environment variable and whether it is
-// set, like os.LookupEnv and envfile's (*File).Get.
-type Lookup func(key string) (string, bool)
-
-// Map turns a map into a Lookup.
-func Map(m map[string]string) Lookup {
-	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
-}
-
-// Layered consults each lookup in turn; the first that has the key wins.
-// Layered(os.LookupEnv, file.Get) is what Rails sees: a variable set in the
-// process environment (a systemd Environment= line) beats .env.production.
-func Layered(lookups ...Lookup) Lookup {
-	return func(k string) (string, bool) {
-		for _, l := range lookups {
-			if l == nil {
-				continue
-			}
-			if v, ok := l(k); ok {
-				return v, true
-			}
-		}
-		return "", false
-	}
-}
-
-// Options adjust FromEnv. The zero value reads everything from the
-// environment given to FromEnv; a set field wins over its variable.
+// Options adjust ConfigFromEnv. The zero value reads everything from the
+// settings given to ConfigFromEnv; a set field wins over its variable.
 type Options struct {
 	CAPEM          []byte        // the CA as PEM (for example from (*Manager).CA)
 	CAFile         string        // the CA file; overrides FEDIOPS_DB_CA_FILE and the rest
@@ -121,10 +97,10 @@ type Options struct {
 	Logger         *slog.Logger  // warnings (unverified TLS); default slog.Default()
 }
 
-// TLSMode is how the connection is secured, after FromEnv's decision.
+// TLSMode is how the connection is secured, after ConfigFromEnv's decision.
 type TLSMode string
 
-// The TLS modes FromEnv can choose.
+// The TLS modes ConfigFromEnv can choose.
 const (
 	TLSVerifyFull TLSMode = "verify-full" // chain and host name checked (the default)
 	TLSVerifyCA   TLSMode = "verify-ca"   // chain checked, host name not
@@ -143,7 +119,7 @@ func (e Endpoint) String() string {
 	return net.JoinHostPort(e.Host, strconv.Itoa(e.Port)) + "/" + e.Database
 }
 
-// Config is the result of FromEnv: the connection Mastodon's settings
+// Config is the result of ConfigFromEnv: the connection Mastodon's settings
 // describe, as ready-to-use pgxpool configurations.
 type Config struct {
 	// Pooled connects through the pgBouncer pool and is safe in transaction
@@ -184,7 +160,7 @@ type settings struct {
 	portVar, dbVar, preparedVar, sslVar        string // where each came from, for messages
 }
 
-// endpoints is the part of FromEnv that needs no CA: where the pool and
+// endpoints is the part of ConfigFromEnv that needs no CA: where the pool and
 // the database are.
 type endpoints struct {
 	s        settings
@@ -194,7 +170,7 @@ type endpoints struct {
 	directOK error
 }
 
-func get(env Lookup, key string) (string, bool) {
+func get(env fediops.Lookup, key string) (string, bool) {
 	if env == nil {
 		return "", false
 	}
@@ -207,7 +183,7 @@ func get(env Lookup, key string) (string, bool) {
 
 // readSettings applies Mastodon's rules: DB_* with defaults, then
 // DATABASE_URL's parts win where present.
-func readSettings(env Lookup) (settings, error) {
+func readSettings(env fediops.Lookup) (settings, error) {
 	s := settings{host: DefaultHost, port: DefaultPort, db: DefaultDatabase, user: DefaultUser,
 		sslmode: DefaultSSLMode, portVar: "DB_PORT", dbVar: "DB_NAME", preparedVar: "PREPARED_STATEMENTS", sslVar: "DB_SSLMODE"}
 	var errs []error
@@ -305,7 +281,7 @@ func railsBool(v string, def bool) bool {
 	return true
 }
 
-func lookupBool(env Lookup, key string) (bool, bool, error) {
+func lookupBool(env fediops.Lookup, key string) (bool, bool, error) {
 	v, ok := get(env, key)
 	if !ok {
 		return false, false, nil
@@ -317,7 +293,7 @@ func lookupBool(env Lookup, key string) (bool, bool, error) {
 	return b, true, nil
 }
 
-func resolveEndpoints(env Lookup, opt *Options) (endpoints, error) {
+func resolveEndpoints(env fediops.Lookup, opt *Options) (endpoints, error) {
 	s, err := readSettings(env)
 	errs := []error{err}
 	ep := endpoints{s: s}
@@ -411,17 +387,16 @@ func checkPoolName(s settings, directName, nameVar string, known []string) error
 	return nil
 }
 
-// FromEnv builds the pooled and direct configurations from Mastodon's
+// ConfigFromEnv builds the pooled and direct configurations from Mastodon's
 // settings: DATABASE_URL (its parts win) or DB_HOST, DB_PORT, DB_NAME,
 // DB_USER, DB_PASS, DB_SSLMODE, PREPARED_STATEMENTS with Mastodon's
 // defaults (an empty value counts as unset), plus the FEDIOPS_DB_*
-// variables above. Pass envfile's (*File).Get, Map(m), os.LookupEnv or
-// Layered(os.LookupEnv, file.Get).
+// variables above. Pass (*fediops.Env).Lookup, os.LookupEnv or fediops.MapLookup(m).
 //
 // It returns every problem at once (errors.Join); each names its variable
 // and wraps a sentinel (ErrPreparedStatements, ErrNotPoolName, ErrNoCA,
 // ErrBadCA, ErrInvalid). No error or log line contains the password.
-func FromEnv(env Lookup, opt Options) (*Config, error) {
+func ConfigFromEnv(env fediops.Lookup, opt Options) (*Config, error) {
 	log := opt.Logger
 	if log == nil {
 		log = slog.Default()
@@ -510,7 +485,7 @@ func kvQuote(v string) string {
 // decideTLS picks the TLS mode: verify-full against the CA whenever one is
 // given (DB_SSLMODE=require included, as in the seed), unverified TLS only
 // for an explicit require/no-verify without a CA.
-func decideTLS(env Lookup, opt *Options, s settings) (TLSMode, *tls.Config, string, string, error) {
+func decideTLS(env fediops.Lookup, opt *Options, s settings) (TLSMode, *tls.Config, string, string, error) {
 	pool, source, err := loadCA(env, opt, s)
 	if err != nil {
 		return "", nil, "", "", err
@@ -567,7 +542,7 @@ func isLoopback(host string) bool {
 // loadCA finds the CA: Options.CAPEM, Options.CAFile, FEDIOPS_DB_CA_FILE,
 // DATABASE_URL's sslrootcert, PGSSLROOTCERT, NODE_EXTRA_CA_CERTS. A source
 // that is set but unusable is an error, never skipped.
-func loadCA(env Lookup, opt *Options, s settings) (*x509.CertPool, string, error) {
+func loadCA(env fediops.Lookup, opt *Options, s settings) (*x509.CertPool, string, error) {
 	if len(opt.CAPEM) > 0 {
 		p, err := parseCA(opt.CAPEM)
 		if err != nil {

@@ -9,10 +9,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fediops/fediops/internal/envfile"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/internal/testenv"
 	"github.com/fediops/fediops/pgpool"
-	"github.com/jackc/pgx/v5"
 )
 
 const secret = "Ourpassw0rd!sNoneofyourbu$iness"
@@ -47,7 +48,7 @@ func caFile(t *testing.T) string { return testenv.Shared(t).DBCA.File }
 
 func TestFromEnvSeed(t *testing.T) {
 	var logs bytes.Buffer
-	cfg, err := pgpool.FromEnv(pgpool.Map(seed(caFile(t))), pgpool.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	cfg, err := pgpool.ConfigFromEnv(fediops.MapLookup(seed(caFile(t))), pgpool.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func TestFromEnvSeed(t *testing.T) {
 func TestFromEnvDefaultsAndURL(t *testing.T) {
 	ca := caFile(t)
 	// Nothing pooled: Mastodon's defaults, direct only.
-	cfg, err := pgpool.FromEnv(pgpool.Map(map[string]string{pgpool.EnvCAFile: ca}), pgpool.Options{})
+	cfg, err := pgpool.ConfigFromEnv(fediops.MapLookup(map[string]string{pgpool.EnvCAFile: ca}), pgpool.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func TestFromEnvDefaultsAndURL(t *testing.T) {
 		"DB_HOST":      "ignored", "DB_PORT": "1", "DB_USER": "ignored", "DB_SSLMODE": "require",
 		pgpool.EnvCAFile: ca, pgpool.EnvDirectName: "realdb",
 	}
-	cfg, err = pgpool.FromEnv(pgpool.Map(env), pgpool.Options{})
+	cfg, err = pgpool.ConfigFromEnv(fediops.MapLookup(env), pgpool.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,29 +105,33 @@ func TestFromEnvDefaultsAndURL(t *testing.T) {
 	}
 
 	// Pooled without the direct database: usable, Direct explains itself.
-	cfg, err = pgpool.FromEnv(pgpool.Map(with(seed(ca), pgpool.EnvDirectName, "<unset>")), pgpool.Options{})
+	cfg, err = pgpool.ConfigFromEnv(fediops.MapLookup(with(seed(ca), pgpool.EnvDirectName, "<unset>")), pgpool.Options{})
 	if err != nil || cfg.Direct != nil || !errors.Is(cfg.DirectErr, pgpool.ErrNoDirect) || !strings.Contains(cfg.DirectErr.Error(), pgpool.EnvDirectName) {
 		t.Fatalf("no direct name: %v / %v", err, cfg.DirectErr)
 	}
 	// ... and the option wins over the variable.
-	cfg, err = pgpool.FromEnv(pgpool.Map(seed(ca)), pgpool.Options{DirectDatabase: "other", DirectPort: 6543})
+	cfg, err = pgpool.ConfigFromEnv(fediops.MapLookup(seed(ca)), pgpool.Options{DirectDatabase: "other", DirectPort: 6543})
 	if err != nil || cfg.Direct.ConnConfig.Database != "other" || cfg.Direct.ConnConfig.Port != 6543 {
 		t.Fatalf("options: %v", err)
 	}
 
-	// Layered: the process environment wins over the file, as for Rails.
-	l := pgpool.Layered(pgpool.Map(map[string]string{"DB_PORT": "25060"}), pgpool.Map(seed(ca)))
-	cfg, err = pgpool.FromEnv(l, pgpool.Options{})
+	// The process environment wins over the file, as for Rails.
+	file := []byte("DB_HOST=h\nDB_PORT=25061\nDB_NAME=pool\nDB_PASS='" + secret + "'\nPREPARED_STATEMENTS=false\nDB_SSLMODE=require\nFEDIOPS_DB_CA_FILE=" + ca + "\n")
+	layered, err := fediops.ParseEnv(".env.production", file, fediops.WithEnviron(fediops.MapLookup(map[string]string{"DB_PORT": "25060"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = pgpool.ConfigFromEnv(layered.Lookup, pgpool.Options{})
 	if err != nil || cfg.IsPooled || cfg.Direct.ConnConfig.Port != 25060 {
 		t.Fatalf("layered: %v", err)
 	}
 
 	// The parsed .env.production plugs in.
-	f, err := envfile.Parse(".env.production", []byte("DB_HOST=h\nDB_PORT=25061\nDB_NAME=pool\nDB_PASS='"+secret+"'\nPREPARED_STATEMENTS=false\nDB_SSLMODE=require\nFEDIOPS_DB_CA_FILE="+ca+"\n"))
+	f, err := fediops.ParseEnv(".env.production", file, fediops.WithEnviron(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err = pgpool.FromEnv(f.Get, pgpool.Options{})
+	cfg, err = pgpool.ConfigFromEnv(f.Lookup, pgpool.Options{})
 	if err != nil || cfg.Pooled.ConnConfig.Password != secret || cfg.CASource != pgpool.EnvCAFile {
 		t.Fatalf("envfile: %v", err)
 	}
@@ -172,7 +177,7 @@ func TestFromEnvBadInput(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var logs bytes.Buffer
 			c.opt.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-			_, err := pgpool.FromEnv(pgpool.Map(c.env), c.opt)
+			_, err := pgpool.ConfigFromEnv(fediops.MapLookup(c.env), c.opt)
 			if !errors.Is(err, c.want) {
 				t.Fatalf("got %v, want %v", err, c.want)
 			}
@@ -188,7 +193,7 @@ func TestFromEnvBadInput(t *testing.T) {
 	}
 
 	// Two problems at once are both reported.
-	_, err := pgpool.FromEnv(pgpool.Map(with(seed(ca), "PREPARED_STATEMENTS", "true", "DB_NAME", "<unset>")), pgpool.Options{})
+	_, err := pgpool.ConfigFromEnv(fediops.MapLookup(with(seed(ca), "PREPARED_STATEMENTS", "true", "DB_NAME", "<unset>")), pgpool.Options{})
 	if !errors.Is(err, pgpool.ErrPreparedStatements) || !errors.Is(err, pgpool.ErrNotPoolName) {
 		t.Fatalf("joined: %v", err)
 	}
@@ -196,7 +201,7 @@ func TestFromEnvBadInput(t *testing.T) {
 
 func TestRequireWithoutCAWarns(t *testing.T) {
 	var logs bytes.Buffer
-	cfg, err := pgpool.FromEnv(pgpool.Map(with(seed(""), "NODE_EXTRA_CA_CERTS", "<unset>")),
+	cfg, err := pgpool.ConfigFromEnv(fediops.MapLookup(with(seed(""), "NODE_EXTRA_CA_CERTS", "<unset>")),
 		pgpool.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/digitalocean/godo"
+
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/pgpool"
 )
 
@@ -229,7 +231,7 @@ func TestFetchCA(t *testing.T) {
 		t.Fatalf("second FetchCA: %v %v", changed, err)
 	}
 	// The file is what FromEnv verifies with.
-	cfg, err := pgpool.FromEnv(pgpool.Map(with(seed(""), "NODE_EXTRA_CA_CERTS", "<unset>", pgpool.EnvCAFile, path)), pgpool.Options{})
+	cfg, err := pgpool.ConfigFromEnv(fediops.MapLookup(with(seed(""), "NODE_EXTRA_CA_CERTS", "<unset>", pgpool.EnvCAFile, path)), pgpool.Options{})
 	if err != nil || cfg.TLS != pgpool.TLSVerifyFull {
 		t.Fatalf("FromEnv with the fetched CA: %v", err)
 	}

@@ -1,13 +1,13 @@
 // Package pgpool connects Go programs to a DigitalOcean managed PostgreSQL
-// the way Mastodon's .env.production describes it: call FromFile (or
-// FromEnv with the parsed file), open Config.Pooled for everyday queries
+// the way Mastodon's .env.production describes it: call ConfigFromEnv with
+// (*fediops.Env).Lookup, open Config.Pooled for everyday queries
 // through DO's pgBouncer pool and Config.Direct for migrations and dumps.
 //
 // # Pooled and direct
 //
 // DO puts pgBouncer in transaction mode on port 25061, where DB_NAME is
 // the pool's name; the database itself listens on 25060 under its own
-// name. FromEnv reads Mastodon's settings (DATABASE_URL, whose parts win,
+// name. ConfigFromEnv reads Mastodon's settings (DATABASE_URL, whose parts win,
 // then DB_HOST localhost, DB_PORT 5432, DB_NAME mastodon_production,
 // DB_USER mastodon, DB_PASS, DB_SSLMODE prefer, PREPARED_STATEMENTS true)
 // and derives the direct endpoint by DO's convention: port 25061 becomes
@@ -17,7 +17,7 @@
 // it). FEDIOPS_DB_POOLED, FEDIOPS_DB_DIRECT_PORT and FEDIOPS_DB_DIRECT_HOST
 // cover a pool that is not on 25061; Options override every variable.
 //
-// On the pool port FromEnv refuses PREPARED_STATEMENTS unset or true
+// On the pool port ConfigFromEnv refuses PREPARED_STATEMENTS unset or true
 // (ErrPreparedStatements: Rails would fail with `prepared statement
 // "a1" already exists`) and a DB_NAME that is not a pool (ErrNotPoolName),
 // naming the variable. It reads PREPARED_STATEMENTS as Rails does, through
@@ -54,7 +54,7 @@
 // argument.
 //
 // Inside a transaction, use SET LOCAL for settings; use Config.Direct for
-// session state and schema changes. FromEnv installs a SessionGuard tracer
+// session state and schema changes. ConfigFromEnv installs a SessionGuard tracer
 // on the pooled config that logs a warning for SET, LISTEN, PREPARE, temp
 // tables or session advisory locks run outside a transaction (replace
 // ConnConfig.Tracer to use your own).
@@ -93,8 +93,8 @@
 // A provisioning program asks a Manager for the cluster's Host, the Room
 // a pool may take (limit minus the other pools and Reserve), whether the
 // CA file is current (CAChanged, the dry run of FetchCA), then plans the
-// pool, and writes PooledSettings into .env.production with envfile's
-// SetAll; examples/provision does exactly that.
+// pool, and writes PooledSettings into .env.production with
+// (*fediops.Env).Set; examples/provision does exactly that.
 //
 // # Health
 //

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/pgpool"
 )
 
@@ -13,16 +14,20 @@ import (
 // one for migrations. Without a CA, DB_SSLMODE=require connects unverified
 // and says so; set FEDIOPS_DB_CA_FILE (FetchCA writes it) to verify.
 func Example() {
-	env := pgpool.Map(map[string]string{
-		"DB_HOST":                "path-to-postgres-database.ondigitalocean.com",
-		"DB_PORT":                "25061",
-		"DB_NAME":                "the_mastodon_connection_pool",
-		"DB_USER":                "the_mastodon_user",
-		"DB_PASS":                "Ourpassw0rd!sNoneofyourbu$iness",
-		"PREPARED_STATEMENTS":    "false",
-		"DB_SSLMODE":             "require",
-		"FEDIOPS_DB_DIRECT_NAME": "mastodon_production",
-	})
+	const file = `DB_HOST=path-to-postgres-database.ondigitalocean.com
+DB_PORT=25061
+DB_NAME=the_mastodon_connection_pool
+DB_USER=the_mastodon_user
+DB_PASS='Ourpassw0rd!sNoneofyourbu$iness'
+PREPARED_STATEMENTS=false
+DB_SSLMODE=require
+FEDIOPS_DB_DIRECT_NAME=mastodon_production
+`
+	env, err := fediops.ParseEnv(".env.production", []byte(file), fediops.WithEnviron(nil))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	noTime := func(_ []string, a slog.Attr) slog.Attr {
 		if a.Key == slog.TimeKey {
 			return slog.Attr{}
@@ -31,7 +36,7 @@ func Example() {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{ReplaceAttr: noTime}))
 
-	cfg, err := pgpool.FromEnv(env, pgpool.Options{Logger: log})
+	cfg, err := pgpool.ConfigFromEnv(env.Lookup, pgpool.Options{Logger: log})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -40,9 +45,11 @@ func Example() {
 	fmt.Printf("pooled: port %d, database %s, %v mode, statement cache %d\n", p.Port, p.Database, p.DefaultQueryExecMode, p.StatementCacheCapacity)
 	fmt.Printf("direct: port %d, database %s, %v mode\n", d.Port, d.Database, d.DefaultQueryExecMode)
 
-	// Prepared statements through the pool are refused, naming the variable.
-	env2 := pgpool.Layered(pgpool.Map(map[string]string{"PREPARED_STATEMENTS": "true"}), env)
-	_, err = pgpool.FromEnv(env2, pgpool.Options{Logger: slog.New(slog.DiscardHandler)})
+	// Prepared statements through the pool are refused, naming the
+	// variable; here a systemd Environment= line sets it and wins.
+	unit := fediops.MapLookup(map[string]string{"PREPARED_STATEMENTS": "true"})
+	env2, _ := fediops.ParseEnv(".env.production", []byte(file), fediops.WithEnviron(unit))
+	_, err = pgpool.ConfigFromEnv(env2.Lookup, pgpool.Options{Logger: slog.New(slog.DiscardHandler)})
 	fmt.Println(errors.Is(err, pgpool.ErrPreparedStatements), err)
 	// Output:
 	// level=WARN msg="pgpool: DB_SSLMODE=require and no CA: TLS without verifying the host; set FEDIOPS_DB_CA_FILE to DO's CA (FetchCA) to verify it" host=path-to-postgres-database.ondigitalocean.com sslmode=require
@@ -77,7 +84,7 @@ func ExampleBudget() {
 	// over the cluster's connection limit: 98 server connections (pool the_mastodon_connection_pool size=90 + migration direct connections=5 + pg_dump direct connections=3) are 1 over the limit of 97; lower one of them by 1
 }
 
-// The lines that point Mastodon at a DO pool; envfile's SetAll writes
+// The lines that point Mastodon at a DO pool; (*fediops.Env).Set writes
 // them into .env.production and says what changed.
 func ExamplePooledSettings() {
 	for _, s := range pgpool.PooledSettings("majel-do-user-1-0.b.db.ondigitalocean.com", "the_mastodon_connection_pool",

@@ -24,7 +24,7 @@ var localConfig = regexp.MustCompile(`(?i),\s*true\s*\)`)
 // warning for each statement run outside a transaction whose effect would
 // outlive it (SET without LOCAL, RESET, LISTEN, PREPARE, temporary tables,
 // WITH HOLD cursors, session advisory locks, set_config). It logs the
-// statement's kind only, never its text or arguments. FromEnv installs it
+// statement's kind only, never its text or arguments. ConfigFromEnv installs it
 // on Config.Pooled with Options.Logger.
 type SessionGuard struct{ Logger *slog.Logger }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/internal/envfile"
 	"github.com/fediops/fediops/internal/testenv"
 	"github.com/fediops/fediops/pgpool"
@@ -60,7 +61,7 @@ func TestMigrationModeRoundTrip(t *testing.T) {
 		}
 	}
 	// FromEnv now sees a direct configuration with prepared statements on.
-	cfg, err := pgpool.FromEnv(f.Get, pgpool.Options{CAPEM: mustRead(t, caFile(t))})
+	cfg, err := pgpool.ConfigFromEnv(f.Get, pgpool.Options{CAPEM: mustRead(t, caFile(t))})
 	if err != nil || cfg.IsPooled || cfg.Direct.ConnConfig.Port != 25060 || !cfg.PreparedStmts {
 		t.Fatalf("after ToDirect: %v", err)
 	}
@@ -190,24 +191,32 @@ func mustRead(t *testing.T, p string) []byte {
 	return b
 }
 
-func TestFromFileWarnsAboutDollar(t *testing.T) {
+func TestUnquotedDollarReadAsRailsDoes(t *testing.T) {
 	path := filepath.Join(t.TempDir(), ".env.production")
 	env := strings.Replace(seedEnv, "DB_PASS='Ourpassw0rd!sNoneofyourbu$iness'", "DB_PASS=Ourpassw0rd!sNoneofyourbu$iness", 1)
 	env = strings.Replace(env, "/path/to/certs/do-internal.crt", caFile(t), 1)
 	if err := os.WriteFile(path, []byte(env), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var logs bytes.Buffer
-	cfg, err := pgpool.FromFile(path, pgpool.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	e, err := fediops.ReadEnv(path, fediops.WithEnviron(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Rails' reading: cut at the '$'. The warning says so, without the value.
+	cfg, err := pgpool.ConfigFromEnv(e.Lookup, pgpool.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rails' reading: cut at the '$'. Lint says so, without the value.
 	if cfg.Pooled.ConnConfig.Password != "Ourpassw0rd!sNoneofyourbu" {
 		t.Fatalf("password as Rails reads it: wrong")
 	}
-	if !strings.Contains(logs.String(), "DB_PASS") || !strings.Contains(logs.String(), "line=14") || strings.Contains(logs.String(), "Ourpassw0rd") {
-		t.Fatalf("log: %s", logs.String())
+	var found []string
+	for _, f := range e.Lint() {
+		found = append(found, f.String())
+	}
+	all := strings.Join(found, "\n")
+	if !strings.Contains(all, ".env.production:14: DB_PASS:") || strings.Contains(all, "Ourpassw0rd") {
+		t.Fatalf("lint: %s", all)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/digitalocean/godo"
 
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/internal/envfile"
 	"github.com/fediops/fediops/pgpool"
 )
@@ -79,7 +80,7 @@ func TestRoom(t *testing.T) {
 
 	// FEDIOPS_DB_CONN_LIMIT replaces the formula in Room and in plans.
 	m.Reserve = 5
-	if m.Limits, err = pgpool.LimitsFromEnv(pgpool.Map(map[string]string{pgpool.EnvConnLimit: "500"})); err != nil {
+	if m.Limits, err = pgpool.LimitsFromEnv(fediops.MapLookup(map[string]string{pgpool.EnvConnLimit: "500"})); err != nil {
 		t.Fatal(err)
 	}
 	if room, err := m.Room(ctx, pool); err != nil || room != 500-20-5 {
@@ -91,11 +92,11 @@ func TestRoom(t *testing.T) {
 }
 
 func TestLimitsFromEnv(t *testing.T) {
-	l, err := pgpool.LimitsFromEnv(pgpool.Map(nil))
+	l, err := pgpool.LimitsFromEnv(fediops.MapLookup(nil))
 	if err != nil || l != pgpool.DO {
 		t.Errorf("nothing set: %+v, %v; want DO", l, err)
 	}
-	l, err = pgpool.LimitsFromEnv(pgpool.Map(map[string]string{pgpool.EnvConnLimit: "1597", pgpool.EnvMaxPools: "0"}))
+	l, err = pgpool.LimitsFromEnv(fediops.MapLookup(map[string]string{pgpool.EnvConnLimit: "1597", pgpool.EnvMaxPools: "0"}))
 	if err != nil || l.Fixed != 1597 || l.MaxPools != 0 || l.PerGiB != pgpool.DO.PerGiB {
 		t.Errorf("overrides: %+v, %v", l, err)
 	}
@@ -104,11 +105,11 @@ func TestLimitsFromEnv(t *testing.T) {
 			t.Errorf("fixed limit at %d GiB: %d", gib, got)
 		}
 	}
-	if b, err := pgpool.NewBudgetEnv(4, pgpool.Map(map[string]string{pgpool.EnvConnLimit: "60"})); err != nil || b.Limit != 60 || b.MaxPools != pgpool.DO.MaxPools {
-		t.Errorf("NewBudgetEnv: %+v, %v", b, err)
+	if b, err := pgpool.BudgetFromEnv(fediops.MapLookup(map[string]string{pgpool.EnvConnLimit: "60"}), 4); err != nil || b.Limit != 60 || b.MaxPools != pgpool.DO.MaxPools {
+		t.Errorf("BudgetFromEnv: %+v, %v", b, err)
 	}
 	for _, bad := range []map[string]string{{pgpool.EnvConnLimit: "0"}, {pgpool.EnvConnLimit: "-3"}, {pgpool.EnvConnLimit: "lots"}, {pgpool.EnvMaxPools: "x"}} {
-		_, err := pgpool.LimitsFromEnv(pgpool.Map(bad))
+		_, err := pgpool.LimitsFromEnv(fediops.MapLookup(bad))
 		for k := range bad {
 			if !errors.Is(err, pgpool.ErrInvalid) || !strings.Contains(err.Error(), k) {
 				t.Errorf("%v: %v", bad, err)
@@ -155,7 +156,7 @@ func TestCAChanged(t *testing.T) {
 func TestPooledSettings(t *testing.T) {
 	ca := caFile(t)
 	got := pgpool.PooledSettings("db.example.com", "the_mastodon_connection_pool", "the_mastodon_user", "mastodon_production", ca, "")
-	want := []pgpool.Setting{{Key: "DB_HOST", Value: "db.example.com"}, {Key: "DB_PORT", Value: "25061"},
+	want := []fediops.Setting{{Key: "DB_HOST", Value: "db.example.com"}, {Key: "DB_PORT", Value: "25061"},
 		{Key: "DB_NAME", Value: "the_mastodon_connection_pool"}, {Key: "DB_USER", Value: "the_mastodon_user"},
 		{Key: "PREPARED_STATEMENTS", Value: "false"}, {Key: "DB_SSLMODE", Value: "require"},
 		{Key: "NODE_EXTRA_CA_CERTS", Value: ca}, {Key: pgpool.EnvCAFile, Value: ca}, {Key: pgpool.EnvDirectName, Value: "mastodon_production"}}
@@ -185,7 +186,7 @@ func TestPooledSettings(t *testing.T) {
 	if !strings.Contains(string(f.Bytes()), "\nDB_PASS=Ourpassw0rd!sNoneofyourbu$iness\n") {
 		t.Errorf("DB_PASS rewritten:\n%s", f.Bytes())
 	}
-	cfg, err := pgpool.FromEnv(f.Get, pgpool.Options{Logger: slog.New(slog.DiscardHandler)})
+	cfg, err := pgpool.ConfigFromEnv(f.Get, pgpool.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,34 +15,39 @@ import (
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/fediops/fediops"
 )
 
-// ErrSentinel is returned by ClientOptions for settings that use Redis
-// Sentinel, which DigitalOcean's managed Redis does not.
-var ErrSentinel = errors.New("redistls: Sentinel settings are not supported")
+// ErrSentinel is returned by ClientOptionsFromEnv for settings that use
+// Redis Sentinel, which DigitalOcean's managed Redis does not.
+var ErrSentinel = errors.New("Sentinel settings are not supported")
 
-// ErrCAFile wraps ClientOptions's errors about its caFile, so that a caller
-// can name the setting the path came from.
-var ErrCAFile = errors.New("CA file")
+// EnvCAFile names the PEM file of the CA that verifies a rediss:// URL's
+// server (a private CA); unset, the system roots verify it, as they do
+// Valkey's Let's Encrypt certificates. Mastodon ignores it.
+const EnvCAFile = "FEDIOPS_REDIS_CA_FILE"
 
-// ClientOptions builds go-redis options for a Go program that speaks TLS to
-// Redis itself, from Mastodon's settings under prefix ("REDIS_",
+// ClientOptionsFromEnv builds go-redis options for a Go program that speaks
+// TLS to Redis itself, from Mastodon's settings under prefix ("REDIS_",
 // "SIDEKIQ_REDIS_" or "CACHE_REDIS_"; "" means "REDIS_"): <prefix>URL wins,
 // else <prefix>HOST (localhost), PORT (6379), DB (0), USER and PASSWORD.
 // SIDEKIQ_ and CACHE_ take the whole REDIS_ configuration only when their
 // URL, HOST and SENTINELS are all unset, as Mastodon does. A rediss:// URL
-// means TLS verified against caFile (DO's CA) or, when caFile is "", the
-// system roots. lookup is os.LookupEnv or an .env.production reader's.
-func ClientOptions(lookup func(string) (string, bool), prefix, caFile string) (*redis.Options, error) {
+// means TLS verified against the file FEDIOPS_REDIS_CA_FILE names or, when
+// it is unset, the system roots. Errors name the variable and never hold a
+// password.
+func ClientOptionsFromEnv(env fediops.Lookup, prefix string) (*redis.Options, error) {
+	caFile, _ := env(EnvCAFile)
 	if prefix == "" {
 		prefix = "REDIS_"
 	}
-	get := func(p, k string) string { v, _ := lookup(p + k); return v }
+	get := func(p, k string) string { v, _ := env(p + k); return v }
 	if prefix != "REDIS_" && get(prefix, "URL") == "" && get(prefix, "HOST") == "" && get(prefix, "SENTINELS") == "" {
 		prefix = "REDIS_"
 	}
 	if get(prefix, "SENTINELS") != "" || get(prefix, "SENTINEL_MASTER") != "" {
-		return nil, fmt.Errorf("%w (%sSENTINELS)", ErrSentinel, prefix)
+		return nil, fmt.Errorf("%sSENTINELS: %w", prefix, ErrSentinel)
 	}
 	raw := get(prefix, "URL")
 	if raw == "" {
@@ -54,11 +59,11 @@ func ClientOptions(lookup func(string) (string, bool), prefix, caFile string) (*
 			port = "6379"
 		}
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return nil, fmt.Errorf("redistls: %sPORT=%q: want a port number (1-65535)", prefix, port)
+			return nil, fmt.Errorf("%sPORT=%q: want a port number (1-65535)", prefix, port)
 		}
 		if db := get(prefix, "DB"); db != "" {
 			if n, err := strconv.Atoi(db); err != nil || n < 0 {
-				return nil, fmt.Errorf("redistls: %sDB=%q: want a database number (0, 1, ...)", prefix, db)
+				return nil, fmt.Errorf("%sDB=%q: want a database number (0, 1, ...)", prefix, db)
 			}
 		}
 		u := url.URL{Scheme: "redis", Host: net.JoinHostPort(host, port), Path: "/" + get(prefix, "DB")}
@@ -70,7 +75,7 @@ func ClientOptions(lookup func(string) (string, bool), prefix, caFile string) (*
 	opts, err := redis.ParseURL(raw)
 	if err != nil {
 		// ParseURL's errors may quote the URL, password included.
-		return nil, fmt.Errorf("redistls: %sURL is not a redis:// or rediss:// URL", prefix)
+		return nil, fmt.Errorf("%sURL is not a redis:// or rediss:// URL", prefix)
 	}
 	if opts.Password == "" {
 		opts.Password = get(prefix, "PASSWORD")
@@ -80,11 +85,11 @@ func ClientOptions(lookup func(string) (string, bool), prefix, caFile string) (*
 		if caFile != "" {
 			pem, err := os.ReadFile(caFile)
 			if err != nil {
-				return nil, fmt.Errorf("redistls: %w: %w", ErrCAFile, err)
+				return nil, fmt.Errorf("%s: %w", EnvCAFile, err)
 			}
 			opts.TLSConfig.RootCAs = x509.NewCertPool()
 			if !opts.TLSConfig.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("redistls: %w: %s holds no PEM certificate", ErrCAFile, caFile)
+				return nil, fmt.Errorf("%s=%s: no PEM certificate in it", EnvCAFile, caFile)
 			}
 		}
 	}

@@ -11,16 +11,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fediops/fediops/internal/testenv"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/fediops/fediops"
+	"github.com/fediops/fediops/internal/testenv"
 )
 
-func env(m map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
-}
+func env(m map[string]string) fediops.Lookup { return fediops.MapLookup(m) }
 
-func TestClientOptionsFromMastodonSettings(t *testing.T) {
-	o, err := ClientOptions(env(map[string]string{"REDIS_HOST": "10.0.0.3", "REDIS_PORT": "6380", "REDIS_PASSWORD": "s3cret$", "REDIS_DB": "2"}), "", "")
+func TestClientOptionsFromEnv(t *testing.T) {
+	o, err := ClientOptionsFromEnv(env(map[string]string{"REDIS_HOST": "10.0.0.3", "REDIS_PORT": "6380", "REDIS_PASSWORD": "s3cret$", "REDIS_DB": "2"}), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,23 +28,28 @@ func TestClientOptionsFromMastodonSettings(t *testing.T) {
 		t.Errorf("REDIS_HOST form: %+v", o)
 	}
 	// SIDEKIQ_REDIS_ inherits all of REDIS_ only when its URL, HOST and SENTINELS are unset.
-	o, _ = ClientOptions(env(map[string]string{"REDIS_HOST": "a", "REDIS_PASSWORD": "p", "SIDEKIQ_REDIS_PORT": "7000"}), "SIDEKIQ_REDIS_", "")
+	o, _ = ClientOptionsFromEnv(env(map[string]string{"REDIS_HOST": "a", "REDIS_PASSWORD": "p", "SIDEKIQ_REDIS_PORT": "7000"}), "SIDEKIQ_REDIS_")
 	if o.Addr != "a:6379" || o.Password != "p" {
 		t.Errorf("SIDEKIQ_REDIS_ should inherit REDIS_: %+v", o)
 	}
-	o, _ = ClientOptions(env(map[string]string{"REDIS_PASSWORD": "p", "SIDEKIQ_REDIS_HOST": "b"}), "SIDEKIQ_REDIS_", "")
+	o, _ = ClientOptionsFromEnv(env(map[string]string{"REDIS_PASSWORD": "p", "SIDEKIQ_REDIS_HOST": "b"}), "SIDEKIQ_REDIS_")
 	if o.Addr != "b:6379" || o.Password != "" {
 		t.Errorf("SIDEKIQ_REDIS_HOST set: REDIS_PASSWORD must not be inherited: %+v", o)
 	}
-	if _, err := ClientOptions(env(map[string]string{"REDIS_SENTINELS": "a:26379"}), "", ""); !errors.Is(err, ErrSentinel) {
+	if _, err := ClientOptionsFromEnv(env(map[string]string{"REDIS_SENTINELS": "a:26379"}), ""); !errors.Is(err, ErrSentinel) {
 		t.Errorf("sentinels: %v", err)
 	}
-	if _, err := ClientOptions(env(map[string]string{"REDIS_URL": "http://user:hunter2@x"}), "", ""); err == nil || contains([]string{err.Error()}, "hunter2") {
+	// Sentinel settings are refused by name, not read as localhost:6379.
+	if _, err := ClientOptionsFromEnv(env(map[string]string{"SIDEKIQ_REDIS_SENTINELS": "10.0.0.5:26379", "SIDEKIQ_REDIS_SENTINEL_MASTER": "m"}),
+		"SIDEKIQ_REDIS_"); !errors.Is(err, ErrSentinel) || !strings.Contains(err.Error(), "SIDEKIQ_REDIS_SENTINELS") {
+		t.Errorf("SIDEKIQ_REDIS_SENTINELS: %v", err)
+	}
+	if _, err := ClientOptionsFromEnv(env(map[string]string{"REDIS_URL": "http://user:hunter2@x"}), ""); err == nil || contains([]string{err.Error()}, "hunter2") {
 		t.Errorf("bad URL: %v", err)
 	}
 
 	r := testenv.RedisTLS(t)
-	o, err = ClientOptions(env(map[string]string{"REDIS_URL": r.URL()}), "", r.CAFile)
+	o, err = ClientOptionsFromEnv(env(map[string]string{"REDIS_URL": r.URL(), EnvCAFile: r.CAFile}), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,11 +58,14 @@ func TestClientOptionsFromMastodonSettings(t *testing.T) {
 	if err := c.Ping(context.Background()).Err(); err != nil {
 		t.Fatalf("rediss:// with the CA: %v", err)
 	}
-	o, _ = ClientOptions(env(map[string]string{"REDIS_URL": r.URL()}), "", "")
+	o, _ = ClientOptionsFromEnv(env(map[string]string{"REDIS_URL": r.URL()}), "")
 	c2 := redis.NewClient(o)
 	defer c2.Close()
 	if err := c2.Ping(context.Background()).Err(); err == nil {
 		t.Fatal("a private CA verified against the system roots")
+	}
+	if _, err := ClientOptionsFromEnv(env(map[string]string{"REDIS_URL": r.URL(), EnvCAFile: "/nonexistent/ca.pem"}), ""); err == nil || !strings.Contains(err.Error(), EnvCAFile) {
+		t.Fatalf("missing CA file: %v, want it to name %s", err, EnvCAFile)
 	}
 }
 
@@ -76,7 +84,7 @@ func TestDropOnReadOnly(t *testing.T) {
 	target := a.Addr()
 	hook := DropOnReadOnly().(*readOnlyHook)
 	client := func(withHook bool) *redis.Client {
-		o, err := ClientOptions(env(map[string]string{"REDIS_URL": "rediss://default:" + a.Password + "@redis.fediops.test:25061"}), "", a.CAFile)
+		o, err := ClientOptionsFromEnv(env(map[string]string{"REDIS_URL": "rediss://default:" + a.Password + "@redis.fediops.test:25061", EnvCAFile: a.CAFile}), "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,7 +146,7 @@ func TestDropOnReadOnly(t *testing.T) {
 
 // Without a URL, a bad PORT or DB is named as that variable, not as a URL
 // the admin never wrote.
-func TestClientOptionsNamesTheBadPart(t *testing.T) {
+func TestClientOptionsFromEnvNamesTheBadPart(t *testing.T) {
 	for _, tc := range []struct {
 		env  map[string]string
 		want string
@@ -151,7 +159,7 @@ func TestClientOptionsNamesTheBadPart(t *testing.T) {
 		if _, ok := tc.env["CACHE_REDIS_HOST"]; ok {
 			prefix = "CACHE_REDIS_"
 		}
-		_, err := ClientOptions(env(tc.env), prefix, "")
+		_, err := ClientOptionsFromEnv(env(tc.env), prefix)
 		if err == nil {
 			t.Errorf("%v: no error", tc.env)
 			continue

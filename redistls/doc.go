@@ -9,7 +9,7 @@
 // sessions, and copies both ways in an epoll event loop: four syscalls a
 // request, and no goroutine or buffer held by an idle connection. The
 // Tunnel runs on Linux only (Start says so elsewhere); ParseConfig,
-// ClientOptions and DropOnReadOnly work everywhere. A monitor closes the client connections
+// ClientOptionsFromEnv and DropOnReadOnly work everywhere. A monitor closes the client connections
 // pinned to a node that is no longer the primary: the name resolves elsewhere, ROLE answers
 // "slave", a reply carried -READONLY, or the node stopped answering
 // (refused at once, timeouts after 3 probe budgets). Clients reconnect and
@@ -39,6 +39,6 @@
 // late-moving name sends new connections back to it; the closed-connections
 // counter counts every connection the monitor closed.
 //
-// Go programs that speak TLS to Redis themselves use ClientOptions and
+// Go programs that speak TLS to Redis themselves use ClientOptionsFromEnv and
 // DropOnReadOnly instead of the tunnel.
 package redistls

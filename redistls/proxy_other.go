@@ -5,9 +5,9 @@ package redistls
 import "errors"
 
 // The data path is an epoll loop (proxy_linux.go). Elsewhere the package
-// builds, so that ParseConfig, ClientOptions and DropOnReadOnly (and the
+// builds, so that ParseConfig, ClientOptionsFromEnv and DropOnReadOnly (and the
 // packages that use them) work on an admin's laptop, but Start refuses.
-var errNoEpoll = errors.New("redistls: the tunnel runs on Linux only (its data path is an epoll loop); ParseConfig, ClientOptions and DropOnReadOnly work everywhere")
+var errNoEpoll = errors.New("redistls: the tunnel runs on Linux only (its data path is an epoll loop); ParseConfig, ClientOptionsFromEnv and DropOnReadOnly work everywhere")
 
 const (
 	evIn = 1 << iota

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/fediops/fediops"
 )
 
 // Queue is one entry of a Sidekiq process's queue list: a queue name and
@@ -140,12 +142,11 @@ func (r Release) HasQueue(name string) bool {
 // SIDEKIQ_REDIS_* point at.
 const EnvNamespace = "REDIS_NAMESPACE"
 
-// NamespaceFromEnv returns REDIS_NAMESPACE as lookup (os.LookupEnv,
-// envfile's Get) reads it from .env.production, "" when unset: the
+// NamespaceFromEnv returns REDIS_NAMESPACE as env reads it, "" when unset: the
 // namespace ReadNamespace, CollectorOptions and CheckConfig take. Only
 // Mastodon 4.3 honours it (deprecated, see the package doc); 4.4 and later
 // refuse to start while it is set.
-func NamespaceFromEnv(lookup func(key string) (string, bool)) string {
-	v, _ := lookup(EnvNamespace)
+func NamespaceFromEnv(env fediops.Lookup) string {
+	v, _ := env(EnvNamespace)
 	return v
 }

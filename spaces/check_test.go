@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/digitalocean/godo"
+
 	"github.com/fediops/fediops/internal/s3fake"
 )
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/internal/envfile"
 )
 
@@ -117,20 +118,14 @@ func (e *ConfigError) add(v, format string, args ...any) {
 	e.Problems = append(e.Problems, Problem{v, fmt.Sprintf(format, args...)})
 }
 
-// MapLookup adapts a map (envfile's File.Map, a test's literal) to the lookup
-// ConfigFromEnv takes. os.LookupEnv and envfile's (*File).Get fit as they are.
-func MapLookup(m map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
-}
-
-// ConfigFromEnv reads Mastodon's S3 settings through lookup (os.LookupEnv,
-// (*envfile.File).Get, MapLookup). It returns ErrDisabled unless S3_ENABLED
+// ConfigFromEnv reads Mastodon's S3 settings through env ((*fediops.Env).Lookup,
+// os.LookupEnv, fediops.MapLookup). It returns ErrDisabled unless S3_ENABLED
 // is "true", and otherwise one *ConfigError naming every variable that is
 // missing, malformed or contradicts another.
-func ConfigFromEnv(lookup func(string) (string, bool)) (*Config, error) {
-	get := func(k string) string { v, _ := lookup(k); return v }
-	has := func(k string) bool { _, ok := lookup(k); return ok }
-	if v, ok := lookup("S3_ENABLED"); !ok || v != "true" {
+func ConfigFromEnv(env fediops.Lookup) (*Config, error) {
+	get := func(k string) string { v, _ := env(k); return v }
+	has := func(k string) bool { _, ok := env(k); return ok }
+	if v, ok := env("S3_ENABLED"); !ok || v != "true" {
 		return nil, ErrDisabled
 	}
 	e := &ConfigError{}
@@ -145,23 +140,23 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (*Config, error) {
 		AccessKeyID:     get("AWS_ACCESS_KEY_ID"),
 		SecretAccessKey: get("AWS_SECRET_ACCESS_KEY"),
 	}
-	if v, ok := lookup("S3_REGION"); ok {
+	if v, ok := env("S3_REGION"); ok {
 		c.Region = v
 	}
-	if v, ok := lookup("S3_PROTOCOL"); ok {
+	if v, ok := env("S3_PROTOCOL"); ok {
 		c.Protocol = v
 	}
 	c.Hostname = "s3-" + c.Region + ".amazonaws.com"
-	if v, ok := lookup("S3_HOSTNAME"); ok {
+	if v, ok := env("S3_HOSTNAME"); ok {
 		c.Hostname = v
 	}
-	if v, ok := lookup("S3_PERMISSION"); ok {
+	if v, ok := env("S3_PERMISSION"); ok {
 		c.Permission = v
 	}
 	// Mastodon tests these with ENV.key?/ENV.fetch: set but empty, they
 	// give URLs such as https:///key rather than the default.
 	for _, k := range []string{"S3_PROTOCOL", "S3_HOSTNAME", "S3_ENDPOINT", "S3_ALIAS_HOST", "S3_CLOUDFRONT_HOST"} {
-		if v, ok := lookup(k); ok && strings.TrimSpace(v) == "" {
+		if v, ok := env(k); ok && strings.TrimSpace(v) == "" {
 			e.add(k, "set but empty; Mastodon would use the empty value: remove the line or give a value")
 		}
 	}
@@ -170,8 +165,8 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (*Config, error) {
 		e.add("S3_OVERRIDE_PATH_STYLE", "set but S3_ENDPOINT is not; Mastodon ignores it")
 	}
 
-	alias, aliasOK := lookup("S3_ALIAS_HOST")
-	cf, cfOK := lookup("S3_CLOUDFRONT_HOST")
+	alias, aliasOK := env("S3_ALIAS_HOST")
+	cf, cfOK := env("S3_CLOUDFRONT_HOST")
 	switch {
 	case aliasOK && cfOK && alias != cf:
 		e.add("S3_CLOUDFRONT_HOST", "differs from S3_ALIAS_HOST, which wins; remove the legacy S3_CLOUDFRONT_HOST")
@@ -181,7 +176,7 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (*Config, error) {
 	c.AliasHost = alias
 
 	intVar := func(name string, def, min, max int64) int64 {
-		v, ok := lookup(name)
+		v, ok := env(name)
 		if !ok {
 			return def
 		}
@@ -204,7 +199,7 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (*Config, error) {
 	}
 	c.BatchDeleteLimit = int(intVar("S3_BATCH_DELETE_LIMIT", DefaultBatchDeleteLimit, 1, 1000))
 	c.BatchDeleteRetry = int(intVar("S3_BATCH_DELETE_RETRY", DefaultBatchDeleteRetry, 0, 100))
-	if v, ok := lookup("S3_SIGNATURE_VERSION"); ok && v != "v4" {
+	if v, ok := env("S3_SIGNATURE_VERSION"); ok && v != "v4" {
 		e.add("S3_SIGNATURE_VERSION", "%q: only v4 is supported (Spaces signs with v4)", v)
 	}
 

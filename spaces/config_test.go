@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/internal/envfile"
 )
 
@@ -31,7 +33,7 @@ func seedEnv() map[string]string {
 }
 
 func TestConfigFromSeed(t *testing.T) {
-	c, err := ConfigFromEnv(MapLookup(seedEnv()))
+	c, err := ConfigFromEnv(fediops.MapLookup(seedEnv()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +65,7 @@ func TestConfigFromSeed(t *testing.T) {
 
 func TestConfigDefaultsAndOverrides(t *testing.T) {
 	env := map[string]string{"S3_ENABLED": "true", "S3_BUCKET": "media", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}
-	c, err := ConfigFromEnv(MapLookup(env))
+	c, err := ConfigFromEnv(fediops.MapLookup(env))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +78,7 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 	env["S3_PERMISSION"] = ""
 	env["S3_RETRY_LIMIT"] = "2"
 	env["S3_MULTIPART_THRESHOLD"] = "8388608"
-	if c, err = ConfigFromEnv(MapLookup(env)); err != nil {
+	if c, err = ConfigFromEnv(fediops.MapLookup(env)); err != nil {
 		t.Fatal(err)
 	}
 	if c.PathStyle || c.AliasHost != "files.example.org" || c.Permission != "" || c.MaxAttempts != 3 || c.MultipartThreshold != 8<<20 {
@@ -85,7 +87,7 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 	if c.Origin() != "media.fra1.digitaloceanspaces.com" {
 		t.Errorf("Origin = %q", c.Origin())
 	}
-	if _, err := ConfigFromEnv(MapLookup(map[string]string{"S3_BUCKET": "x"})); !errors.Is(err, ErrDisabled) {
+	if _, err := ConfigFromEnv(fediops.MapLookup(map[string]string{"S3_BUCKET": "x"})); !errors.Is(err, ErrDisabled) {
 		t.Errorf("without S3_ENABLED: %v", err)
 	}
 }
@@ -104,7 +106,7 @@ func TestConfigErrorsNameEveryVariable(t *testing.T) {
 		"S3_PERMISSION":          "world-writable",
 		"AWS_SECRET_ACCESS_KEY":  secret,
 	}
-	_, err := ConfigFromEnv(MapLookup(env))
+	_, err := ConfigFromEnv(fediops.MapLookup(env))
 	var ce *ConfigError
 	if !errors.As(err, &ce) {
 		t.Fatalf("want *ConfigError, got %v", err)
@@ -126,7 +128,7 @@ func TestConfigErrorsNameEveryVariable(t *testing.T) {
 
 	env = seedEnv()
 	env["S3_ENDPOINT"] = "https://ourbucketname.nyc3.digitaloceanspaces.com"
-	_, err = ConfigFromEnv(MapLookup(env))
+	_, err = ConfigFromEnv(fediops.MapLookup(env))
 	if !errors.As(err, &ce) || len(ce.Problems) != 1 || ce.Problems[0].Var != "S3_ENDPOINT" || !strings.Contains(err.Error(), "https://nyc3.digitaloceanspaces.com") {
 		t.Errorf("bucket in endpoint: %v", err)
 	}
@@ -134,7 +136,7 @@ func TestConfigErrorsNameEveryVariable(t *testing.T) {
 
 func TestSecretsNeverPrinted(t *testing.T) {
 	env := seedEnv()
-	c, err := ConfigFromEnv(MapLookup(env))
+	c, err := ConfigFromEnv(fediops.MapLookup(env))
 	if err != nil {
 		t.Fatal(err)
 	}

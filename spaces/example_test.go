@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/internal/s3fake"
 	"github.com/fediops/fediops/spaces"
 )
@@ -23,7 +24,7 @@ func Example() {
 		"AWS_SECRET_ACCESS_KEY": "hahahahahahahahahahahahaha",
 		"S3_ALIAS_HOST":         "cdn.vmst.io",
 	}
-	cfg, err := spaces.ConfigFromEnv(spaces.MapLookup(env))
+	cfg, err := spaces.ConfigFromEnv(fediops.MapLookup(env))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -35,7 +36,7 @@ func Example() {
 
 	delete(env, "S3_BUCKET")
 	env["S3_ALIAS_HOST"] = "https://cdn.vmst.io"
-	_, err = spaces.ConfigFromEnv(spaces.MapLookup(env))
+	_, err = spaces.ConfigFromEnv(fediops.MapLookup(env))
 	fmt.Println(err)
 	// Output:
 	// https://cdn.vmst.io/accounts/avatars/000/000/001/original/me.png

@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/internal/s3fake"
 )
 
@@ -32,7 +34,7 @@ func newFake(t *testing.T, opts ...s3fake.Option) (*s3fake.Server, *Config) {
 		"AWS_ACCESS_KEY_ID": "AKIDFAKE", "AWS_SECRET_ACCESS_KEY": "fake-secret",
 		"S3_MULTIPART_THRESHOLD": fmt.Sprint(MinPartSize),
 	}
-	cfg, err := ConfigFromEnv(MapLookup(env))
+	cfg, err := ConfigFromEnv(fediops.MapLookup(env))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +254,7 @@ func TestVirtualHostStyle(t *testing.T) {
 		"S3_ENABLED": "true", "S3_BUCKET": "media", "S3_ENDPOINT": "http://nyc3.spaces.test:" + port,
 		"S3_OVERRIDE_PATH_STYLE": "true", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
 	}
-	cfg, err := ConfigFromEnv(MapLookup(env))
+	cfg, err := ConfigFromEnv(fediops.MapLookup(env))
 	if err != nil {
 		t.Fatal(err)
 	}

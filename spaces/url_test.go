@@ -1,6 +1,10 @@
 package spaces
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/fediops/fediops"
+)
 
 func TestPublicURL(t *testing.T) {
 	for _, tc := range []struct {
@@ -28,7 +32,7 @@ func TestPublicURL(t *testing.T) {
 				env[k] = v
 			}
 		}
-		c, err := ConfigFromEnv(MapLookup(env))
+		c, err := ConfigFromEnv(fediops.MapLookup(env))
 		if err != nil {
 			t.Errorf("%s: %v", tc.name, err)
 			continue
@@ -40,7 +44,7 @@ func TestPublicURL(t *testing.T) {
 }
 
 func TestEndpointURL(t *testing.T) {
-	c, err := ConfigFromEnv(MapLookup(seedEnv()))
+	c, err := ConfigFromEnv(fediops.MapLookup(seedEnv()))
 	if err != nil {
 		t.Fatal(err)
 	}

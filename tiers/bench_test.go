@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/internal/testenv"
 )
 
@@ -45,7 +46,7 @@ func BenchmarkHealthVsShell(b *testing.B) {
 	opts := HealthOptions{Web: []string{web.URL}, Streaming: []string{web.URL}}
 	ctx := context.Background()
 	build := func() ([]Check, func()) {
-		all, closeAll := ChecksFromEnv(ctx, MapLookup(env), opts)
+		all, closeAll := ChecksFromEnv(ctx, fediops.MapLookup(env), opts)
 		var keep []Check
 		for _, c := range all {
 			if c.Name() != "sidekiq" {

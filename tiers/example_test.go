@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/tiers"
 )
 
@@ -46,7 +47,7 @@ func ExampleNewExporter() {
 		"PREPARED_STATEMENTS": "false", "WEB_CONCURRENCY": "3", "MAX_THREADS": "9",
 		"REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379",
 	}
-	e, err := tiers.NewExporter(context.Background(), tiers.MapLookup(env), tiers.ExportOptions{
+	e, err := tiers.NewExporter(context.Background(), fediops.MapLookup(env), tiers.ExportOptions{
 		Serve: true, DBSizeGiB: 4, Cluster: "majel",
 		HealthOptions: tiers.HealthOptions{Web: []string{}, Streaming: []string{}}})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/internal/promfile"
 	"github.com/fediops/fediops/pgpool"
 	"github.com/fediops/fediops/sidekiqq"
@@ -58,8 +59,8 @@ type ExportOptions struct {
 //	fediops_db_connections_*     promfile.Budget from pgpool's Budget report
 //	sidekiq_*, pgpool_*          with ExportOptions.Serve, read at each scrape
 //
-// Serve Registry with Handler, or write it once after Run with
-// promfile.Config.Write(ctx, "health", e.Registry).
+// Serve Registry with Handler, or leave it once after Run for
+// node_exporter or a Pushgateway with WriteMetrics.
 type Exporter struct {
 	Registry *prometheus.Registry
 	Checks   []Check
@@ -72,23 +73,28 @@ type Exporter struct {
 	BudgetErr error
 
 	metrics *Metrics
+	out     promfile.Config
 	close   func()
 	log     *slog.Logger
 }
 
 // NewExporter connects to the parts lookup describes (as ChecksFromEnv
 // does) and registers the collectors o asks for. The error is a bad
-// budget setting (FEDIOPS_DB_CONN_LIMIT, WEB_CONCURRENCY...) naming the
+// budget setting (FEDIOPS_DB_CONN_LIMIT, WEB_CONCURRENCY...) or metrics
+// destination (FEDIOPS_METRICS_DIR, FEDIOPS_PUSHGATEWAY_URL) naming the
 // variable; bad connection settings become failing checks instead. Close
 // releases the connections.
-func NewExporter(ctx context.Context, lookup Lookup, o ExportOptions) (*Exporter, error) {
+func NewExporter(ctx context.Context, lookup fediops.Lookup, o ExportOptions) (*Exporter, error) {
+	out, err := promfile.ConfigFromEnv(lookup)
+	if err != nil {
+		return nil, err
+	}
 	in := connect(ctx, lookup, o.HealthOptions)
-	e := &Exporter{Registry: prometheus.NewRegistry(), Checks: in.checks, close: in.close, log: o.Logger}
+	e := &Exporter{out: out, Registry: prometheus.NewRegistry(), Checks: in.checks, close: in.close, log: o.Logger}
 	if e.log == nil {
 		e.log = slog.Default()
 	}
 	fail := func(err error) (*Exporter, error) { in.close(); return nil, err }
-	var err error
 	if e.metrics, err = NewMetrics(e.Registry); err != nil {
 		return fail(err)
 	}
@@ -145,15 +151,15 @@ func NewExporter(ctx context.Context, lookup Lookup, o ExportOptions) (*Exporter
 // limit (FEDIOPS_DB_CONN_LIMIT, else o.DBSizeGiB under DO's rule), the
 // pool DB_NAME names with o.DBPoolSize (default: what goes through it),
 // and this node's web demand through that pool, or directly.
-func dbBudget(db *pgpool.Config, lookup Lookup, o ExportOptions) (pgpool.Budget, error) {
+func dbBudget(db *pgpool.Config, lookup fediops.Lookup, o ExportOptions) (pgpool.Budget, error) {
 	if v, _ := lookup(pgpool.EnvConnLimit); v == "" && o.DBSizeGiB <= 0 {
 		return pgpool.Budget{}, ErrNoDBLimit
 	}
-	b, err := pgpool.NewBudgetEnv(o.DBSizeGiB, lookup)
+	b, err := pgpool.BudgetFromEnv(lookup, o.DBSizeGiB)
 	if err != nil {
 		return pgpool.Budget{}, fmt.Errorf("tiers: budget: %w", err)
 	}
-	web, err := pgpool.WebFromEnv("this node", lookup)
+	web, err := pgpool.WebDemandFromEnv(lookup, "this node")
 	if err != nil {
 		return pgpool.Budget{}, fmt.Errorf("tiers: budget: %w", err)
 	}
@@ -196,3 +202,14 @@ func (e *Exporter) Close() { e.close() }
 type scrapeLog struct{ log *slog.Logger }
 
 func (l scrapeLog) Println(v ...any) { l.log.Warn("scrape", "err", fmt.Sprint(v...)) }
+
+// WriteMetrics leaves the registry for a run from cron where
+// FEDIOPS_METRICS_DIR (node_exporter's textfile directory, replaced
+// atomically) and FEDIOPS_PUSHGATEWAY_URL say, as job "health"; with
+// neither set it does nothing.
+func (e *Exporter) WriteMetrics(ctx context.Context) error {
+	if !e.out.Enabled() {
+		return nil
+	}
+	return e.out.Write(ctx, "health", e.Registry)
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/pgpool"
 	"github.com/fediops/fediops/redistls"
 	"github.com/fediops/fediops/sidekiqq"
@@ -87,58 +88,6 @@ func SidekiqCheck(c redis.Cmdable, cfg sidekiqq.CheckConfig) Check {
 	})
 }
 
-// Lookup reads a setting: os.LookupEnv, (*envfile.File).Get, MapLookup.
-type Lookup = func(key string) (string, bool)
-
-// MapLookup turns a map (envfile's File.Map) into a Lookup.
-func MapLookup(m map[string]string) Lookup {
-	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
-}
-
-// RedisOptionsFromEnv reads Mastodon's REDIS_URL, else REDIS_HOST
-// (localhost), REDIS_PORT (6379), REDIS_USER, REDIS_PASSWORD and REDIS_DB
-// (0): with the seed's tunnel that is the plain local end of it. A
-// rediss:// URL gives a client that speaks TLS itself, verified against
-// the system roots (Valkey's Let's Encrypt certificates) or the PEM file
-// named by FEDIOPS_REDIS_CA_FILE (a private CA). REDIS_SENTINELS without
-// REDIS_URL is an error naming it: Sentinel is not supported.
-func RedisOptionsFromEnv(lookup Lookup) (*redis.Options, error) {
-	return redisOptions(lookup, "REDIS_")
-}
-
-// SidekiqRedisOptionsFromEnv reads where Sidekiq keeps its data, as
-// Mastodon does: the SIDEKIQ_REDIS_* variables (same names and defaults as
-// RedisOptionsFromEnv's) when SIDEKIQ_REDIS_URL, SIDEKIQ_REDIS_HOST or
-// SIDEKIQ_REDIS_SENTINELS is set, else the whole REDIS_* configuration
-// (setting SIDEKIQ_REDIS_HOST alone does not inherit REDIS_PASSWORD).
-func SidekiqRedisOptionsFromEnv(lookup Lookup) (*redis.Options, error) {
-	return redisOptions(lookup, "SIDEKIQ_REDIS_")
-}
-
-// ownRedis reports whether prefix (SIDEKIQ_REDIS_, CACHE_REDIS_) has its own
-// configuration rather than inheriting REDIS_'s.
-func ownRedis(lookup Lookup, prefix string) bool {
-	for _, k := range []string{"URL", "HOST", "SENTINELS"} {
-		if v, ok := lookup(prefix + k); ok && v != "" {
-			return true
-		}
-	}
-	return false
-}
-
-// redisOptions is redistls.ClientOptions (Mastodon's rules, one reader for
-// the module) with the CA from FEDIOPS_REDIS_CA_FILE for rediss:// URLs.
-func redisOptions(lookup Lookup, prefix string) (*redis.Options, error) {
-	ca, _ := lookup("FEDIOPS_REDIS_CA_FILE")
-	o, err := redistls.ClientOptions(lookup, prefix, ca)
-	if errors.Is(err, redistls.ErrCAFile) {
-		return nil, fmt.Errorf("tiers: FEDIOPS_REDIS_CA_FILE: %w", err)
-	} else if err != nil {
-		return nil, fmt.Errorf("tiers: %w", err)
-	}
-	return o, nil
-}
-
 // HealthOptions says where the parts of an instance are, beyond what
 // .env.production says.
 type HealthOptions struct {
@@ -162,7 +111,7 @@ type HealthOptions struct {
 // ES_ENABLED=true). A part whose settings are wrong becomes a failing
 // check naming the variable, so one bad value does not hide the rest.
 // close releases the connections.
-func ChecksFromEnv(ctx context.Context, lookup Lookup, o HealthOptions) (checks []Check, close func()) {
+func ChecksFromEnv(ctx context.Context, lookup fediops.Lookup, o HealthOptions) (checks []Check, close func()) {
 	in := connect(ctx, lookup, o)
 	return in.checks, in.close
 }
@@ -177,7 +126,7 @@ type instance struct {
 	close  func()
 }
 
-func connect(ctx context.Context, lookup Lookup, o HealthOptions) (in instance) {
+func connect(ctx context.Context, lookup fediops.Lookup, o HealthOptions) (in instance) {
 	var closers []func()
 	in.close = func() {
 		for _, c := range closers {
@@ -207,7 +156,7 @@ func connect(ctx context.Context, lookup Lookup, o HealthOptions) (in instance) 
 	if maxConns == 0 {
 		maxConns = 2
 	}
-	if cfg, err := pgpool.FromEnv(lookup, pgpool.Options{MaxConns: maxConns}); err != nil {
+	if cfg, err := pgpool.ConfigFromEnv(lookup, pgpool.Options{MaxConns: maxConns}); err != nil {
 		in.checks = append(in.checks, failing("database", err))
 	} else if pool, err := pgxpool.NewWithConfig(ctx, cfg.App()); err != nil {
 		in.checks = append(in.checks, failing("database", fmt.Errorf("tiers: database pool: %w", err)))
@@ -217,38 +166,26 @@ func connect(ctx context.Context, lookup Lookup, o HealthOptions) (in instance) 
 		in.checks = append(in.checks, DBCheck("database", pool))
 	}
 
-	if ro, err := RedisOptionsFromEnv(lookup); err != nil {
-		in.checks = append(in.checks, failing("redis", err))
-		if !ownRedis(lookup, "SIDEKIQ_REDIS_") {
-			in.checks = append(in.checks, failing("sidekiq", err))
+	// A health check wants the first answer: no retries, short dials.
+	// Sidekiq's data lives where SIDEKIQ_REDIS_* point, which inherit all
+	// of REDIS_* when they say nothing themselves, as in Mastodon.
+	for _, c := range []struct{ name, prefix string }{{"redis", "REDIS_"}, {"sidekiq", "SIDEKIQ_REDIS_"}} {
+		ro, err := redistls.ClientOptionsFromEnv(lookup, c.prefix)
+		if err != nil {
+			in.checks = append(in.checks, failing(c.name, err))
+			continue
 		}
-	} else {
-		// A health check wants the first answer: no retries, short dials.
 		ro.MaxRetries, ro.PoolSize = -1, 2
 		if ro.DialTimeout == 0 {
 			ro.DialTimeout = 3 * time.Second
 		}
 		rc := redis.NewClient(ro)
 		closers = append(closers, func() { rc.Close() })
-		in.checks = append(in.checks, RedisCheck("redis", rc))
-		if !ownRedis(lookup, "SIDEKIQ_REDIS_") {
+		if c.name == "redis" {
+			in.checks = append(in.checks, RedisCheck("redis", rc))
+		} else {
 			in.redis = rc
 			in.checks = append(in.checks, SidekiqCheck(rc, o.Sidekiq))
-		}
-	}
-	if ownRedis(lookup, "SIDEKIQ_REDIS_") {
-		// Sidekiq's data lives where SIDEKIQ_REDIS_* point, not REDIS_*.
-		if so, err := SidekiqRedisOptionsFromEnv(lookup); err != nil {
-			in.checks = append(in.checks, failing("sidekiq", err))
-		} else {
-			so.MaxRetries, so.PoolSize = -1, 2
-			if so.DialTimeout == 0 {
-				so.DialTimeout = 3 * time.Second
-			}
-			sc := redis.NewClient(so)
-			in.redis = sc
-			closers = append(closers, func() { sc.Close() })
-			in.checks = append(in.checks, SidekiqCheck(sc, o.Sidekiq))
 		}
 	}
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/internal/s3fake"
 	"github.com/fediops/fediops/internal/testenv"
 	"github.com/fediops/fediops/redistls"
@@ -72,7 +73,7 @@ func TestChecksFromEnv(t *testing.T) {
 		"AWS_ACCESS_KEY_ID": "NOTINAMILLI0NYEARS", "AWS_SECRET_ACCESS_KEY": "hahahahahahahahahahahahaha",
 		"ES_ENABLED": "true", "ES_HOST": searchHost, "ES_PORT": searchPort,
 	}
-	scfg, err := spaces.ConfigFromEnv(MapLookup(env))
+	scfg, err := spaces.ConfigFromEnv(fediops.MapLookup(env))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func TestChecksFromEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	checks, closeAll := ChecksFromEnv(ctx, MapLookup(env), HealthOptions{
+	checks, closeAll := ChecksFromEnv(ctx, fediops.MapLookup(env), HealthOptions{
 		Web: []string{web.URL}, Streaming: []string{web.URL}, SpacesKey: "site_uploads/files/thumbnail.png"})
 	defer closeAll()
 	rep := Run(ctx, 10*time.Second, checks...)
@@ -128,45 +129,11 @@ func TestChecksFromEnv(t *testing.T) {
 
 	// Bad settings become failing checks that name the variable.
 	env["DB_PORT"] = "25o61"
-	checks, closeBad := ChecksFromEnv(ctx, MapLookup(env), HealthOptions{Web: []string{}, Streaming: []string{}})
+	checks, closeBad := ChecksFromEnv(ctx, fediops.MapLookup(env), HealthOptions{Web: []string{}, Streaming: []string{}})
 	defer closeBad()
 	rep = Run(ctx, 5*time.Second, checks...)
 	if rep.Results[0].Name != "database" || rep.Results[0].Status != StatusFail || !strings.Contains(rep.Results[0].Error, "DB_PORT") {
 		t.Errorf("bad DB_PORT: %+v", rep.Results[0])
-	}
-}
-
-func TestRedisOptionsFromEnvTLS(t *testing.T) {
-	r := testenv.RedisTLS(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	env := map[string]string{"REDIS_URL": r.URL()}
-	o, err := RedisOptionsFromEnv(MapLookup(env))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// System roots do not know testenv's private CA.
-	rep := Run(ctx, 5*time.Second, RedisCheck("redis", redis.NewClient(o)))
-	if rep.Results[0].Status != StatusFail || !strings.Contains(rep.Results[0].Error, "certificate") {
-		t.Fatalf("unverified: %+v", rep.Results[0])
-	}
-	env["FEDIOPS_REDIS_CA_FILE"] = r.CAFile
-	if o, err = RedisOptionsFromEnv(MapLookup(env)); err != nil {
-		t.Fatal(err)
-	}
-	if rep = Run(ctx, 5*time.Second, RedisCheck("redis", redis.NewClient(o))); !rep.OK() {
-		t.Fatalf("with the CA: %+v", rep.Results[0])
-	}
-	env["FEDIOPS_REDIS_CA_FILE"] = "/nonexistent/ca.pem"
-	if _, err := RedisOptionsFromEnv(MapLookup(env)); err == nil || !strings.Contains(err.Error(), "FEDIOPS_REDIS_CA_FILE") {
-		t.Fatalf("missing CA: %v", err)
-	}
-	if _, err := RedisOptionsFromEnv(MapLookup(map[string]string{"REDIS_URL": "http://x"})); err == nil || !strings.Contains(err.Error(), "REDIS_URL") {
-		t.Fatalf("bad URL: %v", err)
-	}
-	o, _ = RedisOptionsFromEnv(MapLookup(map[string]string{"REDIS_HOST": "10.0.0.1", "REDIS_PASSWORD": "pw", "REDIS_DB": "2"}))
-	if o.Addr != "10.0.0.1:6379" || o.Password != "pw" || o.DB != 2 || o.TLSConfig != nil {
-		t.Fatalf("%+v", o)
 	}
 }
 
@@ -191,7 +158,7 @@ func TestSidekiqRedis(t *testing.T) {
 	t.Cleanup(func() { sq.Del(context.Background(), "queues") })
 	env := map[string]string{"REDIS_HOST": "127.0.0.1", "REDIS_PORT": "1", // nothing listens there
 		"SIDEKIQ_REDIS_URL": strings.TrimSuffix(r.URL(), "/0") + "/9", "FEDIOPS_REDIS_CA_FILE": r.CAFile}
-	checks, closeAll := ChecksFromEnv(ctx, MapLookup(env), HealthOptions{Web: []string{}, Streaming: []string{}})
+	checks, closeAll := ChecksFromEnv(ctx, fediops.MapLookup(env), HealthOptions{Web: []string{}, Streaming: []string{}})
 	defer closeAll()
 	rep := Run(ctx, 5*time.Second, checks...)
 	var sidekiq *Result
@@ -212,24 +179,4 @@ func TestSidekiqRedis(t *testing.T) {
 		t.Fatalf("sidekiq did not read SIDEKIQ_REDIS_URL: %+v", *sidekiq)
 	}
 
-	o, err := SidekiqRedisOptionsFromEnv(MapLookup(map[string]string{"REDIS_HOST": "10.0.0.1", "REDIS_PASSWORD": "pw",
-		"SIDEKIQ_REDIS_HOST": "10.0.0.2"}))
-	if err != nil || o.Addr != "10.0.0.2:6379" || o.Password != "" {
-		t.Fatalf("SIDEKIQ_REDIS_HOST alone must not inherit REDIS_PASSWORD: %+v %v", o, err)
-	}
-	if o, err = SidekiqRedisOptionsFromEnv(MapLookup(map[string]string{"REDIS_HOST": "10.0.0.1", "REDIS_PASSWORD": "pw",
-		"SIDEKIQ_REDIS_PORT": "7000"})); err != nil || o.Addr != "10.0.0.1:6379" || o.Password != "pw" {
-		t.Fatalf("without URL/HOST/SENTINELS SIDEKIQ_ inherits all of REDIS_: %+v %v", o, err)
-	}
-	if _, err := SidekiqRedisOptionsFromEnv(MapLookup(map[string]string{"SIDEKIQ_REDIS_HOST": "h", "SIDEKIQ_REDIS_DB": "2x"})); err == nil || !strings.Contains(err.Error(), "SIDEKIQ_REDIS_DB") {
-		t.Fatalf("bad SIDEKIQ_REDIS_DB: %v", err)
-	}
-	// Sentinel settings are refused by name, not read as localhost:6379.
-	if _, err := SidekiqRedisOptionsFromEnv(MapLookup(map[string]string{"SIDEKIQ_REDIS_SENTINELS": "10.0.0.5:26379",
-		"SIDEKIQ_REDIS_SENTINEL_MASTER": "mymaster"})); err == nil || !strings.Contains(err.Error(), "SIDEKIQ_REDIS_SENTINELS") {
-		t.Fatalf("SIDEKIQ_REDIS_SENTINELS: %v", err)
-	}
-	if _, err := RedisOptionsFromEnv(MapLookup(map[string]string{"REDIS_SENTINELS": "10.0.0.5:26379"})); err == nil || !strings.Contains(err.Error(), "REDIS_SENTINELS") {
-		t.Fatalf("REDIS_SENTINELS: %v", err)
-	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/internal/testenv"
 )
 
@@ -41,7 +42,7 @@ func TestSidekiqNamespace(t *testing.T) {
 		rc.Del(context.Background(), "mastodon_production:queues", "mastodon_production:queue:default")
 	})
 
-	env := MapLookup(map[string]string{"REDIS_URL": strings.TrimSuffix(r.URL(), "/0") + "/10", "FEDIOPS_REDIS_CA_FILE": r.CAFile,
+	env := fediops.MapLookup(map[string]string{"REDIS_URL": strings.TrimSuffix(r.URL(), "/0") + "/10", "FEDIOPS_REDIS_CA_FILE": r.CAFile,
 		"REDIS_NAMESPACE": "mastodon_production"})
 	ho := HealthOptions{Web: []string{}, Streaming: []string{}}
 	checks, closeAll := ChecksFromEnv(ctx, env, ho)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/opensearch-project/opensearch-go/v2"
 	"github.com/opensearch-project/opensearch-go/v2/opensearchapi"
+
+	"github.com/fediops/fediops"
 )
 
 // MastodonIndices are the search indices of a Mastodon release ("4.3"):
@@ -67,9 +69,9 @@ type OpenSearchConfig struct {
 // (must be "true", else ok is false), ES_HOST (default localhost; may carry
 // a scheme), ES_PORT (9200), ES_USER, ES_PASS, ES_PREFIX, else
 // REDIS_NAMESPACE.
-func OpenSearchConfigFromEnv(lookup func(string) (string, bool)) (cfg OpenSearchConfig, ok bool) {
+func OpenSearchConfigFromEnv(env fediops.Lookup) (cfg OpenSearchConfig, ok bool) {
 	get := func(k, def string) string {
-		if v, ok := lookup(k); ok && v != "" {
+		if v, ok := env(k); ok && v != "" {
 			return v
 		}
 		return def

@@ -26,6 +26,7 @@ import (
 	"github.com/Backblaze/blazer/b2"
 	"github.com/Backblaze/blazer/base"
 
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/backup"
 )
 
@@ -65,10 +66,9 @@ type Config struct {
 
 // ConfigFromEnv reads B2_APPLICATION_KEY_ID, B2_APPLICATION_KEY, B2_BUCKET,
 // and optionally B2_API_BASE, B2_CHUNK_SIZE, B2_CONCURRENT_UPLOADS and
-// B2_RETRY_FOR (a duration such as 2m) through lookup (os.LookupEnv, or an
-// envfile's Get), then checks the result.
-func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
-	get := func(k string) string { v, _ := lookup(k); return v }
+// B2_RETRY_FOR (a duration such as 2m) through env, then checks the result.
+func ConfigFromEnv(env fediops.Lookup) (Config, error) {
+	get := func(k string) string { v, _ := env(k); return v }
 	c := Config{KeyID: get("B2_APPLICATION_KEY_ID"), Key: get("B2_APPLICATION_KEY"),
 		Bucket: get("B2_BUCKET"), APIBase: get("B2_API_BASE")}
 	for key, dst := range map[string]*int{"B2_CHUNK_SIZE": &c.ChunkSize, "B2_CONCURRENT_UPLOADS": &c.ConcurrentUploads} {

@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fediops/fediops/internal/testenv"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/fediops/fediops/internal/testenv"
 )
 
 // BenchmarkSideBySide backs up one generated database four ways in one run

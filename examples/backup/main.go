@@ -79,7 +79,7 @@ func main() {
 		p, err := s.Pipeline(lookup, store, log)
 		usage(err)
 		r := &backup.Runner{Pipeline: p, Sources: sources, Retention: s.Retention(),
-			Notifiers: []backup.Notifier{backup.LogNotifier{Logger: log}, backup.MetricsFromEnv(lookup)}}
+			Notifiers: []backup.Notifier{backup.LogNotifier{Logger: log}, backup.MetricsNotifierFromEnv(lookup)}}
 		if hook, ok := lookup("SLACK_WEBHOOK_URL"); ok && hook != "" {
 			r.Notifiers = append(r.Notifiers, &backup.SlackNotifier{WebhookURL: hook})
 		}

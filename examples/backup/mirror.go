@@ -86,7 +86,7 @@ func mirrorMain(args []string, stdout, stderr io.Writer) int {
 		B2Key: get("B2_APPLICATION_KEY"), B2Bucket: first(*bucket, get("MIRROR_B2_BUCKET"), get("B2_BUCKET")),
 		B2APIBase: first(*apiBase, get("B2_API_BASE")), TargetPrefix: *prefix, Workers: *workers,
 		MaxDeleteFraction: *maxDelete, DryRun: *dryRun, Verify: *verify, Logger: log,
-		Notifiers: []backup.MirrorNotifier{backup.LogNotifier{Logger: log}, backup.MetricsFromEnv(lookup)}}
+		Notifiers: []backup.MirrorNotifier{backup.LogNotifier{Logger: log}, backup.MetricsNotifierFromEnv(lookup)}}
 	if hook := get("SLACK_WEBHOOK_URL"); hook != "" && !*dryRun {
 		cfg.Notifiers = append(cfg.Notifiers, &backup.SlackNotifier{WebhookURL: hook})
 	}

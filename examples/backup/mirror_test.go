@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/internal/b2fake"
 	"github.com/fediops/fediops/internal/s3fake"
 	"github.com/fediops/fediops/spaces"
@@ -28,7 +29,7 @@ func TestMirrorCommand(t *testing.T) {
 		"MIRROR_B2_BUCKET": "mirror", "SLACK_WEBHOOK_URL": ""} {
 		t.Setenv(k, v)
 	}
-	scfg, err := spaces.ConfigFromEnv(spaces.MapLookup(map[string]string{"S3_ENABLED": "true", "S3_BUCKET": "media",
+	scfg, err := spaces.ConfigFromEnv(fediops.MapLookup(map[string]string{"S3_ENABLED": "true", "S3_BUCKET": "media",
 		"S3_ENDPOINT": s3.URL, "S3_REGION": "nyc3", "AWS_ACCESS_KEY_ID": "AKIDFAKE", "AWS_SECRET_ACCESS_KEY": "fake-secret"}))
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +99,7 @@ func TestMirrorCommandPeakRSS(t *testing.T) {
 	env := []string{"S3_ENABLED=true", "S3_BUCKET=media", "S3_ENDPOINT=" + s3.URL, "S3_REGION=nyc3",
 		"AWS_ACCESS_KEY_ID=AKIDFAKE", "AWS_SECRET_ACCESS_KEY=fake-secret", "B2_APPLICATION_KEY_ID=" + b2.KeyID,
 		"B2_APPLICATION_KEY=" + b2.Key, "B2_API_BASE=" + b2.URL, "MIRROR_B2_BUCKET=mirror", "SLACK_WEBHOOK_URL="}
-	scfg, err := spaces.ConfigFromEnv(spaces.MapLookup(map[string]string{"S3_ENABLED": "true", "S3_BUCKET": "media",
+	scfg, err := spaces.ConfigFromEnv(fediops.MapLookup(map[string]string{"S3_ENABLED": "true", "S3_BUCKET": "media",
 		"S3_ENDPOINT": s3.URL, "S3_REGION": "nyc3", "AWS_ACCESS_KEY_ID": "AKIDFAKE", "AWS_SECRET_ACCESS_KEY": "fake-secret"}))
 	if err != nil {
 		t.Fatal(err)

@@ -30,9 +30,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fediops/fediops/internal/envfile"
-	"github.com/fediops/fediops/internal/promfile"
-	"github.com/fediops/fediops/pgpool"
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/tiers"
 )
 
@@ -71,17 +69,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "health: unexpected arguments, non-positive -timeout/-interval or negative -db-size/-db-pool-size")
 		return 2
 	}
-	env, err := envfile.Read(*envPath)
+	env, err := fediops.ReadEnv(*envPath) // the environment wins, as in Rails
 	if err != nil {
 		return fail(2, err)
 	}
-	lookup := pgpool.Layered(os.LookupEnv, env.Get) // the environment wins, as in Rails
-	mc, err := promfile.FromEnv(lookup)
-	if err != nil {
-		return fail(2, err)
+	for _, f := range env.Lint() {
+		fmt.Fprintf(stderr, "health: warning: %s\n", f)
 	}
 	redis.SetLogger(redisLog{}) // go-redis's own messages go to slog at debug
-	ex, err := tiers.NewExporter(ctx, lookup, tiers.ExportOptions{Serve: *promAddr != "", DBSizeGiB: *dbSize, DBPoolSize: *poolSize,
+	ex, err := tiers.NewExporter(ctx, env.Lookup, tiers.ExportOptions{Serve: *promAddr != "", DBSizeGiB: *dbSize, DBPoolSize: *poolSize,
 		HealthOptions: tiers.HealthOptions{Web: list(*web), Streaming: list(*streaming), SpacesKey: *spacesKey}})
 	if err != nil {
 		return fail(2, err)
@@ -104,10 +100,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			write = rep.WriteJSON
 		}
 		write(stdout)
-		if mc.Enabled() {
-			if err := mc.Write(ctx, "health", ex.Registry); err != nil {
-				return fail(1, err)
-			}
+		if err := ex.WriteMetrics(ctx); err != nil {
+			return fail(1, err)
 		}
 		if !rep.OK() {
 			return 1

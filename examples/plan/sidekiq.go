@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -8,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/fediops/fediops/internal/envfile"
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/sidekiqq"
 )
 
@@ -67,13 +68,16 @@ func sidekiqMain(args []string, stdout, stderr io.Writer) int {
 	if code, done := parseFlags(fs, args, stderr); done {
 		return code
 	}
-	if *envPath != "" && *features == "" {
-		f, err := envfile.Read(*envPath)
+	if *envPath != "" {
+		env, err := fediops.ReadEnv(*envPath)
 		if err != nil {
 			fmt.Fprintln(stderr, "plan sidekiq:", err)
 			return 2
 		}
-		*features, _ = f.Get("EXPERIMENTAL_FEATURES")
+		for _, f := range env.Lint() {
+			fmt.Fprintf(stderr, "plan sidekiq: warning: %s\n", f)
+		}
+		*features = cmp.Or(*features, env.Get("EXPERIMENTAL_FEATURES"))
 	}
 	var layout sidekiqq.Layout
 	if *budget == 0 && len(nodes) == 0 {

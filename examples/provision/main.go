@@ -14,9 +14,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 
-	"github.com/fediops/fediops/internal/envfile"
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/pgpool"
 	"github.com/fediops/fediops/spaces"
 )
@@ -56,6 +57,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	apiURL := fs.String("api-url", getenv("DIGITALOCEAN_API_URL"), "DO API base `URL` (default DIGITALOCEAN_API_URL, else DO's)")
 	apply := fs.Bool("apply", false, "carry out the plan (default: print it only)")
 	to := fs.String("to", "", "migrate-env: `direct` (bypass the pool) or pooled (the original bytes back)")
+	quote := fs.Bool("quote", false, "also rewrite, single-quoted as written, each value that Rails and the streaming server read differently (the seed's unquoted DB_PASS with a '$')")
 	force := fs.Bool("force", false, "migrate-env --to pooled: restore although the file was edited meanwhile")
 	if err := fs.Parse(args); err != nil {
 		return map[bool]int{true: 0, false: 2}[errors.Is(err, flag.ErrHelp)]
@@ -68,22 +70,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if fs.NArg() > 0 || *cluster == "" || token == "" || *to != "" || *force {
 		return say(2, errors.New("-cluster and DIGITALOCEAN_TOKEN are required; no arguments, no -to/-force (-h for help)"))
 	}
-	env, err := envfile.Read(*envPath)
+	environ := func(k string) (string, bool) { v := getenv(k); return v, v != "" }
+	env, err := fediops.ReadEnv(*envPath, fediops.WithEnviron(environ))
 	if err != nil {
 		return say(2, err)
-	} else if u, _ := env.Get("DATABASE_URL"); u != "" {
+	}
+	findings := env.Lint()
+	for _, f := range findings {
+		fmt.Fprintf(stderr, "provision: warning: %s\n", f)
+	}
+	if u, _ := env.FileValue("DATABASE_URL"); u != "" {
 		return say(2, fmt.Errorf("%s: DATABASE_URL is set and would win over the DB_* lines: remove it", *envPath))
 	} else if pgpool.InDirectMode(*envPath) {
 		return say(1, fmt.Errorf("%s is in migration mode: run migrate-env --to pooled first", *envPath))
 	}
-	val := func(key string) string { v, _ := env.Get(key); return v }
+	val := func(key string) string { v, _ := env.FileValue(key); return v }
 	*pool, *db, *user = cmp.Or(*pool, val("DB_NAME")), cmp.Or(*db, val(pgpool.EnvDirectName), pgpool.DefaultDatabase), cmp.Or(*user, val("DB_USER"), pgpool.DefaultUser)
 	if *caFile = cmp.Or(*caFile, val(pgpool.EnvCAFile), filepath.Join(filepath.Dir(*envPath), "do-ca.crt")); *pool == "" {
 		return say(2, fmt.Errorf("-pool: not given and no DB_NAME in %s", *envPath))
 	} else if *caFile, err = filepath.Abs(*caFile); err != nil { // the .env names it for other working directories
 		return say(2, err)
 	}
-	limits, err := pgpool.LimitsFromEnv(pgpool.Layered(func(k string) (string, bool) { v := getenv(k); return v, v != "" }, env.Get))
+	limits, err := pgpool.LimitsFromEnv(env.Lookup)
 	gc, gerr := pgpool.NewGodo(token, pgpool.GodoOptions{BaseURL: *apiURL})
 	if err := errors.Join(err, gerr); err != nil {
 		return say(2, err)
@@ -112,7 +120,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return say(1, err)
 	}
 	plan(pp.Changes(), func() error { return m.Apply(ctx, pp) }, "2. pool %s, %s", *pool, pp)
-	if s3, err := spaces.ConfigFromEnv(env.Get); errors.Is(err, spaces.ErrDisabled) {
+	if s3, err := spaces.ConfigFromEnv(env.Lookup); errors.Is(err, spaces.ErrDisabled) {
 		plan(0, nil, "3. cdn: skipped, S3_ENABLED is not true\n")
 	} else if err != nil {
 		return say(2, fmt.Errorf("%s: %w", *envPath, err))
@@ -128,13 +136,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return say(1, err)
 	}
-	sets, err := env.SetAll(pgpool.PooledSettings(host, *pool, *user, *db, *caFile, val("DB_SSLMODE"))...)
+	sets, err := env.Set(pgpool.PooledSettings(host, *pool, *user, *db, *caFile, val("DB_SSLMODE"))...)
 	if err != nil {
 		return say(1, err)
+	}
+	// Values Rails and the streaming server read differently: offered,
+	// never done unasked, since the rewrite changes what Rails reads.
+	var asWritten []fediops.Setting
+	for _, f := range findings {
+		if s, ok := env.AsWritten(f.Key); ok && !slices.ContainsFunc(asWritten, func(o fediops.Setting) bool { return o.Key == f.Key }) {
+			asWritten = append(asWritten, s)
+		}
+	}
+	if *quote && len(asWritten) > 0 {
+		quoted, err := env.Set(asWritten...)
+		if err != nil {
+			return say(1, err)
+		}
+		sets = append(sets, quoted...)
 	}
 	plan(len(sets), env.Save, "4. env %s:%s\n", *envPath, map[bool]string{true: " up to date"}[len(sets) == 0])
 	for _, c := range sets {
 		fmt.Fprintf(stdout, "   %s\n", c)
+	}
+	if !*quote {
+		for _, s := range asWritten {
+			fmt.Fprintf(stdout, "   offer: %s reads differently in Rails and in the streaming server (see the warning); -quote rewrites it single-quoted as written, so that both read the text of the file\n", s.Key)
+		}
 	}
 	if changes == 0 || !*apply {
 		fmt.Fprintf(stdout, "%d change(s)%s\n", changes, map[bool]string{true: "; run with -apply to make them"}[changes > 0 && !*apply])

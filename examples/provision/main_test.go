@@ -25,7 +25,7 @@ import (
 
 	"github.com/digitalocean/godo"
 
-	"github.com/fediops/fediops/internal/envfile"
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/internal/testenv"
 	"github.com/fediops/fediops/pgpool"
 )
@@ -239,6 +239,13 @@ func TestPlanApplyIdempotent(t *testing.T) {
 	if strings.Contains(out, "set DB_PORT") || strings.Contains(out, "set DB_PASS") {
 		t.Errorf("plan sets what is already right:\n%s", out)
 	}
+	// The seed's unquoted DB_PASS: a warning naming it, never its value,
+	// and the rewrite offered but not planned.
+	mustContain(t, errs, "provision: warning: "+h.env+":14: DB_PASS: Rails/Sidekiq (Ruby dotenv) read only the first 25")
+	mustContain(t, out, "offer: DB_PASS reads differently in Rails and in the streaming server")
+	if strings.Contains(out+errs, "Ourpassw0rd") || strings.Contains(out+errs, "iness") {
+		t.Errorf("a secret reached the output:\n%s%s", out, errs)
+	}
 	if got, _ := os.ReadFile(h.env); string(got) != seedEnv || f.writeCount() != 0 {
 		t.Fatalf("the plan changed something: %d API writes, env changed %t", f.writeCount(), string(got) != seedEnv)
 	}
@@ -270,20 +277,20 @@ func TestPlanApplyIdempotent(t *testing.T) {
 	if ents, _ := os.ReadDir(h.dir); len(ents) != 2 {
 		t.Errorf("left behind in %s: %v", h.dir, ents)
 	}
-	env, err := envfile.Read(h.env)
+	env, err := fediops.ReadEnv(h.env, fediops.WithEnviron(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for k, want := range map[string]string{"DB_HOST": dbHost, "DB_PORT": "25061", "DB_NAME": "the_mastodon_connection_pool",
 		"DB_USER": "the_mastodon_user", "PREPARED_STATEMENTS": "false", "DB_SSLMODE": "require", "NODE_EXTRA_CA_CERTS": caPath,
 		"FEDIOPS_DB_CA_FILE": caPath, "FEDIOPS_DB_DIRECT_NAME": "mastodon_production", "S3_ALIAS_HOST": "cdn.vmst.io"} {
-		if got, _ := env.Get(k); got != want {
+		if got := env.Get(k); got != want {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
 	}
-	cfg, err := pgpool.FromFile(h.env, pgpool.Options{Logger: slog.New(slog.DiscardHandler)})
+	cfg, err := pgpool.ConfigFromEnv(env.Lookup, pgpool.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil || !cfg.IsPooled || cfg.TLS != pgpool.TLSVerifyFull || cfg.DirectEndpoint != (pgpool.Endpoint{Host: dbHost, Port: 25060, Database: "mastodon_production"}) {
-		t.Errorf("pgpool.FromFile on the written file: %v, %+v", err, cfg)
+		t.Errorf("pgpool.ConfigFromEnv on the written file: %v, %+v", err, cfg)
 	}
 	if raw, _ := os.ReadFile(h.env); !bytes.Contains(raw, []byte("\nDB_PASS=Ourpassw0rd!sNoneofyourbu$iness\n")) {
 		t.Errorf("DB_PASS line changed:\n%s", raw)
@@ -298,6 +305,20 @@ func TestPlanApplyIdempotent(t *testing.T) {
 	if !bytes.Equal(mustRead(t, h.env), envBytes) || !os.SameFile(caInfo, mustStat(t, caPath)) {
 		t.Error("second apply rewrote the env or CA file")
 	}
+
+	// -quote takes the offer: DB_PASS single-quoted as written, so that
+	// Rails reads the whole text too; then nothing is left to offer.
+	code, out, errs = h.run(h.provision("-apply", "-quote")...)
+	if code != 0 || !strings.Contains(out, "applied 1 change(s)") || strings.Contains(out+errs, "Ourpassw0rd") {
+		t.Fatalf("-quote: exit %d\n%s%s", code, out, errs)
+	}
+	if raw := mustRead(t, h.env); !bytes.Contains(raw, []byte("\nDB_PASS='Ourpassw0rd!sNoneofyourbu$iness'\n")) {
+		t.Errorf("DB_PASS not single-quoted as written:\n%s", raw)
+	}
+	code, out, errs = h.run(h.provision()...)
+	if code != 0 || strings.Contains(errs, "DB_PASS") || strings.Contains(out, "offer:") || !strings.Contains(out, "0 change(s)") {
+		t.Errorf("after -quote: exit %d\n%s%s", code, out, errs)
+	}
 }
 
 func TestExistingPoolAndEndpointAreUpdated(t *testing.T) {
@@ -311,7 +332,7 @@ func TestExistingPoolAndEndpointAreUpdated(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
 	}
-	if env, err := envfile.Read(h.env); err != nil || must(env.Get("NODE_EXTRA_CA_CERTS")) != filepath.Join(h.dir, "rel.crt") {
+	if env, err := fediops.ReadEnv(h.env, fediops.WithEnviron(nil)); err != nil || env.Get("NODE_EXTRA_CA_CERTS") != filepath.Join(h.dir, "rel.crt") {
 		t.Errorf("relative -ca-file not written as an absolute path: %v", err)
 	}
 	mustContain(t, out, "update pool the_mastodon_connection_pool: size 10 -> 70, mode session -> transaction",
@@ -362,13 +383,12 @@ func TestMigrateEnvRoundTrip(t *testing.T) {
 		t.Fatalf("to direct: exit %d\n%s%s", code, out, errs)
 	}
 	mustContain(t, out, "now points at "+dbHost+":25060/mastodon_production")
-	env, err := envfile.Read(h.env)
+	env, err := fediops.ReadEnv(h.env, fediops.WithEnviron(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	port, _ := env.Get("DB_PORT")
-	name, _ := env.Get("DB_NAME")
-	if _, ps := env.Get("PREPARED_STATEMENTS"); port != "25060" || name != "mastodon_production" || ps {
+	port, name := env.Get("DB_PORT"), env.Get("DB_NAME")
+	if _, ps := env.Lookup("PREPARED_STATEMENTS"); port != "25060" || name != "mastodon_production" || ps {
 		t.Errorf("direct: DB_PORT=%s DB_NAME=%s PREPARED_STATEMENTS set %t", port, name, ps)
 	}
 	if code, _, errs = h.run(h.provision()...); code != 1 || !strings.Contains(errs, "migration mode") {

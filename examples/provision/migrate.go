@@ -6,7 +6,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/fediops/fediops/internal/envfile"
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/pgpool"
 )
 
@@ -29,7 +29,7 @@ func migrateEnv(path, to, db string, force bool, extra []string, stdout io.Write
 	default:
 		return say(2, errors.New("migrate-env: --to must be direct or pooled"))
 	}
-	var pe *envfile.ParseError
+	var pe *fediops.ParseError
 	if errors.As(err, &pe) || errors.Is(err, pgpool.ErrInvalid) || errors.Is(err, pgpool.ErrNoDirect) || errors.Is(err, os.ErrNotExist) {
 		return say(2, err)
 	} else if err != nil {

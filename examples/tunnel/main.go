@@ -21,7 +21,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/fediops/fediops/internal/envfile"
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/redistls"
 )
 
@@ -87,19 +87,18 @@ func main() {
 		}
 		cfg.HTTPAddr, cfg.AllowNonLoopback, cfg.InsecureSkipVerify = *httpAddr, *unsafeListen, *insecure
 		cfg.DrainTimeout, cfg.Logger = *drain, log
-		lookup, err := os.LookupEnv, error(nil)
-		if *envPath != "" {
-			f, ferr := envfile.Read(*envPath)
-			if err = ferr; f != nil {
-				lookup = f.Get
-			}
+		env, err := fediops.ReadEnv(*envPath) // "": the environment alone
+		if err != nil {
+			return cfg, errors.Join(cfg.Validate(), err)
+		}
+		for _, f := range env.Lint() {
+			log.Warn("tunnel: " + f.String())
 		}
 		if *verbose || cfg.Debug {
 			level.Set(slog.LevelDebug)
 		}
-		cfg.Username, _ = lookup("REDIS_USER")
-		cfg.Password, _ = lookup("REDIS_PASSWORD")
-		return cfg, errors.Join(cfg.Validate(), err) // every problem at once
+		cfg.Username, cfg.Password = env.Get("REDIS_USER"), env.Get("REDIS_PASSWORD")
+		return cfg, cfg.Validate() // every problem at once
 	}
 	cfg, err := load()
 	if err != nil {

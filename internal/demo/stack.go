@@ -24,7 +24,6 @@ import (
 	"github.com/fediops/fediops/pgpool"
 	"github.com/fediops/fediops/redistls"
 	"github.com/fediops/fediops/spaces"
-	"github.com/fediops/fediops/tiers"
 )
 
 // up starts the servers (PostgreSQL with pgBouncer, Redis and optionally
@@ -188,7 +187,7 @@ func (r *run) writeEnv(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("%d lint findings in %s", len(findings), path)
 	}
 	get := f.Get
-	if r.db, err = pgpool.FromEnv(get, pgpool.Options{Logger: r.log}); err != nil {
+	if r.db, err = pgpool.ConfigFromEnv(get, pgpool.Options{Logger: r.log}); err != nil {
 		return "", err
 	}
 	if r.db.Direct == nil {
@@ -202,7 +201,7 @@ func (r *run) writeEnv(ctx context.Context) (string, error) {
 	if r.media, err = spaces.New(scfg); err != nil {
 		return "", err
 	}
-	ropt, err := tiers.RedisOptionsFromEnv(get)
+	ropt, err := redistls.ClientOptionsFromEnv(get, "REDIS_")
 	if err != nil {
 		return "", err
 	}

@@ -21,7 +21,7 @@ const ClusterGiB = 4
 // connection budget (FEDIOPS_DB_CONN_LIMIT overrides DO's figure) and
 // summarises the seed's Sidekiq layout.
 func (r *run) plan(ctx context.Context) (string, error) {
-	budget, err := pgpool.NewBudgetEnv(ClusterGiB, r.env.Get)
+	budget, err := pgpool.BudgetFromEnv(r.env.Get, ClusterGiB)
 	if err != nil {
 		return "", err
 	}
@@ -92,7 +92,7 @@ func (r *run) backup(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	rds, err := backup.RedisFromEnv(r.env.Get)
+	rds, err := backup.RedisSourceFromEnv(r.env.Get)
 	if err != nil {
 		return "", err
 	}

@@ -20,6 +20,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/fediops/fediops"
 )
 
 // Config says where a cron job's metrics go: a node_exporter textfile
@@ -50,12 +52,12 @@ const (
 	EnvPushURL = "FEDIOPS_PUSHGATEWAY_URL"
 )
 
-// FromEnv reads FEDIOPS_METRICS_DIR and FEDIOPS_PUSHGATEWAY_URL through
-// lookup (os.LookupEnv, or an envfile.File's Get).
-func FromEnv(lookup func(string) (string, bool)) (Config, error) {
+// ConfigFromEnv reads FEDIOPS_METRICS_DIR and FEDIOPS_PUSHGATEWAY_URL through
+// env.
+func ConfigFromEnv(env fediops.Lookup) (Config, error) {
 	var c Config
-	c.Dir, _ = lookup(EnvDir)
-	c.PushURL, _ = lookup(EnvPushURL)
+	c.Dir, _ = env(EnvDir)
+	c.PushURL, _ = env(EnvPushURL)
 	return c, c.Validate()
 }
 

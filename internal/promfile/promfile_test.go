@@ -356,12 +356,12 @@ func TestPushCredentialsGoAsBasicAuthAndStayOutOfErrors(t *testing.T) {
 
 func TestFromEnv(t *testing.T) {
 	env := map[string]string{promfile.EnvDir: "/var/lib/node_exporter", promfile.EnvPushURL: "http://127.0.0.1:9091"}
-	c, err := promfile.FromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	c, err := promfile.ConfigFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil || c.Dir != "/var/lib/node_exporter" || c.PushURL != "http://127.0.0.1:9091" || !c.Enabled() {
 		t.Errorf("%+v %v", c, err)
 	}
 	env[promfile.EnvPushURL] = "127.0.0.1:9091"
-	if _, err := promfile.FromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err == nil {
+	if _, err := promfile.ConfigFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err == nil {
 		t.Error("a push URL without scheme is accepted")
 	}
 }
