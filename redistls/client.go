@@ -21,7 +21,7 @@ import (
 
 // ErrSentinel is returned by ClientOptionsFromEnv for settings that use
 // Redis Sentinel, which DigitalOcean's managed Redis does not.
-var ErrSentinel = errors.New("Sentinel settings are not supported")
+var ErrSentinel = errors.New("settings for Redis Sentinel are not supported")
 
 // EnvCAFile names the PEM file of the CA that verifies a rediss:// URL's
 // server (a private CA); unset, the system roots verify it, as they do

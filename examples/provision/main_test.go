@@ -469,4 +469,3 @@ func mustStat(t *testing.T, p string) os.FileInfo {
 	return st
 }
 
-func must(v string, _ bool) string { return v }
