@@ -468,4 +468,3 @@ func mustStat(t *testing.T, p string) os.FileInfo {
 	}
 	return st
 }
-
