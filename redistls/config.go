@@ -64,7 +64,9 @@ type Config struct {
 
 	// Resolve turns connect's host:port into the addresses to dial, in
 	// order, for every client connection (stunnel's delay = yes). Default:
-	// net.DefaultResolver, which has no cache.
+	// /etc/hosts, checked on every call and read again when it changed (Go's
+	// resolver would keep its copy for 5 s), then DNS through
+	// net.DefaultResolver, which keeps no answers.
 	Resolve func(ctx context.Context, hostport string) ([]string, error)
 	// Dial opens the TCP connection to one resolved address (default
 	// net.Dialer). It must return a *net.TCPConn or a wrapper with NetConn.
@@ -467,7 +469,7 @@ func (c *Config) withDefaults() *Config {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
 	if d.Resolve == nil {
-		d.Resolve = resolveDNS
+		d.Resolve = resolveSystem
 	}
 	if d.Dial == nil {
 		var nd net.Dialer
@@ -644,23 +646,4 @@ func verifyHosts(roots *x509.CertPool, hosts []string) func(tls.ConnectionState)
 		}
 		return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
 	}
-}
-
-func resolveDNS(ctx context.Context, hostport string) ([]string, error) {
-	host, port, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := netip.ParseAddr(host); err == nil {
-		return []string{hostport}, nil
-	}
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, len(ips))
-	for i, ip := range ips {
-		out[i] = net.JoinHostPort(ip.Unmap().String(), port)
-	}
-	return out, nil
 }
