@@ -12,7 +12,9 @@
 //   - pgBouncer 1.18 in transaction mode with client TLS and SCRAM, serving
 //     the pool the_mastodon_connection_pool (DO's pool port 25061);
 //   - Redis 7 with TLS only and a password for user default, with its own
-//     CA; NewRedis starts more for failover tests (ReplicaOf, Promote);
+//     CA; NewRedis starts more for failover tests (ReplicaOf, Promote,
+//     Stop, Kill), and Stack.StartRedisAt one on a given loopback address
+//     and port (nodes on 127.0.0.2 and 127.0.0.3 sharing a port);
 //   - MariaDB 10.11 for mysqldump.
 //
 // Run as root, the servers run as the postgres user (initdb, postgres,

@@ -25,7 +25,7 @@ var aptPackage = map[string]string{
 	"pgbouncer": "pgbouncer", "redis-server": "redis-server", "redis-cli": "redis-tools",
 	"redis-benchmark": "redis-tools", "stunnel4": "stunnel4", "stunnel": "stunnel4", "mariadbd": "mariadb-server",
 	"mariadb-install-db": "mariadb-server", "mariadb": "mariadb-client", "mysqldump": "mariadb-client",
-	"rclone": "rclone", "age": "age", "zstd": "zstd",
+	"rclone": "rclone", "age": "age", "zstd": "zstd", "dnsmasq": "dnsmasq-base",
 }
 
 // pgBinDirs are searched after $PATH: Debian keeps the server binaries there.
@@ -231,6 +231,24 @@ func (p *proc) stop() {
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
 	}
+}
+
+// kill ends the server and its children with SIGKILL and waits for it.
+func (p *proc) kill() {
+	if p == nil {
+		return
+	}
+	if p.halt != nil {
+		p.halt()
+		return
+	}
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
 }
 
 // waitReady polls check until it succeeds, the process exits or ctx ends.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -94,7 +95,40 @@ func (s *Stack) StartRedis(ctx context.Context, pass string) (*Redis, error) {
 	return s.prov.redis(ctx, name, pass)
 }
 
+// StartRedisAt starts another TLS-only Redis with the primary's password
+// (or a new one) listening on host:port, a loopback address: two nodes on
+// 127.0.0.2 and 127.0.0.3 can share a port, as a managed service's nodes
+// share theirs behind one name. Local binaries only (not with
+// testcontainers).
+func (s *Stack) StartRedisAt(ctx context.Context, host string, port int) (*Redis, error) {
+	if _, isLocal := s.prov.(local); !isLocal {
+		return nil, errors.New("testenv: StartRedisAt runs local binaries only")
+	}
+	s.mu.Lock()
+	s.nRedis++
+	name := fmt.Sprintf("redis%d", s.nRedis)
+	pass := ""
+	if s.redis != nil {
+		pass = s.redis.Password
+	} else if s.atPass != "" {
+		pass = s.atPass
+	} else {
+		s.atPass = password()
+		pass = s.atPass
+	}
+	s.mu.Unlock()
+	return s.startRedisAt(ctx, name, pass, host, port)
+}
+
 func (s *Stack) startRedis(ctx context.Context, name, pass string) (*Redis, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	return s.startRedisAt(ctx, name, pass, "127.0.0.1", port)
+}
+
+func (s *Stack) startRedisAt(ctx context.Context, name, pass, host string, port int) (*Redis, error) {
 	bin, err := LookPath("redis-server")
 	if err != nil {
 		return nil, err
@@ -110,15 +144,11 @@ func (s *Stack) startRedis(ctx context.Context, name, pass string) (*Redis, erro
 	if err := s.user.chown(dir); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	r := &Redis{Name: name, Host: "127.0.0.1", Port: port, User: "default", Password: pass, CAFile: s.RedisCA.File, CA: s.RedisCA}
+	r := &Redis{Name: name, Host: host, Port: port, User: "default", Password: pass, CAFile: s.RedisCA.File, CA: s.RedisCA}
 	conf := strings.Join([]string{
 		"port 0",
 		fmt.Sprintf("tls-port %d", port),
-		"bind 127.0.0.1",
+		"bind " + host,
 		"tls-cert-file " + cert,
 		"tls-key-file " + key,
 		"tls-ca-cert-file " + s.RedisCA.File,
@@ -192,3 +222,7 @@ func (r *Redis) Promote(ctx context.Context) error {
 
 // Stop ends this Redis server (a node lost in a failover test).
 func (r *Redis) Stop() { r.proc.stop() }
+
+// Kill ends this Redis server with SIGKILL, as a crash would: no
+// goodbye to its clients or replicas beyond what the kernel sends.
+func (r *Redis) Kill() { r.proc.kill() }

@@ -29,6 +29,7 @@ type Stack struct {
 	redis    *Redis
 	mariadb  *MariaDB
 	nRedis   int
+	atPass   string // StartRedisAt's password when there is no primary
 	closed   bool
 	starting map[string]*startOnce
 }
