@@ -58,9 +58,13 @@ type Config struct {
 	// Username and Password authenticate the health check and the role
 	// probe (REDIS_USER / REDIS_PASSWORD); never logged.
 	Username, Password string
-	ProbeInterval      time.Duration // how often pinned nodes are checked
-	ProbeTimeout       time.Duration // one probe's budget
-	DrainTimeout       time.Duration // SIGTERM: how long busy connections may finish
+	// ProbeInterval is how often the monitor asks the nodes connections are
+	// pinned to for their ROLE (default DefaultProbeInterval, 250 ms): the
+	// longest a demoted node's idle connections stay open. A connection
+	// that gets -READONLY or loses its backend starts a probe at once.
+	ProbeInterval time.Duration
+	ProbeTimeout  time.Duration // one probe's budget
+	DrainTimeout  time.Duration // SIGTERM: how long busy connections may finish
 
 	// Resolve turns connect's host:port into the addresses to dial, in
 	// order, for every client connection (stunnel's delay = yes). Default:

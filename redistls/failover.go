@@ -23,17 +23,22 @@ const failoverForget = 5 * time.Minute
 // ProbeInterval and at once when a connection saw -READONLY or lost its
 // backend. A node is abandoned (its client connections closed, so clients
 // reconnect through a fresh resolution) when the name no longer resolves to
-// it, when ROLE says it is a replica, or when it stops answering.
+// it, when ROLE says it is a replica after a probe saw it as the primary
+// or a client got -READONLY from it, or when it stops answering. In the
+// last three cases the name may not have moved yet: the node is held
+// first (hold.go), so that new connections, the abandoned clients'
+// reconnects among them, wait for the name to move instead of reaching
+// the node again.
 //
 // Each node's probe client dials with the settings it was built with; a
 // Reload (a new CAfile, sni, checkHost) replaces them, and the next round
 // builds new clients, so no probe keeps verifying with the old ones.
 //
 // Abandoning a node is one failover event until the node is seen as the
-// primary again (ROLE master and the name resolves to it): while a late
-// DNS change still sends new connections to a demoted node, the monitor
-// closes them again on every probe, which counts closed connections, not
-// events.
+// primary again (ROLE master and the name resolves to it): connections
+// that still reach it (a connection that waited TIMEOUTconnect in vain is
+// dialed where the name points) are closed on every probe, which counts
+// closed connections, not events.
 func (s *service) monitor(ctx context.Context) {
 	tick := time.NewTicker(s.t.cfg.ProbeInterval)
 	defer tick.Stop()
@@ -48,6 +53,13 @@ func (s *service) monitor(ctx context.Context) {
 		last, seen := judged[n]
 		judged[n] = time.Now()
 		s.abandon(n, reason, !seen || time.Since(last) > failoverForget)
+	}
+	// judge abandons a node the name may still resolve to: new
+	// connections wait for the name to move (hold.go) before the ones
+	// pinned to it are closed, so that their clients' reconnects wait too.
+	judge := func(n, reason string) {
+		s.hold(n)
+		abandon(n, reason)
 	}
 	defer func() {
 		for _, p := range probes {
@@ -94,6 +106,7 @@ func (s *service) monitor(ctx context.Context) {
 			}
 			if gone {
 				delete(failing, n)
+				s.forgetPrimary(n)
 			}
 		}
 		for n, at := range judged {
@@ -127,13 +140,22 @@ func (s *service) monitor(ctx context.Context) {
 				// Refused: the node is gone. Timeouts: only after 3 probe
 				// budgets in a row, so a busy primary is not abandoned.
 				delete(failing, n)
-				abandon(n, FailoverDown)
+				judge(n, FailoverDown)
+			case err == nil && role != "master" && (s.wasPrimary(n) || suspects[n]):
+				judge(n, FailoverRole)
 			case err == nil && role != "master":
-				abandon(n, FailoverRole)
+				// A replica never seen as the primary, which no client
+				// tried to write to: the name points at it on purpose
+				// (a read-only endpoint), or the tunnel started after
+				// the demotion and the name will move. Leave it.
 			case err != nil && suspects[n]: // no ROLE (no password?): trust the -READONLY
-				abandon(n, FailoverReadOnly)
-			case err == nil && resolved && current[n]:
-				delete(judged, n) // the primary again: its next failover is a new event
+				judge(n, FailoverReadOnly)
+			case err == nil:
+				s.markPrimary(n)
+				if resolved && current[n] {
+					delete(judged, n) // the primary again: its next failover is a new event
+					s.release(n)
+				}
 			}
 		}
 	}
@@ -153,17 +175,33 @@ func contains(xs []string, x string) bool {
 func (s *service) resolveAll(ctx context.Context, st *settings) (map[string]bool, bool) {
 	ctx, cancel := context.WithTimeout(ctx, s.t.cfg.ProbeTimeout)
 	defer cancel()
+	as, err := s.lookup(ctx, st)
+	if err != nil {
+		return nil, false
+	}
 	out := map[string]bool{}
-	for _, hp := range st.svc.Connect {
-		as, err := s.t.cfg.Resolve(ctx, hp)
-		if err != nil || len(as) == 0 {
-			return nil, false
-		}
-		for _, a := range as {
-			out[a] = true
-		}
+	for _, a := range as {
+		out[a] = true
 	}
 	return out, true
+}
+
+func (s *service) markPrimary(node string) {
+	s.mu.Lock()
+	s.primaries[node] = true
+	s.mu.Unlock()
+}
+
+func (s *service) wasPrimary(node string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.primaries[node]
+}
+
+func (s *service) forgetPrimary(node string) {
+	s.mu.Lock()
+	delete(s.primaries, node)
+	s.mu.Unlock()
 }
 
 // abandon closes every client connection pinned to node; event is true for
@@ -182,7 +220,7 @@ func (s *service) abandon(node, reason string, event bool) {
 		s.t.log.Warn("redistls: backend node is no longer the primary; closed its client connections so they reconnect to the primary",
 			"service", s.name, "node", node, "reason", reason, "connections", len(set))
 	case len(set) > 0:
-		s.t.log.Info("redistls: closed client connections that reached the abandoned node again (its name still points at it?)",
+		s.t.log.Info("redistls: closed client connections that reached the abandoned node again (its name still points at it after TIMEOUTconnect?)",
 			"service", s.name, "node", node, "reason", reason, "connections", len(set))
 	}
 }

@@ -19,11 +19,21 @@ const (
 	FailoverDown     = "down"     // the node stopped answering the probe
 )
 
+// Outcomes of a connection that waited for the backend name to leave a
+// node no longer the primary, the values of
+// redistls_connections_held_total{outcome}.
+const (
+	HoldReleased     = "released"      // the name moved, or the node is the primary again
+	HoldTimeout      = "timeout"       // TIMEOUTconnect passed: dialed where the name still points
+	HoldClientClosed = "client_closed" // the client left while waiting
+)
+
 // Every value each reason label can take: a service's series are created
 // at 0 when it starts, so rate() and increase() see the first burst.
 var (
 	dialErrorReasons = []string{ReasonResolve, ReasonConnect, ReasonTLSVerify, ReasonTLS}
 	failoverReasons  = []string{FailoverMoved, FailoverRole, FailoverReadOnly, FailoverDown}
+	holdOutcomes     = []string{HoldReleased, HoldTimeout, HoldClientClosed}
 )
 
 type metrics struct {
@@ -32,6 +42,7 @@ type metrics struct {
 	dialErrors *prometheus.CounterVec
 	failovers  *prometheus.CounterVec
 	closed     *prometheus.CounterVec
+	held       *prometheus.CounterVec
 	bytes      *prometheus.CounterVec
 }
 
@@ -48,10 +59,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Failover events: a backend node judged no longer the primary (once until it is the primary again), by reason (moved, role, readonly, down)."}, []string{"service", "reason"}),
 		closed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redistls_failover_closed_connections_total",
 			Help: "Client connections closed because their backend node was no longer the primary (every close, also of connections that reached it again after the event)."}, svc),
+		held: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redistls_connections_held_total",
+			Help: "Client connections that waited because the backend name still resolved to a node no longer the primary, by outcome (released: the name moved or the node is the primary again; timeout: dialed it after TIMEOUTconnect; client_closed)."}, []string{"service", "outcome"}),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redistls_bytes_total",
 			Help: "Plaintext bytes proxied, by direction (to_backend, to_client)."}, []string{"service", "direction"}),
 	}
-	for _, c := range []prometheus.Collector{m.active, m.dials, m.dialErrors, m.failovers, m.closed, m.bytes} {
+	for _, c := range []prometheus.Collector{m.active, m.dials, m.dialErrors, m.failovers, m.closed, m.held, m.bytes} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -69,6 +82,7 @@ type serviceMetrics struct {
 	dialErrors        map[string]prometheus.Counter // by reason
 	failovers         map[string]prometheus.Counter // by reason
 	closed            prometheus.Counter
+	held              map[string]prometheus.Counter // by outcome
 }
 
 // service looks up name's children, creating every known label
@@ -82,12 +96,16 @@ func (m *metrics) service(name string) *serviceMetrics {
 		dialErrors: map[string]prometheus.Counter{},
 		failovers:  map[string]prometheus.Counter{},
 		closed:     m.closed.WithLabelValues(name),
+		held:       map[string]prometheus.Counter{},
 	}
 	for _, r := range dialErrorReasons {
 		s.dialErrors[r] = m.dialErrors.WithLabelValues(name, r)
 	}
 	for _, r := range failoverReasons {
 		s.failovers[r] = m.failovers.WithLabelValues(name, r)
+	}
+	for _, o := range holdOutcomes {
+		s.held[o] = m.held.WithLabelValues(name, o)
 	}
 	return s
 }
@@ -96,7 +114,7 @@ func (m *metrics) service(name string) *serviceMetrics {
 // configuration and its connections are gone.
 func (m *metrics) forget(name string) {
 	for _, v := range []*prometheus.MetricVec{m.active.MetricVec, m.dials.MetricVec, m.dialErrors.MetricVec,
-		m.failovers.MetricVec, m.closed.MetricVec, m.bytes.MetricVec} {
+		m.failovers.MetricVec, m.closed.MetricVec, m.held.MetricVec, m.bytes.MetricVec} {
 		v.DeletePartialMatch(prometheus.Labels{"service": name})
 	}
 }

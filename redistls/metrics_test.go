@@ -164,8 +164,8 @@ func TestRemovedServiceMetricsDeleted(t *testing.T) {
 		return redis.NewClient(&redis.Options{Addr: h.tun.Addr("second").String(), Password: r.Password, Protocol: 2, DisableIdentity: true})
 	}
 	gone := func() bool { return len(seriesOf(t, h.reg, "second")) == 0 }
-	// active, dials, closed connections, bytes both ways and every reason
-	perService := 5 + len(dialErrorReasons) + len(failoverReasons)
+	// active, dials, closed connections, bytes both ways and every reason and outcome
+	perService := 5 + len(dialErrorReasons) + len(failoverReasons) + len(holdOutcomes)
 
 	reload(true)
 	c := client()

@@ -3,6 +3,7 @@
 package redistls
 
 import (
+	"net"
 	"os"
 	"runtime"
 	"sync"
@@ -125,3 +126,28 @@ func (l *loop) run() {
 		}
 	}
 }
+
+// peerClosed reports whether the peer of an accepted TCP connection has
+// closed or reset it (TCP_INFO's state is no longer ESTABLISHED), without
+// reading the bytes it sent.
+func peerClosed(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	closed := false
+	raw.Control(func(fd uintptr) {
+		var info syscall.TCPInfo
+		size := uint32(unsafe.Sizeof(info))
+		_, _, e := syscall.Syscall6(syscall.SYS_GETSOCKOPT, fd, syscall.IPPROTO_TCP, syscall.TCP_INFO,
+			uintptr(unsafe.Pointer(&info)), uintptr(unsafe.Pointer(&size)), 0)
+		closed = e == 0 && info.State != tcpEstablished
+	})
+	return closed
+}
+
+const tcpEstablished = 1 // TCP_ESTABLISHED in linux/tcp_states.h

@@ -2,7 +2,10 @@
 
 package redistls
 
-import "errors"
+import (
+	"errors"
+	"net"
+)
 
 // The data path is an epoll loop (proxy_linux.go). Elsewhere the package
 // builds, so that ParseConfig, ClientOptionsFromEnv and DropOnReadOnly (and the
@@ -23,3 +26,5 @@ func (l *loop) ctl(op, fd int, mask, id uint32, backendSide bool) error { return
 
 func sysRead(fd int, p []byte) (int, error)  { return 0, errNoEpoll }
 func sysWrite(fd int, p []byte) (int, error) { return 0, errNoEpoll }
+
+func peerClosed(c net.Conn) bool { return false }

@@ -49,16 +49,22 @@ type service struct {
 	clock atomic.Int64 // unix seconds, advanced by the monitor
 	kick  chan struct{}
 
-	mu       sync.Mutex
-	ln       net.Listener
-	nodes    map[string]map[*conn]struct{}
-	used     map[string]time.Time // node -> last time a connection was pinned to it
-	suspects map[string]bool
-	closing  bool // shutdown began: accept nothing more
-	conns    sync.WaitGroup
-	ctx      context.Context // ends when the service stops: monitor and pending dials
-	stop     context.CancelFunc
-	stopped  chan struct{}
+	mu         sync.Mutex
+	ln         net.Listener
+	nodes      map[string]map[*conn]struct{}
+	used       map[string]time.Time // node -> last time a connection was pinned to it
+	suspects   map[string]bool
+	primaries  map[string]bool      // nodes a probe found to be the primary
+	held       map[string]time.Time // nodes no longer the primary, the name not moved yet (hold.go)
+	holdWarned map[string]bool      // held nodes whose wait timed out, said once
+	released   chan struct{}        // closed and replaced when a hold ends
+	waiting    int                  // connections waiting for a held node's name to move
+	watching   bool                 // a watcher resolves the names while they wait
+	closing    bool                 // shutdown began: accept nothing more
+	conns      sync.WaitGroup
+	ctx        context.Context // ends when the service stops: monitor and pending dials
+	stop       context.CancelFunc
+	stopped    chan struct{}
 }
 
 // New checks cfg (see Config.Validate) and registers the metrics; Start
@@ -89,7 +95,8 @@ func New(cfg *Config) (*Tunnel, error) {
 
 func (t *Tunnel) newService(s Service, tc *tls.Config) *service {
 	sv := &service{t: t, name: s.Name, m: t.m.service(s.Name), kick: make(chan struct{}, 1),
-		nodes: map[string]map[*conn]struct{}{}, used: map[string]time.Time{}, suspects: map[string]bool{}}
+		nodes: map[string]map[*conn]struct{}{}, used: map[string]time.Time{}, suspects: map[string]bool{},
+		primaries: map[string]bool{}, held: map[string]time.Time{}, holdWarned: map[string]bool{}, released: make(chan struct{})}
 	sv.st.Store(&settings{svc: s, tls: tc})
 	sv.clock.Store(time.Now().Unix())
 	return sv
@@ -357,15 +364,23 @@ func (s *service) serve(ln net.Listener) {
 	}
 }
 
-// handle dials the backend for one client and hands both sockets to the
-// loop; the handshake's deep stack ends with this goroutine.
+// handle dials the backend for one client (after waiting while the name
+// still resolves to a node no longer the primary, see await) and hands
+// both sockets to the loop; the handshake's deep stack ends with this
+// goroutine.
 func (s *service) handle(cl net.Conn) {
 	st := s.settings()
 	s.mu.Lock()
 	parent := s.ctx
 	s.mu.Unlock()
+	addrs, rerr, ok := s.await(parent, st, cl)
+	if !ok {
+		cl.Close()
+		s.conns.Done()
+		return
+	}
 	ctx, cancel := context.WithTimeout(parent, st.svc.ConnectTimeout)
-	tc, bc, node, err := s.dial(ctx, st, "", true)
+	tc, bc, node, err := s.connect(ctx, st, addrs, rerr, true)
 	cancel()
 	if err != nil {
 		cl.Close()
@@ -401,37 +416,36 @@ func (s *service) handle(cl net.Conn) {
 	}
 }
 
-// dial resolves the backend name now (stunnel's delay = yes), connects to
-// the first address that answers, and verifies its certificate. node = ""
-// dials by name; otherwise that resolved address. Only client dials count
-// in the dial metrics: the health check and the monitor's probes dial too,
-// but an operator reads those metrics as the clients' connections.
+// dial resolves the backend name now (stunnel's delay = yes) and
+// connects as connect does; node = "" dials by name, otherwise that
+// resolved address. The health check and the monitor's probes dial here.
 func (s *service) dial(ctx context.Context, st *settings, node string, client bool) (*tls.Conn, *backendConn, string, error) {
+	if node != "" {
+		return s.connect(ctx, st, []string{node}, nil, client)
+	}
+	addrs, err := s.lookup(ctx, st)
+	return s.connect(ctx, st, addrs, err, client)
+}
+
+// connect connects to the first of addrs that answers and verifies its
+// certificate; with no addrs it fails with rerr, the lookup's error. Only
+// client dials count in the dial metrics: the health check and the
+// monitor's probes dial too, but an operator reads those metrics as the
+// clients' connections.
+func (s *service) connect(ctx context.Context, st *settings, addrs []string, rerr error, client bool) (*tls.Conn, *backendConn, string, error) {
 	if client {
 		s.m.dials.Inc()
 	}
-	var addrs []string
-	var err error
+	err := rerr
 	reason := ReasonResolve
-	if node != "" {
-		addrs = []string{node}
-	} else {
-		for _, hp := range st.svc.Connect {
-			as, rerr := s.t.cfg.Resolve(ctx, hp)
-			if rerr != nil {
-				err = rerr
-			}
-			addrs = append(addrs, as...)
-		}
-		if len(addrs) == 0 && err == nil {
-			err = fmt.Errorf("%s resolves to no address", strings.Join(st.svc.Connect, ","))
-		}
-	}
 	for _, a := range addrs {
 		var raw net.Conn
 		raw, err = s.t.cfg.Dial(ctx, "tcp", a)
 		if err != nil {
 			reason = ReasonConnect
+			if client && refused(err) {
+				s.kickMonitor() // the node may be gone: let the monitor hold it
+			}
 			continue
 		}
 		if _, ok := raw.(syscall.Conn); !ok {

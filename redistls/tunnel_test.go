@@ -284,6 +284,9 @@ func TestMetricsStartAtZero(t *testing.T) {
 		for _, r := range []string{FailoverMoved, FailoverRole, FailoverReadOnly, FailoverDown} {
 			want = append(want, "redistls_failovers_total{reason="+r+",service="+svc+"}")
 		}
+		for _, o := range []string{HoldReleased, HoldTimeout, HoldClientClosed} {
+			want = append(want, "redistls_connections_held_total{outcome="+o+",service="+svc+"}")
+		}
 		want = append(want, "redistls_failover_closed_connections_total{service="+svc+"}",
 			"redistls_bytes_total{direction=to_backend,service="+svc+"}", "redistls_bytes_total{direction=to_client,service="+svc+"}",
 			"redistls_dials_total{service="+svc+"}", "redistls_connections_active{service="+svc+"}")
