@@ -153,7 +153,8 @@ func (s *service) start(ln net.Listener) {
 	go s.serve(ln)
 	go func() { defer close(s.stopped); s.monitor(ctx) }()
 	st := s.settings().svc
-	s.t.log.Info("redistls: listening", "service", s.name, "accept", ln.Addr().String(), "connect", strings.Join(st.Connect, ","), "sni", st.SNI)
+	s.t.log.Info("redistls: listening", "service", s.name, "accept", ln.Addr().String(), "connect", strings.Join(st.Connect, ","), "sni", st.SNI,
+		"probe_interval", s.t.cfg.ProbeInterval)
 }
 
 // Run starts the tunnel, serves until ctx ends, then drains for at most

@@ -55,6 +55,7 @@ func main() {
 	unsafeListen := fs.Bool("unsafe-listen", false, "allow accept addresses that are not loopback (stunnel's \"accept = PORT\" means all IPv4)")
 	insecure := fs.Bool("insecure-skip-verify", false, "do not verify backend certificates (what stunnel does without verifyChain)")
 	drain := fs.Duration("drain", redistls.DefaultDrainTimeout, "on SIGTERM, how long busy connections may finish")
+	probe := fs.Duration("probe-interval", redistls.DefaultProbeInterval, "how often the nodes clients use are asked for their ROLE (a demoted node's idle connections close within it)")
 	verbose := fs.Bool("v", false, "debug logging (also stunnel's debug = 7)")
 	if err := fs.Parse(os.Args[1:]); err != nil || fs.NArg() > 0 {
 		if errors.Is(err, flag.ErrHelp) {
@@ -86,7 +87,7 @@ func main() {
 			return nil, err
 		}
 		cfg.HTTPAddr, cfg.AllowNonLoopback, cfg.InsecureSkipVerify = *httpAddr, *unsafeListen, *insecure
-		cfg.DrainTimeout, cfg.Logger = *drain, log
+		cfg.DrainTimeout, cfg.ProbeInterval, cfg.Logger = *drain, *probe, log
 		env, err := fediops.ReadEnv(*envPath) // "": the environment alone
 		if err != nil {
 			return cfg, errors.Join(cfg.Validate(), err)
