@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -153,11 +152,7 @@ func startTargets(b *testing.B, r *testenv.Redis) []benchTarget {
 	dir := b.TempDir()
 	stunnelBin := testenv.Binary(b, "stunnel4")
 	testenv.Binary(b, "redis-benchmark")
-	tunnelBin := filepath.Join(dir, "tunnel")
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", tunnelBin, "github.com/fediops/fediops/examples/tunnel")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("build examples/tunnel: %v\n%s", err, out)
-	}
+	tunnelBin := buildTunnel(b)
 	sPort, tPort := freePort(b), freePort(b)
 	service := func(port int) string {
 		return fmt.Sprintf("[redis]\nclient = yes\naccept = 127.0.0.1:%d\nconnect = localhost:%d\nverifyChain = yes\nCAfile = %s\ncheckHost = localhost\n", port, r.Port, r.CAFile)
@@ -306,4 +301,36 @@ func rssKB(b *testing.B, pid int) int64 {
 	}
 	b.Fatalf("no VmRSS for %d", pid)
 	return 0
+}
+
+// BenchmarkFailover runs the failover harness (harness_test.go) with 10
+// switchovers per proxy (REDISTLS_FAILOVER_ROUNDS) with the name in a
+// hosts file and served by dnsmasq, and reports the tunnel's and
+// stunnel's figures side by side. It never fails on them; TestFailover
+// holds the tunnel to its bounds.
+func BenchmarkFailover(b *testing.B) {
+	rounds := 10
+	if n, err := strconv.Atoi(os.Getenv("REDISTLS_FAILOVER_ROUNDS")); err == nil && n > 0 {
+		rounds = n
+	}
+	for range b.N {
+		for _, mode := range []string{"hosts", "dns"} {
+			res := runHarness(b, mode, rounds, 200)
+			b.Logf("load %s (1, 5, 15 min) when the %s run began\n%s", res.Load, mode, res.table())
+			meds := map[string]time.Duration{}
+			for _, p := range res.Proxies {
+				med, worst := medianMax(p.Recovery)
+				meds[p.Proxy] = med
+				_, most := medianMaxInt(p.MaxReconnects)
+				b.ReportMetric(med.Seconds(), mode+"-"+p.Proxy+"-recovery-median-s")
+				b.ReportMetric(worst.Seconds(), mode+"-"+p.Proxy+"-recovery-max-s")
+				b.ReportMetric(float64(p.Failed), mode+"-"+p.Proxy+"-failed-commands")
+				b.ReportMetric(float64(most), mode+"-"+p.Proxy+"-max-reconnects/client/switchover")
+				b.ReportMetric(p.KillRecovery.Seconds(), mode+"-"+p.Proxy+"-kill-recovery-s")
+			}
+			if t := meds["tunnel"]; t > 0 {
+				b.ReportMetric(meds["stunnel"].Seconds()/t.Seconds(), mode+"-stunnel/tunnel-recovery-median")
+			}
+		}
+	}
 }

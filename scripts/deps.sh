@@ -2,7 +2,7 @@
 # Installs the Debian packages fediops's tests and demo run. As root it
 # installs what is missing; as another user it only names what to install.
 set -eu
-PKGS="postgresql pgbouncer redis-server redis-tools stunnel4 mariadb-server mariadb-client rclone age zstd prometheus prometheus-pushgateway"
+PKGS="postgresql pgbouncer redis-server redis-tools stunnel4 dnsmasq-base mariadb-server mariadb-client rclone age zstd prometheus prometheus-pushgateway"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
