@@ -3,6 +3,7 @@ package redistls
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -55,8 +56,8 @@ func TestFailover(t *testing.T) {
 			if _, most := medianMaxInt(tun.MaxReconnects); most > 2 {
 				t.Errorf("tunnel: a client reconnected %d times in one switchover, want at most 2 (%v)", most, tun.MaxReconnects)
 			}
-			if _, left := medianMaxInt(tun.IdleLeft); left > 0 {
-				t.Errorf("tunnel: idle connections left on the demoted node: %v, want none", tun.IdleLeft)
+			if _, left := medianMaxInt(tun.IdleLeft); left > 0 || slices.Min(tun.IdleOpened) < idlePerRound {
+				t.Errorf("tunnel: idle connections left on the demoted node: %v of %v, want none of %d", tun.IdleLeft, tun.IdleOpened, idlePerRound)
 			}
 			if tun.KillRecovery > 2*time.Second {
 				t.Errorf("tunnel: after the primary was killed, clients all wrote again %v after the name moved, want within 2 s", fmtDur(tun.KillRecovery))
@@ -82,43 +83,46 @@ func medianMaxInt(ns []int) (int, int) {
 	return s[len(s)/2], s[len(s)-1]
 }
 
-// switchover makes replica the primary the way a managed service does
-// without losing acknowledged writes: pause writes on the primary, wait
-// for the replica to catch up, promote it, demote the old primary, unpause.
-// move is called after the promotion: before the demotion, or after it
-// when demoteFirst.
-func switchover(ctx context.Context, primary, replica *testenv.Redis, move func(), demoteFirst bool) error {
+// switchover makes replica the primary as DigitalOcean does, without
+// losing acknowledged writes: CLIENT PAUSE WRITE on the primary, wait
+// until the replica's offset matches, REPLICAOF NO ONE on the replica,
+// REPLICAOF on the old primary, move the name, CLIENT UNPAUSE. With
+// lateMove the name moves after the unpause instead (a late DNS change).
+func switchover(ctx context.Context, primary, replica *testenv.Redis, move func() error, lateMove bool) error {
 	pc, rc := primary.Client(), replica.Client()
 	defer pc.Close()
 	defer rc.Close()
-	if err := pc.Do(ctx, "CLIENT", "PAUSE", "5000", "WRITE").Err(); err != nil {
+	if err := pc.Do(ctx, "CLIENT", "PAUSE", "10000", "WRITE").Err(); err != nil {
 		return err
 	}
 	defer pc.Do(ctx, "CLIENT", "UNPAUSE")
-	for end := time.Now().Add(3 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
 		p, err1 := replOffset(ctx, pc)
 		r, err2 := replOffset(ctx, rc)
 		if err1 == nil && err2 == nil && p == r {
 			break
 		}
 		if time.Now().After(end) {
-			return fmt.Errorf("replica never caught up: %v %v", err1, err2)
+			return fmt.Errorf("the replica never caught up: %s %s %v %v", p, r, err1, err2)
 		}
 	}
-	if err := replica.Promote(ctx); err != nil {
+	if err := rc.Do(ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
 		return err
 	}
-	if !demoteFirst {
-		move()
-	}
-	if err := primary.ReplicaOf(ctx, replica); err != nil {
+	host, port, _ := net.SplitHostPort(replica.Addr())
+	if err := pc.Do(ctx, "REPLICAOF", host, port).Err(); err != nil {
 		return err
+	}
+	if !lateMove {
+		if err := move(); err != nil {
+			return err
+		}
 	}
 	if err := pc.Do(ctx, "CLIENT", "UNPAUSE").Err(); err != nil {
 		return err
 	}
-	if demoteFirst {
-		move()
+	if lateMove {
+		return move()
 	}
 	return nil
 }
@@ -178,9 +182,10 @@ func TestFailoverCountsEvents(t *testing.T) {
 	closed := func() float64 { return testutil.ToFloat64(h.tun.m.closed.WithLabelValues("redis-client")) }
 
 	time.Sleep(300 * time.Millisecond)
-	if err := switchover(ctx, primary, replica, func() {
+	if err := switchover(ctx, primary, replica, func() error {
 		time.Sleep(1500 * time.Millisecond) // the name moves late
 		h.res.set(replica.Addr())
+		return nil
 	}, true); err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +196,7 @@ func TestFailoverCountsEvents(t *testing.T) {
 			"each pinned one once, no reconnect), %v connections released by the move (want >= 1)\n%s", ev, cl, clients, released, h.logs())
 	}
 	closedFirst := closed()
-	if err := switchover(ctx, replica, primary, func() { h.res.set(primary.Addr()) }, false); err != nil {
+	if err := switchover(ctx, replica, primary, func() error { h.res.set(primary.Addr()); return nil }, false); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the second failover event", func() bool { return events() >= 2 })

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -81,15 +80,16 @@ type proxyResult struct {
 	// Per switchover: the most connections one client dialed, and all
 	// clients' dials together.
 	MaxReconnects, Reconnects []int
-	// Per switchover: idle connections (opened before it) still open on
-	// the demoted node when the next one begins.
-	IdleLeft []int
-	Failed   int      // commands that returned an error to the application, in the switchovers
-	Errors   []string // a few of them
-	MaxGap   time.Duration
-	Gaps     int // clients that went over 2 s without a good command
-	Acked    int // acknowledged INCRs in the switchovers
-	Lost     int // clients whose acknowledged count went backwards or is missing on the primary
+	// Per switchover: idle connections opened before it (of 20; a proxy
+	// slow to connect opens fewer), and those still open on the demoted
+	// node when the next one begins.
+	IdleOpened, IdleLeft []int
+	Failed               int      // commands that returned an error to the application, in the switchovers
+	Errors               []string // a few of them
+	MaxGap               time.Duration
+	Gaps                 int // clients that went over 2 s without a good command
+	Acked                int // acknowledged INCRs in the switchovers
+	Lost                 int // clients whose acknowledged count went backwards or is missing on the primary
 	// The primary killed: from the name's move until every client had a
 	// good write, the commands that failed meanwhile (the dead node's
 	// in-flight ones included), and acknowledged writes the crash lost
@@ -168,7 +168,7 @@ func runHarness(tb testing.TB, mode string, rounds, clients int) *harnessResult 
 func buildTunnel(tb testing.TB) string {
 	tb.Helper()
 	bin := filepath.Join(tb.TempDir(), "tunnel")
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, "github.com/fediops/fediops/examples/tunnel")
+	build := exec.Command("go", "build", "-o", bin, "github.com/fediops/fediops/examples/tunnel") // go test puts its go first in PATH
 	if out, err := build.CombinedOutput(); err != nil {
 		tb.Fatalf("build examples/tunnel: %v\n%s", err, out)
 	}
@@ -560,7 +560,7 @@ func (c *child) phase(ctx context.Context, proxy, addr string, primary, replica 
 		}
 	}()
 	// Every client writes before the first switchover.
-	for end := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for end := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		ready := 0
 		for _, w := range ws {
 			w.mu.Lock()
@@ -573,7 +573,7 @@ func (c *child) phase(ctx context.Context, proxy, addr string, primary, replica 
 			break
 		}
 		if time.Now().After(end) {
-			return nil, fmt.Errorf("%d of %d clients wrote within 20 s", ready, len(ws))
+			return nil, fmt.Errorf("%d of %d clients wrote within 60 s", ready, len(ws))
 		}
 	}
 	time.Sleep(500 * time.Millisecond)
@@ -589,20 +589,21 @@ func (c *child) phase(ctx context.Context, proxy, addr string, primary, replica 
 		for _, nc := range idle {
 			nc.Close()
 		}
-		var err error
-		if idle, err = openIdleNamed(addr, pass, fmt.Sprintf("idle-%d-", k), idlePerRound); err != nil {
-			return nil, err
-		}
+		idle = openIdleNamed(addr, pass, fmt.Sprintf("idle-%d-", k), idlePerRound)
+		res.IdleOpened = append(res.IdleOpened, len(idle))
 		old := *primary
 		ev.cur.Store(int32(k))
 		t0 := time.Now()
-		if err := c.switchover(ctx, *primary, *replica, func() {
+		target := (*replica).Host
+		if err := switchover(ctx, *primary, *replica, func() error {
 			ev.mu.Lock()
 			ev.moved[k] = time.Now()
 			ev.mu.Unlock()
-		}); err != nil {
+			return c.moveName(ctx, target)
+		}, false); err != nil {
 			return nil, fmt.Errorf("switchover %d: %w", k, err)
 		}
+		took := time.Since(t0)
 		*primary, *replica = *replica, *primary
 		// 1.2-1.7 s until the next one: a random phase of the probe's.
 		time.Sleep(1200*time.Millisecond + rand.N(500*time.Millisecond))
@@ -619,9 +620,9 @@ func (c *child) phase(ctx context.Context, proxy, addr string, primary, replica 
 			most, all = max(most, d), all+d
 		}
 		res.MaxReconnects, res.Reconnects = append(res.MaxReconnects, most), append(res.Reconnects, all)
-		c.logf("%-7s %s switchover %d: took %v, name moved at +%v; all %d clients writing after %v (median client %v); reconnects %d (at most %d per client); idle connections left on the demoted node %d/%d",
-			proxy, c.p.Mode, k, ev.movedAt(k).Sub(t0).Round(time.Millisecond), ev.movedAt(k).Sub(t0).Round(time.Millisecond),
-			len(ws), fmtDur(rec), med.Round(time.Millisecond), all, most, left, idlePerRound)
+		c.logf("%-7s %s switchover %d: took %v, name moved at +%v; all %d clients writing after %v (median client %v); reconnects %d (at most %d per client); idle connections left on the demoted node %d of %d",
+			proxy, c.p.Mode, k, took.Round(time.Millisecond), ev.movedAt(k).Sub(t0).Round(time.Millisecond),
+			len(ws), fmtDur(rec), fmtDur(med), all, most, left, len(idle))
 	}
 
 	// Acknowledged writes are on the primary: each client's count there is
@@ -722,62 +723,38 @@ func fmtDur(d time.Duration) string {
 	return d.Round(time.Millisecond).String()
 }
 
-// switchover is DO's: pause writes on the primary, wait until the
-// replica's offset matches, promote it, make the old primary its replica,
-// move the name, unpause.
-func (c *child) switchover(ctx context.Context, primary, replica *testenv.Redis, moved func()) error {
-	pc, rc := primary.Client(), replica.Client()
-	defer pc.Close()
-	defer rc.Close()
-	if err := pc.Do(ctx, "CLIENT", "PAUSE", "10000", "WRITE").Err(); err != nil {
-		return err
-	}
-	defer pc.Do(ctx, "CLIENT", "UNPAUSE")
-	for end := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		p, err1 := replOffset(ctx, pc)
-		r, err2 := replOffset(ctx, rc)
-		if err1 == nil && err2 == nil && p == r {
-			break
-		}
-		if time.Now().After(end) {
-			return fmt.Errorf("the replica never caught up: %s %s %v %v", p, r, err1, err2)
-		}
-	}
-	if err := rc.Do(ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
-		return err
-	}
-	if err := pc.Do(ctx, "REPLICAOF", replica.Host, strconv.Itoa(replica.Port)).Err(); err != nil {
-		return err
-	}
-	moved()
-	if err := c.moveName(ctx, replica.Host); err != nil {
-		return err
-	}
-	return pc.Do(ctx, "CLIENT", "UNPAUSE").Err()
-}
-
-// openIdleNamed opens n connections through the proxy, each AUTHed and
-// named prefix+i, then left idle.
-func openIdleNamed(addr, pass, prefix string, n int) ([]net.Conn, error) {
+// openIdleNamed opens n connections through the proxy at once, each
+// AUTHed and named prefix+i, then left idle; it returns those that
+// opened within 10 s (a proxy slow to connect opens fewer).
+func openIdleNamed(addr, pass, prefix string, n int) []net.Conn {
+	var mu sync.Mutex
 	var cs []net.Conn
+	var wg sync.WaitGroup
 	for i := range n {
-		nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err != nil {
-			return cs, err
-		}
-		cs = append(cs, nc)
-		fmt.Fprintf(nc, "AUTH %s\r\nCLIENT SETNAME %s%d\r\n", pass, prefix, i)
-		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-		br := bufio.NewReader(nc)
-		for range 2 {
-			l, err := br.ReadString('\n')
-			if err != nil || l != "+OK\r\n" {
-				return cs, fmt.Errorf("idle connection %s%d: %q %v", prefix, i, l, err)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
+			if err != nil {
+				return
 			}
-		}
-		nc.SetReadDeadline(time.Time{})
+			fmt.Fprintf(nc, "AUTH %s\r\nCLIENT SETNAME %s%d\r\n", pass, prefix, i)
+			nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(nc)
+			for range 2 {
+				if l, err := br.ReadString('\n'); err != nil || l != "+OK\r\n" {
+					nc.Close()
+					return
+				}
+			}
+			nc.SetReadDeadline(time.Time{})
+			mu.Lock()
+			cs = append(cs, nc)
+			mu.Unlock()
+		}()
 	}
-	return cs, nil
+	wg.Wait()
+	return cs
 }
 
 // idleOn counts the connections on r whose name starts with prefix.
@@ -826,10 +803,13 @@ func (r *harnessResult) table() string {
 		cmed, _ := medianMax(p.ClientMedian)
 		rmed, _ := medianMaxInt(p.Reconnects)
 		_, most := medianMaxInt(p.MaxReconnects)
-		_, left := medianMaxInt(p.IdleLeft)
+		left, opened := 0, 0
+		for i := range p.IdleLeft {
+			left, opened = left+p.IdleLeft[i], opened+p.IdleOpened[i]
+		}
 		fmt.Fprintf(&b, "| %s | %s | %s / %s | %s | %d of %d | %d (%d) | %d of %d | %s | %d | %s / %d |\n",
 			r.Mode, p.Proxy, fmtDur(med), fmtDur(worst), fmtDur(cmed), p.Failed, p.Acked+p.Failed, rmed, most,
-			left, idlePerRound, p.MaxGap.Round(time.Millisecond), p.Lost, fmtDur(p.KillRecovery), p.KillFailed)
+			left, opened, p.MaxGap.Round(time.Millisecond), p.Lost, fmtDur(p.KillRecovery), p.KillFailed)
 	}
 	return b.String()
 }

@@ -47,6 +47,13 @@ func roleReply(br *bufio.Reader) (string, error) {
 	return strings.TrimSpace(lines[3]), nil
 }
 
+func (s *service) isHeld(node string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.held[node]
+	return ok
+}
+
 // TestHold: the primary is demoted and the name does not move. A client
 // that leaves while waiting is let go (client_closed); connections that
 // wait TIMEOUTconnect in vain go where the name points, with one warning
@@ -76,12 +83,7 @@ func TestHold(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Set(ctx, "hold", "2", 0) // -READONLY: the monitor judges the node
-	waitFor(t, "the demoted node to be held", func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		_, ok := s.held[primary.Addr()]
-		return ok
-	})
+	waitFor(t, "the demoted node to be held", func() bool { return s.isHeld(primary.Addr()) })
 
 	nc, _ := rawClient(t, h, "ROLE")
 	time.Sleep(50 * time.Millisecond)
@@ -140,12 +142,7 @@ func TestHoldUntilTheNodeIsBack(t *testing.T) {
 	}
 	waitFor(t, "a probe to see the primary", func() bool { return s.wasPrimary(r.Addr()) })
 	r.Kill()
-	waitFor(t, "the dead node to be held", func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		_, ok := s.held[r.Addr()]
-		return ok
-	})
+	waitFor(t, "the dead node to be held", func() bool { return s.isHeld(r.Addr()) })
 	_, br := rawClient(t, h, "ROLE")
 	time.Sleep(300 * time.Millisecond)
 	back, err := testenv.Shared(t).StartRedisAt(ctx, r.Host, r.Port)

@@ -451,7 +451,7 @@ func (s *service) connect(ctx context.Context, st *settings, addrs []string, rer
 		}
 		if _, ok := raw.(syscall.Conn); !ok {
 			raw.Close()
-			reason, err = ReasonConnect, errors.New("Dial returned a connection without SyscallConn")
+			reason, err = ReasonConnect, errors.New("the connection Config.Dial returned has no SyscallConn")
 			continue
 		}
 		bc := &backendConn{Conn: raw, fd: -1}

@@ -211,7 +211,14 @@ func (p *proc) exited() error {
 }
 
 // stop ends the server and its children: SIGTERM, then SIGKILL after 10 s.
-func (p *proc) stop() {
+func (p *proc) stop() { p.end(syscall.SIGTERM) }
+
+// kill ends the server and its children with SIGKILL, as a crash.
+func (p *proc) kill() { p.end(syscall.SIGKILL) }
+
+// end sends sig to the server and its children and waits for it to exit,
+// sending SIGKILL after 10 s.
+func (p *proc) end(sig syscall.Signal) {
 	if p == nil {
 		return
 	}
@@ -224,31 +231,13 @@ func (p *proc) stop() {
 		return
 	default:
 	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
 	select {
 	case <-p.done:
 	case <-time.After(10 * time.Second):
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
 	}
-}
-
-// kill ends the server and its children with SIGKILL and waits for it.
-func (p *proc) kill() {
-	if p == nil {
-		return
-	}
-	if p.halt != nil {
-		p.halt()
-		return
-	}
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	<-p.done
 }
 
 // waitReady polls check until it succeeds, the process exits or ctx ends.
