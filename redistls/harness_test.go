@@ -51,6 +51,11 @@ import (
 // probe. Then the primary is killed (SIGKILL), the replica promoted 300 ms
 // later and the name moved; a new node takes the dead one's address. The
 // child writes what it measured as JSON for the parent to judge.
+//
+// REDISTLS_FAILOVER_ROUNDS sets the switchovers, REDISTLS_FAILOVER_TUNNEL
+// a tunnel binary to measure instead of building examples/tunnel (an
+// older build, say), REDISTLS_FAILOVER_KEEP=1 keeps the configuration
+// files and logs.
 
 const harnessChildEnv = "REDISTLS_FAILOVER_CHILD"
 
@@ -136,7 +141,11 @@ func runHarness(tb testing.TB, mode string, rounds, clients int) *harnessResult 
 		}
 		os.RemoveAll(dir)
 	})
-	p := harnessParams{Mode: mode, Rounds: rounds, Clients: clients, Tunnel: buildTunnel(tb),
+	tunnel := os.Getenv("REDISTLS_FAILOVER_TUNNEL") // another build to measure, e.g. an older one
+	if tunnel == "" {
+		tunnel = buildTunnel(tb)
+	}
+	p := harnessParams{Mode: mode, Rounds: rounds, Clients: clients, Tunnel: tunnel,
 		Stunnel: testenv.Binary(tb, "stunnel4"), Dir: dir}
 	if mode == "dns" {
 		p.Dnsmasq = testenv.Binary(tb, "dnsmasq")
