@@ -328,8 +328,8 @@ func BenchmarkFailover(b *testing.B) {
 				b.ReportMetric(float64(most), mode+"-"+p.Proxy+"-max-reconnects/client/switchover")
 				b.ReportMetric(p.KillRecovery.Seconds(), mode+"-"+p.Proxy+"-kill-recovery-s")
 			}
-			if t := meds["tunnel"]; t > 0 {
-				b.ReportMetric(meds["stunnel"].Seconds()/t.Seconds(), mode+"-stunnel/tunnel-recovery-median")
+			if t, st := meds["tunnel"], meds["stunnel"]; t > 0 && st < time.Hour { // an hour: not every client wrote again
+				b.ReportMetric(st.Seconds()/t.Seconds(), mode+"-stunnel/tunnel-recovery-median")
 			}
 		}
 	}

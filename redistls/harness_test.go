@@ -79,6 +79,7 @@ type harnessResult struct {
 
 type proxyResult struct {
 	Proxy string
+	Load  string // /proc/loadavg when its switchovers began (1, 5, 15 min)
 	// Per switchover: from the name's move until every client had a good
 	// write; and the median client's first good write after the move.
 	Recovery, ClientMedian []time.Duration
@@ -204,8 +205,7 @@ type child struct {
 func runHarnessChild(p harnessParams) (err error) {
 	c := &child{p: p}
 	c.logf = func(format string, args ...any) { fmt.Printf(format+"\n", args...) }
-	load, _ := os.ReadFile("/proc/loadavg")
-	res := &harnessResult{Mode: p.Mode, Load: strings.Join(strings.Fields(string(load))[:3], " ")}
+	res := &harnessResult{Mode: p.Mode, Load: loadAvg()}
 	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
 	defer cancel()
 	if err := c.namespace(); err != nil {
@@ -587,7 +587,7 @@ func (c *child) phase(ctx context.Context, proxy, addr string, primary, replica 
 	}
 	time.Sleep(500 * time.Millisecond)
 
-	res := &proxyResult{Proxy: proxy}
+	res := &proxyResult{Proxy: proxy, Load: loadAvg()}
 	var idle []net.Conn
 	defer func() {
 		for _, nc := range idle {
@@ -708,6 +708,15 @@ func (c *child) phase(ctx context.Context, proxy, addr string, primary, replica 
 	return res, nil
 }
 
+// loadAvg is the machine's load average over 1, 5 and 15 minutes.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "?"
+}
+
 // recovery is, for event k, the time from the name's move until every
 // client had a good write (an hour when one never had), and the median
 // client's.
@@ -805,7 +814,7 @@ func tunnelCounters(url string) (map[string]float64, error) {
 // table prints the run as a Markdown table, one row per proxy.
 func (r *harnessResult) table() string {
 	var b strings.Builder
-	b.WriteString("| name in | proxy | all clients writing after the move: median / max | median client | failed commands | reconnects per switchover (most by one client) | idle connections left on the demoted node | longest gap | acknowledged writes lost | primary killed: all writing after the move / failed commands |\n")
+	b.WriteString("| name in | proxy (load) | all clients writing after the move: median / max | median client | failed commands | reconnects per switchover (most by one client) | idle connections left on the demoted node | longest gap | acknowledged writes lost | primary killed: all writing after the move / failed commands |\n")
 	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, p := range r.Proxies {
 		med, worst := medianMax(p.Recovery)
@@ -816,8 +825,8 @@ func (r *harnessResult) table() string {
 		for i := range p.IdleLeft {
 			left, opened = left+p.IdleLeft[i], opened+p.IdleOpened[i]
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s / %s | %s | %d of %d | %d (%d) | %d of %d | %s | %d | %s / %d |\n",
-			r.Mode, p.Proxy, fmtDur(med), fmtDur(worst), fmtDur(cmed), p.Failed, p.Acked+p.Failed, rmed, most,
+		fmt.Fprintf(&b, "| %s | %s (%s) | %s / %s | %s | %d of %d | %d (%d) | %d of %d | %s | %d | %s / %d |\n",
+			r.Mode, p.Proxy, p.Load, fmtDur(med), fmtDur(worst), fmtDur(cmed), p.Failed, p.Acked+p.Failed, rmed, most,
 			left, opened, p.MaxGap.Round(time.Millisecond), p.Lost, fmtDur(p.KillRecovery), p.KillFailed)
 	}
 	return b.String()
