@@ -142,8 +142,8 @@ func replOffset(ctx context.Context, c *redis.Client) (string, error) {
 
 // TestFailoverCountsEvents: a failover whose name moves 1.5 s after the
 // demotion is one failover event; the connections pinned to the demoted
-// node are closed once, and their clients' reconnects wait for the name
-// to move instead of reaching the node again (before the hold, the monitor
+// node are closed at most once, and their clients' reconnects wait for the
+// name to move instead of reaching the node again (before the hold, the monitor
 // closed them on every probe: a reconnect storm). A second switchover
 // (name first) is the second event. (The name is an injected resolver
 // here, to hold the move back; TestFailover moves a real one.)
@@ -191,8 +191,10 @@ func TestFailoverCountsEvents(t *testing.T) {
 	}
 	time.Sleep(time.Second) // clients settle on the new primary; the monitor sees it as primary
 	released := testutil.ToFloat64(h.tun.m.held.WithLabelValues("redis-client", HoldReleased))
-	if ev, cl := events(), closed(); ev != 1 || cl < 1 || cl > clients || released < 1 {
-		t.Errorf("after one failover with a late name move: %v failover events (want 1), %v closed connections (want 1 to %d: "+
+	// The connections pinned to the demoted node are closed once (none,
+	// when go-redis dropped them all on -READONLY before the probe).
+	if ev, cl := events(), closed(); ev != 1 || cl > clients || released < 1 {
+		t.Errorf("after one failover with a late name move: %v failover events (want 1), %v closed connections (want at most %d: "+
 			"each pinned one once, no reconnect), %v connections released by the move (want >= 1)\n%s", ev, cl, clients, released, h.logs())
 	}
 	closedFirst := closed()
