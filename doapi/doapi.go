@@ -221,7 +221,9 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Is reports a 404 as ErrNotFound.
-func (e *Error) Is(target error) bool { return target == ErrNotFound && e.Status == http.StatusNotFound }
+func (e *Error) Is(target error) bool {
+	return target == ErrNotFound && e.Status == http.StatusNotFound
+}
 
 // Wrap names the operation op in err: a *godo.ErrorResponse becomes an
 // *Error, anything else (a cancelled context, a refused connection) is

@@ -270,8 +270,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 }
 
-
-
 type statusWriter struct {
 	http.ResponseWriter
 	status int
