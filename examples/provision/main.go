@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"github.com/fediops/fediops"
+	"github.com/fediops/fediops/doapi"
 	"github.com/fediops/fediops/pgpool"
 	"github.com/fediops/fediops/spaces"
 )
@@ -92,7 +93,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return say(2, err)
 	}
 	limits, err := pgpool.LimitsFromEnv(env.Lookup)
-	gc, gerr := pgpool.NewGodo(token, pgpool.GodoOptions{BaseURL: *apiURL})
+	gc, gerr := doapi.New(doapi.Options{Token: token, BaseURL: *apiURL})
 	if err := errors.Join(err, gerr); err != nil {
 		return say(2, err)
 	}

@@ -8,24 +8,23 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"math/big"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/digitalocean/godo"
 
 	"github.com/fediops/fediops"
+	"github.com/fediops/fediops/internal/dofake"
 	"github.com/fediops/fediops/internal/testenv"
 	"github.com/fediops/fediops/pgpool"
 )
@@ -41,112 +40,61 @@ var seedEnv = testenv.SeedEnv()
 
 var secrets = []string{token, poolPass, "Ourpassw0rd!sNoneofyourbu", "hahahahahahahahahahahahaha"}
 
-// fakeDO is a small stand-in of DO's API: one cluster (c1, 4 GiB: limit
-// 97), its CA and pools, and CDN endpoints. It records every write.
+// clusterID is the cluster provision manages and certID the certificate
+// of the CDN's custom domain (DO's IDs of both are UUIDs).
+var clusterID, certID = dofake.UUID(1), dofake.UUID(2)
+
+// fakeDO is the DO stand-in with one cluster (4 GiB: limit 97), its CA
+// and pools, and CDN endpoints.
 type fakeDO struct {
-	mu     sync.Mutex
-	ca     []byte
-	pools  map[string]godo.DatabasePool
-	eps    []godo.CDN
-	writes []string
+	*dofake.Server
+	ca  []byte
+	url string
 }
 
-func newFake(t *testing.T) (*fakeDO, *httptest.Server) {
-	f := &fakeDO{ca: testCA(t), pools: map[string]godo.DatabasePool{}}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
-	return f, srv
+func newFake(t *testing.T) *fakeDO {
+	return newFakeSized(t, "db-s-2vcpu-4gb", 97)
 }
 
-func (f *fakeDO) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	reply := func(code int, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		json.NewEncoder(w).Encode(v)
-	}
-	if r.Header.Get("Authorization") != "Bearer "+token {
-		reply(401, map[string]string{"id": "unauthorized", "message": "Unable to authenticate you"})
-		return
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if r.Method != http.MethodGet {
-		f.writes = append(f.writes, r.Method+" "+r.URL.Path)
-	}
-	conn := func(port int, db string) *godo.DatabaseConnection {
-		return &godo.DatabaseConnection{Host: dbHost, Port: port, User: "doadmin", Password: poolPass, Database: db, SSL: true}
-	}
-	p, rest := r.URL.Path, ""
-	switch {
-	case r.Method == "GET" && p == "/v2/databases/c1":
-		reply(200, map[string]any{"database": godo.Database{ID: "c1", Name: "majel", EngineSlug: "pg", SizeSlug: "db-s-2vcpu-4gb",
-			Connection: conn(25060, "defaultdb"), PrivateConnection: &godo.DatabaseConnection{Host: "private-" + dbHost}}})
-	case r.Method == "GET" && p == "/v2/databases/c1/ca":
-		reply(200, map[string]any{"ca": godo.DatabaseCA{Certificate: f.ca}})
-	case r.Method == "GET" && p == "/v2/databases/c1/pools":
-		out := []godo.DatabasePool{}
-		for _, pl := range f.pools {
-			out = append(out, pl)
+func newFakeSized(t *testing.T, size string, limit int) *fakeDO {
+	f := &fakeDO{Server: dofake.New(dofake.Options{Token: token}), ca: testCA(t)}
+	f.AddCluster(dofake.Cluster{ID: clusterID, Name: "majel", Size: size, Host: dbHost, PrivateHost: "private-" + dbHost,
+		Password: poolPass, CA: f.ca, Limit: limit})
+	f.url = f.Start(t)
+	t.Cleanup(func() {
+		checked, refused := f.Checked()
+		apiRequests.Add(int64(checked))
+		if refused > 0 {
+			t.Errorf("%d requests refused by DO's specification: %v", refused, f.Calls())
 		}
-		reply(200, map[string]any{"pools": out})
-	case r.Method == "POST" && p == "/v2/databases/c1/pools":
-		var req godo.DatabaseCreatePoolRequest
-		json.NewDecoder(r.Body).Decode(&req)
-		if _, ok := f.pools[req.Name]; ok || req.Size < 1 || f.sum()+req.Size > 97 {
-			reply(422, map[string]string{"id": "unprocessable_entity", "message": "name in use or size too large"})
-			return
-		}
-		f.pools[req.Name] = godo.DatabasePool{Name: req.Name, User: req.User, Size: req.Size, Database: req.Database, Mode: req.Mode, Connection: conn(25061, req.Name)}
-		reply(201, map[string]any{"pool": f.pools[req.Name]})
-	case r.Method == "PUT" && strings.HasPrefix(p, "/v2/databases/c1/pools/"):
-		name := strings.TrimPrefix(p, "/v2/databases/c1/pools/")
-		var req godo.DatabaseUpdatePoolRequest
-		json.NewDecoder(r.Body).Decode(&req)
-		pl, ok := f.pools[name]
-		if !ok || f.sum()-pl.Size+req.Size > 97 {
-			reply(422, map[string]string{"id": "unprocessable_entity", "message": "no such pool or size too large"})
-			return
-		}
-		pl.User, pl.Size, pl.Database, pl.Mode = req.User, req.Size, req.Database, req.Mode
-		f.pools[name] = pl
-		w.WriteHeader(204)
-	case r.Method == "GET" && p == "/v2/cdn/endpoints":
-		reply(200, map[string]any{"endpoints": f.eps, "links": map[string]any{}, "meta": map[string]int{"total": len(f.eps)}})
-	case r.Method == "POST" && p == "/v2/cdn/endpoints":
-		var req godo.CDNCreateRequest
-		json.NewDecoder(r.Body).Decode(&req)
-		f.eps = append(f.eps, godo.CDN{ID: fmt.Sprintf("ep-%d", len(f.eps)+1), Origin: req.Origin, TTL: req.TTL,
-			CustomDomain: req.CustomDomain, CertificateID: req.CertificateID, CreatedAt: time.Now().UTC()})
-		reply(201, map[string]any{"endpoint": f.eps[len(f.eps)-1]})
-	case r.Method == "PUT" && func() bool { rest, _ = strings.CutPrefix(p, "/v2/cdn/endpoints/"); return rest != p }():
-		for i := range f.eps {
-			if f.eps[i].ID == rest {
-				var req map[string]any
-				json.NewDecoder(r.Body).Decode(&req)
-				if ttl, ok := req["ttl"].(float64); ok {
-					f.eps[i].TTL = uint32(ttl)
-				}
-				if d, ok := req["custom_domain"].(string); ok {
-					f.eps[i].CustomDomain, f.eps[i].CertificateID = d, req["certificate_id"].(string)
-				}
-				reply(200, map[string]any{"endpoint": f.eps[i]})
-				return
-			}
-		}
-		reply(404, map[string]string{"id": "not_found", "message": "no such endpoint"})
-	default:
-		reply(404, map[string]string{"id": "not_found", "message": "The resource you were accessing could not be found."})
-	}
+	})
+	return f
 }
 
-func (f *fakeDO) sum() (n int) {
-	for _, p := range f.pools {
-		n += p.Size
+// apiRequests counts the requests checked against DO's specification.
+var apiRequests atomic.Int64
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	fmt.Printf("provision: %d DigitalOcean API requests checked against DO's specification\n", apiRequests.Load())
+	os.Exit(code)
+}
+
+// writeCount is the number of requests that change something.
+func (f *fakeDO) writeCount() int {
+	n := 0
+	for _, c := range f.Calls() {
+		if c.Method != http.MethodGet {
+			n++
+		}
 	}
 	return n
 }
 
-func (f *fakeDO) writeCount() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.writes) }
+func (f *fakeDO) pool(name string) godo.DatabasePool {
+	p, _ := f.Pool(clusterID, name)
+	return p
+}
 
 func testCA(t *testing.T) []byte {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -165,16 +113,16 @@ func testCA(t *testing.T) []byte {
 // harness runs provision in-process and keeps every byte it printed.
 type harness struct {
 	t      *testing.T
-	srv    *httptest.Server
+	f      *fakeDO
 	dir    string
 	env    string
 	getenv map[string]string // the process environment besides the token and API URL
 	output bytes.Buffer
 }
 
-func newHarness(t *testing.T, srv *httptest.Server) *harness {
+func newHarness(t *testing.T, f *fakeDO) *harness {
 	dir := t.TempDir()
-	h := &harness{t: t, srv: srv, dir: dir, env: filepath.Join(dir, ".env.production")}
+	h := &harness{t: t, f: f, dir: dir, env: filepath.Join(dir, ".env.production")}
 	if err := os.WriteFile(h.env, []byte(seedEnv), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +142,7 @@ func (h *harness) run(args ...string) (code int, stdout, stderr string) {
 		if v, ok := h.getenv[k]; ok {
 			return v
 		}
-		return map[string]string{"DIGITALOCEAN_TOKEN": token, "DIGITALOCEAN_API_URL": h.srv.URL}[k]
+		return map[string]string{"DIGITALOCEAN_TOKEN": token, "DIGITALOCEAN_API_URL": h.f.url}[k]
 	}
 	var o, e bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -206,7 +154,7 @@ func (h *harness) run(args ...string) (code int, stdout, stderr string) {
 }
 
 func (h *harness) provision(extra ...string) []string {
-	return append([]string{"-env", h.env, "-cluster", "c1", "-ca-file", filepath.Join(h.dir, "do-internal.crt"), "-cdn-cert-id", "cert-1"}, extra...)
+	return append([]string{"-env", h.env, "-cluster", clusterID, "-ca-file", filepath.Join(h.dir, "do-internal.crt"), "-cdn-cert-id", certID}, extra...)
 }
 
 func mustContain(t *testing.T, s string, subs ...string) {
@@ -219,8 +167,8 @@ func mustContain(t *testing.T, s string, subs ...string) {
 }
 
 func TestPlanApplyIdempotent(t *testing.T) {
-	f, srv := newFake(t)
-	h := newHarness(t, srv)
+	f := newFake(t)
+	h := newHarness(t, f)
 	caPath := filepath.Join(h.dir, "do-internal.crt")
 	before, _ := os.Stat(h.env)
 
@@ -230,9 +178,9 @@ func TestPlanApplyIdempotent(t *testing.T) {
 	}
 	t.Logf("plan:\n%s", out)
 	mustContain(t, out, "1. ca "+caPath+": write (mode 0644)",
-		"2. pool the_mastodon_connection_pool, cluster c1: 1 change(s)",
+		"2. pool the_mastodon_connection_pool, cluster "+clusterID+": 1 change(s)",
 		"create pool the_mastodon_connection_pool: db=mastodon_production user=the_mastodon_user size=92 mode=transaction",
-		"3. cdn ourbucketname.nyc3.digitaloceanspaces.com: create: origin ourbucketname.nyc3.digitaloceanspaces.com, ttl 3600, custom domain cdn.vmst.io, certificate cert-1",
+		"3. cdn ourbucketname.nyc3.digitaloceanspaces.com: create: origin ourbucketname.nyc3.digitaloceanspaces.com, ttl 3600, custom domain cdn.vmst.io, certificate "+certID,
 		"set DB_HOST="+dbHost+` (was "path-to-postgres-database.ondigitalocean.com")`,
 		"set NODE_EXTRA_CA_CERTS="+caPath, "set FEDIOPS_DB_DIRECT_NAME=mastodon_production",
 		"set FEDIOPS_DB_CA_FILE="+caPath+" (was unset)", "7 change(s); run with -apply")
@@ -258,11 +206,11 @@ func TestPlanApplyIdempotent(t *testing.T) {
 		t.Fatalf("apply: exit %d\n%s%s", code, out, errs)
 	}
 	mustContain(t, out, "applied 7 change(s)")
-	if p := f.pools["the_mastodon_connection_pool"]; p.Size != 92 || p.Mode != "transaction" || p.Database != "mastodon_production" || p.User != "the_mastodon_user" {
+	if p := f.pool("the_mastodon_connection_pool"); p.Size != 92 || p.Mode != "transaction" || p.Database != "mastodon_production" || p.User != "the_mastodon_user" {
 		t.Errorf("pool: %+v", p)
 	}
-	if len(f.eps) != 1 || f.eps[0].CustomDomain != "cdn.vmst.io" || f.eps[0].CertificateID != "cert-1" || f.eps[0].TTL != 3600 {
-		t.Errorf("cdn endpoints: %+v", f.eps)
+	if eps := f.Endpoints(); len(eps) != 1 || eps[0].CustomDomain != "cdn.vmst.io" || eps[0].CertificateID != certID || eps[0].TTL != 3600 {
+		t.Errorf("cdn endpoints: %+v", eps)
 	}
 	if ca, err := os.ReadFile(caPath); err != nil || !bytes.Equal(ca, f.ca) {
 		t.Errorf("CA file: %v", err)
@@ -322,11 +270,11 @@ func TestPlanApplyIdempotent(t *testing.T) {
 }
 
 func TestExistingPoolAndEndpointAreUpdated(t *testing.T) {
-	f, srv := newFake(t)
-	f.pools["sidekiq"] = godo.DatabasePool{Name: "sidekiq", Size: 20, Mode: "transaction", Database: "mastodon_production", User: "u"}
-	f.pools["the_mastodon_connection_pool"] = godo.DatabasePool{Name: "the_mastodon_connection_pool", Size: 10, Mode: "session", Database: "mastodon_production", User: "the_mastodon_user"}
-	f.eps = []godo.CDN{{ID: "ep-9", Origin: "ourbucketname.nyc3.digitaloceanspaces.com", TTL: 3600}}
-	h := newHarness(t, srv)
+	f := newFake(t)
+	f.PutPool(clusterID, godo.DatabasePool{Name: "sidekiq", Size: 20, Mode: "transaction", Database: "mastodon_production", User: "u"})
+	f.PutPool(clusterID, godo.DatabasePool{Name: "the_mastodon_connection_pool", Size: 10, Mode: "session", Database: "mastodon_production", User: "the_mastodon_user"})
+	f.AddEndpoint(godo.CDN{Origin: "ourbucketname.nyc3.digitaloceanspaces.com", TTL: 3600})
+	h := newHarness(t, f)
 	t.Chdir(h.dir)
 	code, out, errs := h.run(h.provision("-ttl", "86400", "-reserve", "7", "-ca-file", "rel.crt", "-apply")...)
 	if code != 0 {
@@ -336,21 +284,21 @@ func TestExistingPoolAndEndpointAreUpdated(t *testing.T) {
 		t.Errorf("relative -ca-file not written as an absolute path: %v", err)
 	}
 	mustContain(t, out, "update pool the_mastodon_connection_pool: size 10 -> 70, mode session -> transaction",
-		`update-custom-domain: "" (certificate "") -> "cdn.vmst.io" (certificate "cert-1")`, "update-ttl: 3600 -> 86400")
-	if p := f.pools["the_mastodon_connection_pool"]; p.Size != 70 || p.Mode != "transaction" || f.pools["sidekiq"].Size != 20 {
-		t.Errorf("pools: %+v", f.pools)
+		`update-custom-domain: "" (certificate "") -> "cdn.vmst.io" (certificate "`+certID+`")`, "update-ttl: 3600 -> 86400")
+	if p := f.pool("the_mastodon_connection_pool"); p.Size != 70 || p.Mode != "transaction" || f.pool("sidekiq").Size != 20 {
+		t.Errorf("pools: %+v", f.Pools(clusterID))
 	}
-	if e := f.eps[0]; len(f.eps) != 1 || e.CustomDomain != "cdn.vmst.io" || e.CertificateID != "cert-1" || e.TTL != 86400 {
-		t.Errorf("endpoints: %+v", f.eps)
+	if eps := f.Endpoints(); len(eps) != 1 || eps[0].CustomDomain != "cdn.vmst.io" || eps[0].CertificateID != certID || eps[0].TTL != 86400 {
+		t.Errorf("endpoints: %+v", eps)
 	}
 }
 
 // FEDIOPS_DB_CONN_LIMIT, from the file or (winning) from the environment,
 // replaces DO's limit of 97 in the pool's size.
 func TestConnLimitOverride(t *testing.T) {
-	f, srv := newFake(t)
-	f.pools["sidekiq"] = godo.DatabasePool{Name: "sidekiq", Size: 20, Mode: "transaction", Database: "mastodon_production", User: "u"}
-	h := newHarness(t, srv)
+	f := newFake(t)
+	f.PutPool(clusterID, godo.DatabasePool{Name: "sidekiq", Size: 20, Mode: "transaction", Database: "mastodon_production", User: "u"})
+	h := newHarness(t, f)
 	if err := os.WriteFile(h.env, []byte(seedEnv+"FEDIOPS_DB_CONN_LIMIT=60\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -362,8 +310,8 @@ func TestConnLimitOverride(t *testing.T) {
 		"after: limit 60, pools 55, reserve/direct 5, headroom 0")
 	h.getenv = map[string]string{"FEDIOPS_DB_CONN_LIMIT": "50"}
 	code, out, errs = h.run(h.provision("-apply")...)
-	if code != 0 || f.pools["the_mastodon_connection_pool"].Size != 25 { // 50 - 20 - 5
-		t.Fatalf("exit %d, pool %+v\n%s%s", code, f.pools["the_mastodon_connection_pool"], out, errs)
+	if code != 0 || f.pool("the_mastodon_connection_pool").Size != 25 { // 50 - 20 - 5
+		t.Fatalf("exit %d, pool %+v\n%s%s", code, f.pool("the_mastodon_connection_pool"), out, errs)
 	}
 	h.getenv = map[string]string{"FEDIOPS_DB_CONN_LIMIT": "lots"}
 	if code, out, errs = h.run(h.provision()...); code != 2 || !strings.Contains(errs, "FEDIOPS_DB_CONN_LIMIT") {
@@ -372,8 +320,7 @@ func TestConnLimitOverride(t *testing.T) {
 }
 
 func TestMigrateEnvRoundTrip(t *testing.T) {
-	_, srv := newFake(t)
-	h := newHarness(t, srv)
+	h := newHarness(t, newFake(t))
 	if code, out, errs := h.run(h.provision("-apply")...); code != 0 {
 		t.Fatalf("apply: exit %d\n%s%s", code, out, errs)
 	}
@@ -409,8 +356,7 @@ func TestMigrateEnvRoundTrip(t *testing.T) {
 }
 
 func TestUsageAndRuntimeErrors(t *testing.T) {
-	_, srv := newFake(t)
-	h := newHarness(t, srv)
+	h := newHarness(t, newFake(t))
 	for _, c := range []struct {
 		args []string
 		code int
@@ -420,9 +366,10 @@ func TestUsageAndRuntimeErrors(t *testing.T) {
 		{[]string{"-env", h.env}, 2, "-cluster and DIGITALOCEAN_TOKEN are required"},
 		{[]string{"-nosuchflag"}, 2, "flag provided but not defined"},
 		{h.provision("-ttl", "5"), 2, "TTL"},
-		{[]string{"-env", h.env, "-cluster", "c1"}, 2, "CertificateID"},
+		{[]string{"-env", h.env, "-cluster", clusterID}, 2, "CertificateID"},
 		{h.provision("-env", filepath.Join(h.dir, "missing")), 2, "missing"},
-		{h.provision("-cluster", "nope"), 1, "404"},
+		{h.provision("-cluster", dofake.UUID(404)), 1, "404"},
+		{h.provision("-api-url", "http://api.digitalocean.com"), 2, "must be https"},
 		{h.provision("-reserve", "97"), 1, "no connections left for pool the_mastodon_connection_pool: limit 97 - other pools 0 - reserve 97"},
 		{[]string{"migrate-env", "-env", h.env, "--to", "sideways"}, 2, "--to must be direct or pooled"},
 		{[]string{"migrate-env", "-env", h.env, "--to", "pooled"}, 1, "not in direct"},
@@ -467,4 +414,20 @@ func mustStat(t *testing.T, p string) os.FileInfo {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// A cluster on one of DO's "-intel" sizes (8 GiB: limit 197) is planned
+// and applied like any other; the pool gets 197 - 5 reserved.
+func TestIntelSizedCluster(t *testing.T) {
+	f := newFakeSized(t, "gd-2vcpu-8gb-intel", 197)
+	h := newHarness(t, f)
+	code, out, errs := h.run(h.provision("-apply")...)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	mustContain(t, out, "create pool the_mastodon_connection_pool: db=mastodon_production user=the_mastodon_user size=192 mode=transaction",
+		"after: limit 197, pools 192, reserve/direct 5, headroom 0")
+	if p := f.pool("the_mastodon_connection_pool"); p.Size != 192 {
+		t.Errorf("pool %+v", p)
+	}
 }
