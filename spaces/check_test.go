@@ -43,16 +43,19 @@ func TestHealthAndConsistency(t *testing.T) {
 
 	f, do := newFakeDO(t)
 	origin := "media.nyc3.digitaloceanspaces.com"
-	f.eps = []godo.CDN{{ID: "e1", Origin: "x.nyc3.digitaloceanspaces.com"}, {ID: "e2", Origin: "y.nyc3.digitaloceanspaces.com"}, {ID: "e3", Origin: origin, CustomDomain: "cdn.fediops.test"}}
+	f.AddEndpoint(godo.CDN{Origin: "x.nyc3.digitaloceanspaces.com"})
+	f.AddEndpoint(godo.CDN{Origin: "y.nyc3.digitaloceanspaces.com"})
+	e3 := f.AddEndpoint(godo.CDN{Origin: origin, CustomDomain: "cdn.fediops.test"})
 	res = c.Consistency(ctx, do.CDNs)
 	if len(res) != 2 || !res[0].OK || !res[1].OK || res[1].Detail != origin {
 		t.Errorf("consistent: %v", res)
 	}
-	f.eps[2].CustomDomain = "media.fediops.test"
+	e3.CustomDomain = "media.fediops.test"
+	f.SetEndpoint(e3)
 	if res = c.Consistency(ctx, do.CDNs); res[1].OK || !errors.Is(res[1].Err, ErrAliasMismatch) || !strings.Contains(res[1].Err.Error(), "media.fediops.test") {
 		t.Errorf("mismatch: %v", res)
 	}
-	f.eps = f.eps[:2]
+	f.RemoveEndpoint(e3.ID)
 	if res = c.Consistency(ctx, do.CDNs); res[1].OK || !errors.Is(res[1].Err, ErrNoCDN) {
 		t.Errorf("no endpoint: %v", res)
 	}
