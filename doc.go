@@ -8,7 +8,9 @@
 //
 //   - pgpool: pooled (pgBouncer, transaction mode, port 25061) and direct
 //     (25060) pgx configurations from .env.production, DO's CA, migration
-//     mode, the connection budget and pool management through godo.
+//     mode, the connection budget and pool management through DO's API.
+//   - doapi: the one DigitalOcean API client (retries, timeouts, https
+//     unless loopback) and its error type.
 //   - redistls: the stunnel replacement, a TLS tunnel for Redis that
 //     resolves the name for every connection and follows a failover, plus
 //     go-redis options for clients that speak TLS themselves.
@@ -18,8 +20,9 @@
 //     with retention, restore drills and Slack; the media mirror.
 //   - sidekiqq: the Sidekiq queue layout over worker nodes, its systemd
 //     units, and live queue statistics read from Redis.
-//   - tiers: Puma sizing, droplet tiers from snapshots, the load balancer
-//     and per-tier health, OpenSearch included.
+//   - tiers: Puma sizing against the connection budget; tiers/droplets:
+//     droplet tiers by tag, snapshots, scale-out behind the load balancer;
+//     tiers/health: the health checks, OpenSearch included, their exporter.
 //
 // # Settings
 //

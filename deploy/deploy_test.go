@@ -26,7 +26,7 @@ import (
 	"github.com/fediops/fediops/pgpool"
 	"github.com/fediops/fediops/redistls"
 	"github.com/fediops/fediops/sidekiqq"
-	"github.com/fediops/fediops/tiers"
+	"github.com/fediops/fediops/tiers/health"
 )
 
 // recorder is a Registerer that keeps the names its collectors describe.
@@ -61,7 +61,7 @@ func (p pkgRecorder) Unregister(prometheus.Collector) bool { return true }
 func exported(t *testing.T) recorder {
 	t.Helper()
 	rec := recorder{}
-	if _, err := tiers.NewMetrics(pkgRecorder{rec, "tiers"}); err != nil {
+	if _, err := health.NewMetrics(pkgRecorder{rec, "tiers/health"}); err != nil {
 		t.Fatal(err)
 	}
 	rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // Describe never dials

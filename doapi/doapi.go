@@ -90,7 +90,8 @@ func OptionsFromEnv(env fediops.Lookup) (Options, error) {
 	return o, nil
 }
 
-func (o Options) withDefaults() Options {
+// WithDefaults returns o with the defaults in place of zero values.
+func (o Options) WithDefaults() Options {
 	if o.Retries == 0 {
 		o.Retries = DefaultRetries
 	}
@@ -158,7 +159,7 @@ func New(o Options) (*godo.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("DigitalOcean client: %w", err)
 	}
-	o = o.withDefaults()
+	o = o.WithDefaults()
 	hc := oauth2.NewClient(context.Background(), oauth2.StaticTokenSource(&oauth2.Token{AccessToken: o.Token, TokenType: "Bearer"}))
 	hc.Timeout = o.Timeout
 	opts := []godo.ClientOpt{godo.SetBaseURL(base), godo.SetUserAgent("fediops")}

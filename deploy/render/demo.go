@@ -34,7 +34,7 @@ import (
 	"github.com/fediops/fediops/redistls"
 	"github.com/fediops/fediops/sidekiqq"
 	"github.com/fediops/fediops/spaces"
-	"github.com/fediops/fediops/tiers"
+	"github.com/fediops/fediops/tiers/health"
 )
 
 // demo is the stack and the fediops parts running against it, all
@@ -51,8 +51,8 @@ type demo struct {
 	pool        *pgxpool.Pool
 	reg         *prometheus.Registry
 	textDir     string
-	health      *tiers.Metrics
-	checks      []tiers.Check
+	health      *health.Metrics
+	checks      []health.Check
 	budget      *promfile.Budget
 	srv         *http.Server
 	metricsAddr string
@@ -138,10 +138,10 @@ func startDemo(ctx context.Context, log *slog.Logger) (*demo, error) {
 	d.closers = append(d.closers, d.pool.Close)
 	d.reg.MustRegister(pgpool.NewCollector(d.pool, "the_mastodon_connection_pool"))
 
-	if d.health, err = tiers.NewMetrics(d.reg); err != nil {
+	if d.health, err = health.NewMetrics(d.reg); err != nil {
 		return fail(err)
 	}
-	d.checks = []tiers.Check{tiers.DBCheck("database", d.pool), tiers.RedisCheck("redis", d.rc), tiers.SidekiqCheck(d.rc, sidekiqq.CheckConfig{})}
+	d.checks = []health.Check{health.DBCheck("database", d.pool), health.RedisCheck("redis", d.rc), health.SidekiqCheck(d.rc, sidekiqq.CheckConfig{})}
 	if d.budget, err = promfile.NewBudget(d.reg); err != nil {
 		return fail(err)
 	}
@@ -248,7 +248,7 @@ func (d *demo) load(ctx context.Context, dur time.Duration) error {
 	sk.setup(ctx)
 	goLoop(250*time.Millisecond, func(ctx context.Context) { sk.tick(ctx, at()) })
 	goLoop(5*time.Second, func(ctx context.Context) {
-		rep := tiers.Run(ctx, 3*time.Second, d.checks...)
+		rep := health.Run(ctx, 3*time.Second, d.checks...)
 		if ctx.Err() == nil { // not the run cut short by the end
 			d.health.Observe(rep)
 		}

@@ -31,7 +31,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fediops/fediops"
-	"github.com/fediops/fediops/tiers"
+	"github.com/fediops/fediops/tiers/health"
 )
 
 func main() {
@@ -77,17 +77,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "health: warning: %s\n", f)
 	}
 	redis.SetLogger(redisLog{}) // go-redis's own messages go to slog at debug
-	ex, err := tiers.NewExporter(ctx, env.Lookup, tiers.ExportOptions{Serve: *promAddr != "", DBSizeGiB: *dbSize, DBPoolSize: *poolSize,
-		HealthOptions: tiers.HealthOptions{Web: list(*web), Streaming: list(*streaming), SpacesKey: *spacesKey}})
+	ex, err := health.NewExporter(ctx, env.Lookup, health.ExportOptions{Serve: *promAddr != "", DBSizeGiB: *dbSize, DBPoolSize: *poolSize,
+		Options: health.Options{Web: list(*web), Streaming: list(*streaming), SpacesKey: *spacesKey}})
 	if err != nil {
 		return fail(2, err)
 	}
 	defer ex.Close()
 
-	runOnce := func() tiers.Report {
+	runOnce := func() health.Report {
 		rep := ex.Run(ctx, *timeout)
 		if *push != "" {
-			if err := tiers.PushUptimeKuma(ctx, nil, *push, rep); err != nil {
+			if err := health.PushUptimeKuma(ctx, nil, *push, rep); err != nil {
 				slog.Error("push", "err", err)
 			}
 		}

@@ -9,7 +9,7 @@
 // that stack and reads it back with internal/envfile, so every later step
 // configures itself through the same FromEnv functions an admin's tools use
 // (pgpool.FromEnv, spaces.ConfigFromEnv, b2store.ConfigFromEnv,
-// tiers.ChecksFromEnv, backup's Settings). It seeds a small Mastodon-like
+// health.ChecksFromEnv, backup's Settings). It seeds a small Mastodon-like
 // schema over the direct connection, media objects through spaces.Client.Put
 // and Sidekiq 7/8 data through the tunnel, then runs five steps, each timed:
 //

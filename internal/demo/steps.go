@@ -11,6 +11,7 @@ import (
 	"github.com/fediops/fediops/pgpool"
 	"github.com/fediops/fediops/sidekiqq"
 	"github.com/fediops/fediops/tiers"
+	"github.com/fediops/fediops/tiers/health"
 )
 
 // ClusterGiB is the memory of the database cluster the plan assumes: the
@@ -65,15 +66,15 @@ func (r *run) plan(ctx context.Context) (string, error) {
 // stand-ins for web and streaming.
 func (r *run) health(ctx context.Context) (string, error) {
 	r.printf("web and streaming are httptest stand-ins answering \"OK\" at %s/health and %s/api/v1/streaming/health", r.web.URL, r.stream.URL)
-	checks, closeAll := tiers.ChecksFromEnv(ctx, r.env.Get, tiers.HealthOptions{
+	checks, closeAll := health.ChecksFromEnv(ctx, r.env.Get, health.Options{
 		Web: []string{r.web.URL}, Streaming: []string{r.stream.URL}, SpacesKey: r.keys[0]})
 	defer closeAll()
-	rep := tiers.Run(ctx, 10*time.Second, checks...)
+	rep := health.Run(ctx, 10*time.Second, checks...)
 	var names, bad []string
 	for _, res := range rep.Results {
 		r.printf("%-4s %-28s %9s  %s%s", res.Status, res.Name, res.Latency.Round(time.Microsecond), res.Detail, prefixed(" ", res.Error))
 		names = append(names, strings.Fields(res.Name)[0])
-		if res.Status != tiers.StatusOK {
+		if res.Status != health.StatusOK {
 			bad = append(bad, res.Name)
 		}
 	}

@@ -1,4 +1,4 @@
-package tiers
+package droplets
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 
 	"github.com/digitalocean/godo"
 
-	"github.com/fediops/fediops/pgpool"
+	"github.com/fediops/fediops/doapi"
 )
 
 // DefaultTags maps the seed's tiers to the droplet tags that find them.
@@ -40,25 +40,14 @@ var (
 	ErrSnapshotRegion = errors.New("snapshot not available in region")
 )
 
-// Config configures a Client. The zero value of every field but Token
-// means the documented default.
+// Config configures a Client. Zero values mean the documented defaults.
 type Config struct {
-	// Token is the DigitalOcean API token (DIGITALOCEAN_TOKEN). It is sent
-	// in the Authorization header only and never appears in an error.
-	Token string
-	// BaseURL is the API endpoint; "" means https://api.digitalocean.com/.
-	// Tests point it at a stand-in.
-	BaseURL string
-	// RetryMax is how often a request that got 429 or 5xx is retried
-	// (godo's WithRetryAndBackoffs, honouring retry-after); 0 means 4,
-	// negative disables retries. POSTs are retried too: creates are made
-	// idempotent by name.
-	RetryMax int
-	// RetryWaitMin and RetryWaitMax bound the backoff between retries
-	// without retry-after; 0 means 1 s and 30 s.
-	RetryWaitMin, RetryWaitMax time.Duration
-	// Timeout bounds one HTTP request; 0 means 60 s.
-	Timeout time.Duration
+	// API is how to reach DigitalOcean (doapi.Options: the token, the base
+	// URL, retries of 429 and 5xx honouring Retry-After, the per-request
+	// timeout). Droplet creates are not retried by the transport (a POST
+	// may have gone through): createDroplet retries them itself, after
+	// checking the name is still free, within API.Retries.
+	API doapi.Options
 
 	// Tags maps a tier to the tag its droplets carry; nil means DefaultTags.
 	Tags map[string]string
@@ -87,48 +76,15 @@ type Client struct {
 	log  *slog.Logger
 }
 
-// newGodo builds the godo client of cfg with pgpool.NewGodo: an oauth2
-// transport carrying the token (godo's WithRetryAndBackoffs needs exactly
-// that transport) and retries on 429/5xx that honour retry-after.
-func newGodo(cfg Config) (*godo.Client, error) {
-	if cfg.Token == "" {
-		return nil, errors.New("tiers: Config.Token: required")
-	}
-	cfg = cfg.withRetryDefaults()
-	timeout := cfg.Timeout
-	if timeout == 0 {
-		timeout = 60 * time.Second
-	}
-	c, err := pgpool.NewGodo(cfg.Token, pgpool.GodoOptions{BaseURL: cfg.BaseURL, Retries: cfg.RetryMax,
-		WaitMin: cfg.RetryWaitMin, WaitMax: cfg.RetryWaitMax, Timeout: timeout})
-	if err != nil {
-		return nil, fmt.Errorf("tiers: godo client: %w", err)
-	}
-	return c, nil
-}
-
-func (cfg Config) withRetryDefaults() Config {
-	if cfg.RetryMax == 0 {
-		cfg.RetryMax = 4
-	}
-	if cfg.RetryWaitMin == 0 {
-		cfg.RetryWaitMin = time.Second
-	}
-	if cfg.RetryWaitMax == 0 {
-		cfg.RetryWaitMax = 30 * time.Second
-	}
-	return cfg
-}
-
-// NewClient returns a Client for cfg.
+// NewClient returns a Client for cfg, its godo clients made by doapi.New.
 func NewClient(cfg Config) (*Client, error) {
-	do, err := newGodo(cfg)
+	do, err := doapi.New(cfg.API)
 	if err != nil {
 		return nil, err
 	}
-	plain := cfg
-	plain.RetryMax = -1
-	once, err := newGodo(plain)
+	plain := cfg.API
+	plain.Retries = -1
+	once, err := doapi.New(plain)
 	if err != nil {
 		return nil, err
 	}
@@ -137,10 +93,10 @@ func NewClient(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// NewClientWith wraps an existing godo client; cfg's connection fields but
-// the retry settings are ignored. Droplet creates go through do as well,
-// so give it no transport retries or accept that a retried POST may create
-// a droplet twice.
+// NewClientWith wraps an existing godo client; cfg.API but its retry
+// settings is ignored. Droplet creates go through do as well, so give it
+// no transport retries or accept that a retried POST may create a droplet
+// twice.
 func NewClientWith(do *godo.Client, cfg Config) *Client {
 	if cfg.Tags == nil {
 		cfg.Tags = DefaultTags
@@ -154,11 +110,12 @@ func NewClientWith(do *godo.Client, cfg Config) *Client {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	cfg.API = cfg.API.WithDefaults()
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Client{cfg: cfg.withRetryDefaults(), do: do, once: do, log: log}
+	return &Client{cfg: cfg, do: do, once: do, log: log}
 }
 
 // Godo returns the underlying godo client.
@@ -168,7 +125,7 @@ func (c *Client) Godo() *godo.Client { return c.do }
 func (c *Client) Tag(tier string) (string, error) {
 	tag, ok := c.cfg.Tags[tier]
 	if !ok || tag == "" {
-		return "", fmt.Errorf("tiers: tier %q: %w (known: %s)", tier, ErrUnknownTier, strings.Join(c.Tiers(), ", "))
+		return "", fmt.Errorf("tier %q: %w (known: %s)", tier, ErrUnknownTier, strings.Join(c.Tiers(), ", "))
 	}
 	return tag, nil
 }
@@ -216,37 +173,17 @@ func dropletFrom(tier string, d godo.Droplet) Droplet {
 	return out
 }
 
-// maxPages bounds every paginated listing.
-const maxPages = 500
-
-func listAll[T any](ctx context.Context, fetch func(context.Context, *godo.ListOptions) ([]T, *godo.Response, error)) ([]T, error) {
-	var all []T
-	opt := &godo.ListOptions{Page: 1, PerPage: 200}
-	for range maxPages {
-		items, resp, err := fetch(ctx, opt)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, items...)
-		if resp == nil || resp.Links == nil || resp.Links.IsLastPage() || len(items) == 0 {
-			return all, nil
-		}
-		opt.Page++
-	}
-	return nil, fmt.Errorf("more than %d pages", maxPages)
-}
-
 // Droplets lists the droplets of tier (by its tag), sorted by name.
 func (c *Client) Droplets(ctx context.Context, tier string) ([]Droplet, error) {
 	tag, err := c.Tag(tier)
 	if err != nil {
 		return nil, err
 	}
-	ds, err := listAll(ctx, func(ctx context.Context, o *godo.ListOptions) ([]godo.Droplet, *godo.Response, error) {
+	ds, err := doapi.All(ctx, func(ctx context.Context, o *godo.ListOptions) ([]godo.Droplet, *godo.Response, error) {
 		return c.do.Droplets.ListByTag(ctx, tag, o)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("tiers: list droplets tagged %q: %w", tag, err)
+		return nil, doapi.Wrap("list droplets tagged "+tag, err)
 	}
 	out := make([]Droplet, 0, len(ds))
 	for _, d := range ds {
@@ -311,9 +248,9 @@ func snapshotFrom(tier string, s godo.Snapshot) Snapshot {
 }
 
 func (c *Client) allSnapshots(ctx context.Context) ([]godo.Snapshot, error) {
-	ss, err := listAll(ctx, c.do.Snapshots.ListDroplet)
+	ss, err := doapi.All(ctx, c.do.Snapshots.ListDroplet)
 	if err != nil {
-		return nil, fmt.Errorf("tiers: list droplet snapshots: %w", err)
+		return nil, doapi.Wrap("list droplet snapshots", err)
 	}
 	return ss, nil
 }
@@ -353,7 +290,7 @@ func (c *Client) NewestSnapshot(ctx context.Context, tier string) (Snapshot, err
 		return Snapshot{}, err
 	}
 	if len(ss) == 0 {
-		return Snapshot{}, fmt.Errorf("tiers: %s: %w", tier, ErrNoSnapshot)
+		return Snapshot{}, fmt.Errorf("%s: %w", tier, ErrNoSnapshot)
 	}
 	return ss[0], nil
 }
@@ -396,16 +333,3 @@ func (c *Client) Inventory(ctx context.Context, tiers ...string) ([]TierInventor
 	}
 	return out, nil
 }
-
-// statusCode is the HTTP status of a godo error, 0 if there is none.
-func statusCode(err error) int {
-	var er *godo.ErrorResponse
-	if errors.As(err, &er) && er.Response != nil {
-		return er.Response.StatusCode
-	}
-	return 0
-}
-
-// IsStatus reports whether err is a DigitalOcean API answer with that
-// HTTP status (after godo's retries).
-func IsStatus(err error, status int) bool { return statusCode(err) == status }

@@ -1,4 +1,4 @@
-package tiers
+package health
 
 import (
 	"context"
@@ -85,7 +85,7 @@ func TestChecksFromEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	checks, closeAll := ChecksFromEnv(ctx, fediops.MapLookup(env), HealthOptions{
+	checks, closeAll := ChecksFromEnv(ctx, fediops.MapLookup(env), Options{
 		Web: []string{web.URL}, Streaming: []string{web.URL}, SpacesKey: "site_uploads/files/thumbnail.png"})
 	defer closeAll()
 	rep := Run(ctx, 10*time.Second, checks...)
@@ -129,7 +129,7 @@ func TestChecksFromEnv(t *testing.T) {
 
 	// Bad settings become failing checks that name the variable.
 	env["DB_PORT"] = "25o61"
-	checks, closeBad := ChecksFromEnv(ctx, fediops.MapLookup(env), HealthOptions{Web: []string{}, Streaming: []string{}})
+	checks, closeBad := ChecksFromEnv(ctx, fediops.MapLookup(env), Options{Web: []string{}, Streaming: []string{}})
 	defer closeBad()
 	rep = Run(ctx, 5*time.Second, checks...)
 	if rep.Results[0].Name != "database" || rep.Results[0].Status != StatusFail || !strings.Contains(rep.Results[0].Error, "DB_PORT") {
@@ -158,7 +158,7 @@ func TestSidekiqRedis(t *testing.T) {
 	t.Cleanup(func() { sq.Del(context.Background(), "queues") })
 	env := map[string]string{"REDIS_HOST": "127.0.0.1", "REDIS_PORT": "1", // nothing listens there
 		"SIDEKIQ_REDIS_URL": strings.TrimSuffix(r.URL(), "/0") + "/9", "FEDIOPS_REDIS_CA_FILE": r.CAFile}
-	checks, closeAll := ChecksFromEnv(ctx, fediops.MapLookup(env), HealthOptions{Web: []string{}, Streaming: []string{}})
+	checks, closeAll := ChecksFromEnv(ctx, fediops.MapLookup(env), Options{Web: []string{}, Streaming: []string{}})
 	defer closeAll()
 	rep := Run(ctx, 5*time.Second, checks...)
 	var sidekiq *Result

@@ -1,4 +1,4 @@
-package tiers
+package health
 
 import (
 	"context"
@@ -208,7 +208,7 @@ func (h *HTTPCheck) Name() string { return h.CheckName }
 func (h *HTTPCheck) Run(ctx context.Context) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.URL, nil)
 	if err != nil {
-		return "", fmt.Errorf("tiers: %s: %w", h.CheckName, err)
+		return "", fmt.Errorf("%s: %w", h.CheckName, err)
 	}
 	if h.Host != "" {
 		req.Host = h.Host
@@ -219,7 +219,7 @@ func (h *HTTPCheck) Run(ctx context.Context) (string, error) {
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("tiers: GET %s: %w", h.URL, err)
+		return "", fmt.Errorf("GET %s: %w", h.URL, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
@@ -229,10 +229,10 @@ func (h *HTTPCheck) Run(ctx context.Context) (string, error) {
 	}
 	got := strings.TrimSpace(string(body))
 	if resp.StatusCode != want {
-		return "", fmt.Errorf("tiers: GET %s: status %d, want %d: %q", h.URL, resp.StatusCode, want, truncate(got, 120))
+		return "", fmt.Errorf("GET %s: status %d, want %d: %q", h.URL, resp.StatusCode, want, truncate(got, 120))
 	}
 	if h.Body != "" && got != h.Body {
-		return "", fmt.Errorf("tiers: GET %s: body %q, want %q", h.URL, truncate(got, 120), h.Body)
+		return "", fmt.Errorf("GET %s: body %q, want %q", h.URL, truncate(got, 120), h.Body)
 	}
 	return fmt.Sprintf("%d %s", resp.StatusCode, truncate(got, 40)), nil
 }

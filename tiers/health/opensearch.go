@@ -1,4 +1,4 @@
-package tiers
+package health
 
 import (
 	"context"
@@ -111,19 +111,19 @@ func redactURL(u string) string {
 // the health report wants the first answer).
 func NewOpenSearchProbe(cfg OpenSearchConfig) (*OpenSearchProbe, error) {
 	if cfg.URL == "" {
-		return nil, errors.New("tiers: OpenSearchConfig.URL: required")
+		return nil, errors.New("OpenSearchConfig.URL: required")
 	}
 	// Checked here so that no parse error (which quotes the URL, password
 	// included) comes back from the client.
 	if u, err := url.Parse(cfg.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, errors.New("tiers: OpenSearchConfig.URL: want http(s)://host:port (ES_HOST, ES_PORT)")
+		return nil, errors.New("OpenSearchConfig.URL: want http(s)://host:port (ES_HOST, ES_PORT)")
 	}
 	c, err := opensearch.NewClient(opensearch.Config{
 		Addresses: []string{cfg.URL}, Username: cfg.Username, Password: cfg.Password,
 		CACert: cfg.CAPEM, Transport: cfg.Transport, DisableRetry: true,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("tiers: opensearch client for %s: %w", redactURL(cfg.URL), err)
+		return nil, fmt.Errorf("opensearch client for %s: %w", redactURL(cfg.URL), err)
 	}
 	shown := cfg
 	shown.URL = redactURL(cfg.URL)
@@ -154,10 +154,10 @@ func (p *OpenSearchProbe) Probe(ctx context.Context) (SearchHealth, error) {
 	var h SearchHealth
 	resp, err := opensearchapi.ClusterHealthRequest{}.Do(ctx, p.client)
 	if err != nil {
-		return h, fmt.Errorf("tiers: opensearch %s: cluster health: %w", p.cfg.URL, err)
+		return h, fmt.Errorf("opensearch %s: cluster health: %w", p.cfg.URL, err)
 	}
 	if err := decodeOS(resp, &h); err != nil {
-		return h, fmt.Errorf("tiers: opensearch %s: cluster health: %w", p.cfg.URL, err)
+		return h, fmt.Errorf("opensearch %s: cluster health: %w", p.cfg.URL, err)
 	}
 	bases := p.cfg.Indices
 	if bases == nil {
@@ -167,7 +167,7 @@ func (p *OpenSearchProbe) Probe(ctx context.Context) (SearchHealth, error) {
 		name := IndexName(p.cfg.Prefix, b)
 		resp, err := opensearchapi.IndicesExistsRequest{Index: []string{name}}.Do(ctx, p.client)
 		if err != nil {
-			return h, fmt.Errorf("tiers: opensearch %s: index %s: %w", p.cfg.URL, name, err)
+			return h, fmt.Errorf("opensearch %s: index %s: %w", p.cfg.URL, name, err)
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
@@ -177,21 +177,21 @@ func (p *OpenSearchProbe) Probe(ctx context.Context) (SearchHealth, error) {
 		case http.StatusNotFound:
 			h.Missing = append(h.Missing, name)
 		default:
-			return h, fmt.Errorf("tiers: opensearch %s: index %s: HEAD answered %d", p.cfg.URL, name, resp.StatusCode)
+			return h, fmt.Errorf("opensearch %s: index %s: HEAD answered %d", p.cfg.URL, name, resp.StatusCode)
 		}
 	}
 	switch {
 	case h.Status == "red":
-		return h, fmt.Errorf("tiers: opensearch %s: cluster red, %d unassigned shards: %w", p.cfg.URL, h.UnassignedShards, ErrSearchUnhealthy)
+		return h, fmt.Errorf("opensearch %s: cluster red, %d unassigned shards: %w", p.cfg.URL, h.UnassignedShards, ErrSearchUnhealthy)
 	case len(h.Missing) > 0:
-		return h, fmt.Errorf("tiers: opensearch %s: missing indices %s (run tootctl search deploy): %w",
+		return h, fmt.Errorf("opensearch %s: missing indices %s (run tootctl search deploy): %w",
 			p.cfg.URL, strings.Join(h.Missing, ", "), ErrSearchUnhealthy)
 	case h.Status == "yellow":
-		return h, Warn(fmt.Errorf("tiers: opensearch %s: cluster yellow, %d unassigned shards", p.cfg.URL, h.UnassignedShards))
+		return h, Warn(fmt.Errorf("opensearch %s: cluster yellow, %d unassigned shards", p.cfg.URL, h.UnassignedShards))
 	case h.Status != "green":
-		return h, fmt.Errorf("tiers: opensearch %s: unknown cluster status %q: %w", p.cfg.URL, h.Status, ErrSearchUnhealthy)
+		return h, fmt.Errorf("opensearch %s: unknown cluster status %q: %w", p.cfg.URL, h.Status, ErrSearchUnhealthy)
 	case h.UnassignedShards > 0:
-		return h, Warn(fmt.Errorf("tiers: opensearch %s: %d unassigned shards", p.cfg.URL, h.UnassignedShards))
+		return h, Warn(fmt.Errorf("opensearch %s: %d unassigned shards", p.cfg.URL, h.UnassignedShards))
 	}
 	return h, nil
 }

@@ -1,4 +1,4 @@
-package tiers
+package health
 
 import (
 	"context"
@@ -44,7 +44,7 @@ func TestSidekiqNamespace(t *testing.T) {
 
 	env := fediops.MapLookup(map[string]string{"REDIS_URL": strings.TrimSuffix(r.URL(), "/0") + "/10", "FEDIOPS_REDIS_CA_FILE": r.CAFile,
 		"REDIS_NAMESPACE": "mastodon_production"})
-	ho := HealthOptions{Web: []string{}, Streaming: []string{}}
+	ho := Options{Web: []string{}, Streaming: []string{}}
 	checks, closeAll := ChecksFromEnv(ctx, env, ho)
 	defer closeAll()
 	rep := Run(ctx, 5*time.Second, checks...)
@@ -61,7 +61,7 @@ func TestSidekiqNamespace(t *testing.T) {
 		t.Fatalf("no sidekiq check: %+v", rep.Results)
 	}
 
-	e, err := NewExporter(ctx, env, ExportOptions{HealthOptions: ho, Serve: true})
+	e, err := NewExporter(ctx, env, ExportOptions{Options: ho, Serve: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package tiers
+package health
 
 import (
 	"context"
@@ -37,10 +37,10 @@ func RedisCheck(name string, c redis.Cmdable) Check {
 	return CheckFunc(name, func(ctx context.Context) (string, error) {
 		got, err := c.Ping(ctx).Result()
 		if err != nil {
-			return "", fmt.Errorf("tiers: redis PING: %w", err)
+			return "", fmt.Errorf("redis PING: %w", err)
 		}
 		if got != "PONG" {
-			return "", fmt.Errorf("tiers: redis PING answered %q", got)
+			return "", fmt.Errorf("redis PING answered %q", got)
 		}
 		return "PONG", nil
 	})
@@ -88,9 +88,9 @@ func SidekiqCheck(c redis.Cmdable, cfg sidekiqq.CheckConfig) Check {
 	})
 }
 
-// HealthOptions says where the parts of an instance are, beyond what
+// Options says where the parts of an instance are, beyond what
 // .env.production says.
-type HealthOptions struct {
+type Options struct {
 	// Web and Streaming are base URLs of the nodes to check; nil means
 	// http://127.0.0.1:3000 and http://127.0.0.1:4000 (this node).
 	Web, Streaming []string
@@ -111,7 +111,7 @@ type HealthOptions struct {
 // ES_ENABLED=true). A part whose settings are wrong becomes a failing
 // check naming the variable, so one bad value does not hide the rest.
 // close releases the connections.
-func ChecksFromEnv(ctx context.Context, lookup fediops.Lookup, o HealthOptions) (checks []Check, close func()) {
+func ChecksFromEnv(ctx context.Context, lookup fediops.Lookup, o Options) (checks []Check, close func()) {
 	in := connect(ctx, lookup, o)
 	return in.checks, in.close
 }
@@ -126,7 +126,7 @@ type instance struct {
 	close  func()
 }
 
-func connect(ctx context.Context, lookup fediops.Lookup, o HealthOptions) (in instance) {
+func connect(ctx context.Context, lookup fediops.Lookup, o Options) (in instance) {
 	var closers []func()
 	in.close = func() {
 		for _, c := range closers {
@@ -159,7 +159,7 @@ func connect(ctx context.Context, lookup fediops.Lookup, o HealthOptions) (in in
 	if cfg, err := pgpool.ConfigFromEnv(lookup, pgpool.Options{MaxConns: maxConns}); err != nil {
 		in.checks = append(in.checks, failing("database", err))
 	} else if pool, err := pgxpool.NewWithConfig(ctx, cfg.App()); err != nil {
-		in.checks = append(in.checks, failing("database", fmt.Errorf("tiers: database pool: %w", err)))
+		in.checks = append(in.checks, failing("database", fmt.Errorf("database pool: %w", err)))
 	} else {
 		in.db, in.pool = cfg, pool
 		closers = append(closers, pool.Close)

@@ -1,28 +1,69 @@
-package tiers
+package droplets
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/digitalocean/godo"
+
+	"github.com/fediops/fediops/doapi"
 )
+
+// ErrDropletName is wrapped by the error for a droplet name DO refuses.
+var ErrDropletName = errors.New("not a valid droplet name")
+
+// dropletName is DO's rule for droplet names (the name pattern of its API
+// specification): letters, digits, "." and "-", ending with a letter or
+// digit, at most 255 characters.
+var dropletName = regexp.MustCompile(`^[a-zA-Z0-9]?[a-z0-9A-Z.\-]*[a-z0-9A-Z]$`)
+
+// CheckDropletName returns nil when DO accepts name for a droplet, else an
+// error wrapping ErrDropletName that says why.
+func CheckDropletName(name string) error {
+	if len(name) > 255 || !dropletName.MatchString(name) {
+		return fmt.Errorf("droplet name %q: %w: use letters, digits, '.' and '-', ending with a letter or digit, at most 255", name, ErrDropletName)
+	}
+	return nil
+}
+
+// Hostname maps a tier's name to the first part of valid droplet names:
+// every character DO refuses ("_", spaces...) becomes "-", runs of "-"
+// become one, and "-" or "." at either end go ("sidekiq_push" gives
+// "sidekiq-push"). It is "" when nothing valid is left.
+func Hostname(tier string) string {
+	var b strings.Builder
+	for _, r := range tier {
+		switch {
+		case r < 128 && (unicode.IsLetter(r) || unicode.IsDigit(r) || r == '.'):
+			b.WriteRune(r)
+		case !strings.HasSuffix(b.String(), "-"):
+			b.WriteByte('-')
+		}
+	}
+	return strings.Trim(b.String(), "-.")
+}
 
 // ScaleOut asks for droplets of a tier made from its newest snapshot.
 type ScaleOut struct {
 	// Tier is the tier to grow. Required.
 	Tier string
-	// Count is the number of numbered droplets "<tier>-01" ... "<tier>-NN"
-	// the tier should have: existing names are skipped, so running the same
-	// request twice creates nothing the second time. Ignored when Names is
-	// set.
+	// Count is the number of numbered droplets "<host>-01" ... "<host>-NN"
+	// the tier should have, <host> being Hostname(Tier) ("sidekiq_push"
+	// gives "sidekiq-push-01": DO refuses "_" in a droplet name): existing
+	// names are skipped, so running the same request twice creates nothing
+	// the second time. Ignored when Names is set.
 	Count int
 	// Names are explicit droplet names (the seed names them after Star Trek
-	// characters); existing ones are skipped.
+	// characters); existing ones are skipped. Each must be a name DO
+	// accepts (CheckDropletName).
 	Names []string
 	// SSHKeys are key fingerprints or numeric IDs. DigitalOcean does not
 	// report the keys of an existing droplet, so they cannot be copied from
@@ -85,10 +126,19 @@ func (c *Client) PlanScaleOut(ctx context.Context, req ScaleOut) (*Plan, error) 
 	names := req.Names
 	if len(names) == 0 {
 		if req.Count < 1 {
-			return nil, fmt.Errorf("tiers: ScaleOut.Count: %d, want at least 1 (or Names)", req.Count)
+			return nil, fmt.Errorf("ScaleOut.Count: %d, want at least 1 (or Names)", req.Count)
+		}
+		host := Hostname(req.Tier)
+		if host == "" {
+			return nil, fmt.Errorf("scale out %s: %w: no letter or digit to name its droplets after (give Names)", req.Tier, ErrDropletName)
 		}
 		for i := 1; i <= req.Count; i++ {
-			names = append(names, fmt.Sprintf("%s-%02d", req.Tier, i))
+			names = append(names, fmt.Sprintf("%s-%02d", host, i))
+		}
+	}
+	for _, n := range names {
+		if err := CheckDropletName(n); err != nil {
+			return nil, fmt.Errorf("scale out %s: %w", req.Tier, err)
 		}
 	}
 	keys := make([]godo.DropletCreateSSHKey, 0, len(req.SSHKeys))
@@ -112,18 +162,18 @@ func (c *Client) PlanScaleOut(ctx context.Context, req ScaleOut) (*Plan, error) 
 		}
 	}
 	if !found {
-		return nil, fmt.Errorf("tiers: scale out %s: no template droplet (TemplateID %d): %w", req.Tier, req.TemplateID, ErrNoDroplets)
+		return nil, fmt.Errorf("scale out %s: no template droplet (TemplateID %d): %w", req.Tier, req.TemplateID, ErrNoDroplets)
 	}
 	if p.Snapshot, err = c.NewestSnapshot(ctx, req.Tier); err != nil {
 		return nil, err
 	}
 	if !slices.Contains(p.Snapshot.Regions, p.Template.Region) {
-		return nil, fmt.Errorf("tiers: scale out %s: snapshot %s is in %v, not %s (transfer it first): %w",
+		return nil, fmt.Errorf("scale out %s: snapshot %s is in %v, not %s (transfer it first): %w",
 			req.Tier, p.Snapshot.Name, p.Snapshot.Regions, p.Template.Region, ErrSnapshotRegion)
 	}
 	image, err := strconv.Atoi(p.Snapshot.ID)
 	if err != nil {
-		return nil, fmt.Errorf("tiers: snapshot %s: id %q is not numeric", p.Snapshot.Name, p.Snapshot.ID)
+		return nil, fmt.Errorf("snapshot %s: id %q is not numeric", p.Snapshot.Name, p.Snapshot.ID)
 	}
 	tags := slices.Clone(p.Template.Tags)
 	if !slices.Contains(tags, tag) {
@@ -133,7 +183,7 @@ func (c *Client) PlanScaleOut(ctx context.Context, req ScaleOut) (*Plan, error) 
 		p.LoadBalancerID = c.cfg.LoadBalancerID
 		lb, _, err := c.do.LoadBalancers.Get(ctx, p.LoadBalancerID)
 		if err != nil {
-			return nil, fmt.Errorf("tiers: get load balancer %s: %w", p.LoadBalancerID, err)
+			return nil, doapi.Wrap(fmt.Sprintf("get load balancer %s", p.LoadBalancerID), err)
 		}
 		if p.LBTag = lb.Tag; p.LBTag != "" && !slices.Contains(tags, p.LBTag) {
 			tags = append(tags, p.LBTag)
@@ -159,11 +209,13 @@ func (c *Client) PlanScaleOut(ctx context.Context, req ScaleOut) (*Plan, error) 
 			Image:             godo.DropletCreateImage{ID: image},
 			SSHKeys:           keys,
 			Tags:              tags,
-			VPCUUID:           p.Template.VPCUUID,
-			PrivateNetworking: p.Template.VPCUUID != "" || p.Template.PrivateIP != "",
-			Monitoring:        slices.Contains(p.Template.Features, "monitoring"),
-			IPv6:              slices.Contains(p.Template.Features, "ipv6"),
-			Backups:           slices.Contains(p.Template.Features, "backups"),
+			// The template's VPC places the droplet in its private network;
+			// without one DO uses the region's default VPC. The deprecated
+			// private_networking is left unset.
+			VPCUUID:    p.Template.VPCUUID,
+			Monitoring: slices.Contains(p.Template.Features, "monitoring"),
+			IPv6:       slices.Contains(p.Template.Features, "ipv6"),
+			Backups:    slices.Contains(p.Template.Features, "backups"),
 		})
 	}
 	return p, nil
@@ -265,7 +317,7 @@ func (c *Client) Apply(ctx context.Context, p *Plan, opts ApplyOptions) (*ApplyR
 	// earlier, interrupted Apply, that the load balancer lacks.
 	lb, _, err := c.do.LoadBalancers.Get(ctx, p.LoadBalancerID)
 	if err != nil {
-		return res, fmt.Errorf("tiers: get load balancer %s: %w", p.LoadBalancerID, err)
+		return res, doapi.Wrap(fmt.Sprintf("get load balancer %s", p.LoadBalancerID), err)
 	}
 	if lb.Tag != "" {
 		return c.attachedByTag(res, p, lb.Tag, nil)
@@ -290,13 +342,13 @@ func (c *Client) Apply(ctx context.Context, p *Plan, opts ApplyOptions) (*ApplyR
 		return res, nil
 	}
 	if _, err := c.do.LoadBalancers.AddDroplets(ctx, p.LoadBalancerID, ids...); err != nil {
-		if !IsStatus(err, http.StatusUnprocessableEntity) {
-			return res, fmt.Errorf("tiers: add droplets %v to load balancer %s: %w", ids, p.LoadBalancerID, err)
+		if !doapi.IsStatus(err, http.StatusUnprocessableEntity) {
+			return res, doapi.Wrap(fmt.Sprintf("add droplets %v to load balancer %s", ids, p.LoadBalancerID), err)
 		}
 		// 422: the load balancer targets a tag (since we looked).
 		lb, _, gerr := c.do.LoadBalancers.Get(ctx, p.LoadBalancerID)
 		if gerr != nil || lb.Tag == "" {
-			return res, fmt.Errorf("tiers: add droplets %v to load balancer %s: %w", ids, p.LoadBalancerID, err)
+			return res, doapi.Wrap(fmt.Sprintf("add droplets %v to load balancer %s", ids, p.LoadBalancerID), err)
 		}
 		return c.attachedByTag(res, p, lb.Tag, err)
 	}
@@ -310,7 +362,7 @@ func (c *Client) Apply(ctx context.Context, p *Plan, opts ApplyOptions) (*ApplyR
 func (c *Client) attachedByTag(res *ApplyResult, p *Plan, tag string, cause error) (*ApplyResult, error) {
 	for _, r := range p.Create {
 		if !slices.Contains(r.Tags, tag) {
-			err := fmt.Errorf("tiers: load balancer %s targets tag %s, droplet %s lacks it (tag it)", p.LoadBalancerID, tag, r.Name)
+			err := fmt.Errorf("load balancer %s targets tag %s, droplet %s lacks it (tag it)", p.LoadBalancerID, tag, r.Name)
 			if cause != nil {
 				err = fmt.Errorf("%w: %w", err, cause)
 			}
@@ -329,16 +381,16 @@ func (c *Client) waitActive(ctx context.Context, tier string, id int, timeout ti
 		d, _, err := c.do.Droplets.Get(ctx, id)
 		if err != nil {
 			if ctx.Err() != nil {
-				return Droplet{}, fmt.Errorf("tiers: droplet %d not active after %v: %w", id, timeout, ErrActionTimeout)
+				return Droplet{}, fmt.Errorf("droplet %d not active after %v: %w", id, timeout, ErrActionTimeout)
 			}
-			return Droplet{}, fmt.Errorf("tiers: get droplet %d: %w", id, err)
+			return Droplet{}, doapi.Wrap(fmt.Sprintf("get droplet %d", id), err)
 		}
 		if d.Status == "active" {
 			return dropletFrom(tier, *d), nil
 		}
 		select {
 		case <-ctx.Done():
-			return Droplet{}, fmt.Errorf("tiers: droplet %d still %s after %v: %w", id, d.Status, timeout, ErrActionTimeout)
+			return Droplet{}, fmt.Errorf("droplet %d still %s after %v: %w", id, d.Status, timeout, ErrActionTimeout)
 		case <-time.After(c.cfg.PollInterval):
 		}
 	}
@@ -347,16 +399,16 @@ func (c *Client) waitActive(ctx context.Context, tier string, id int, timeout ti
 // createDroplet creates r through the client without transport retries
 // and retries itself: after a 5xx or a transport error it first lists the
 // tier, since the API may have created the droplet anyway; after a 429 it
-// waits for retry-after. At most Config.RetryMax retries.
+// waits for retry-after. At most Config.API.Retries retries.
 func (c *Client) createDroplet(ctx context.Context, tier string, r *godo.DropletCreateRequest) (Droplet, string, error) {
 	for attempt := 0; ; attempt++ {
 		d, resp, err := c.once.Droplets.Create(ctx, r)
 		if err == nil {
 			return dropletFrom(tier, *d), "", nil
 		}
-		code := statusCode(err)
-		if ctx.Err() != nil || (code != 0 && code != http.StatusTooManyRequests && code < 500) || attempt >= c.cfg.RetryMax {
-			return Droplet{}, "", fmt.Errorf("tiers: create droplet %s: %w", r.Name, err)
+		code := doapi.Status(err)
+		if ctx.Err() != nil || (code != 0 && code != http.StatusTooManyRequests && code < 500) || attempt >= c.cfg.API.Retries {
+			return Droplet{}, "", doapi.Wrap(fmt.Sprintf("create droplet %s", r.Name), err)
 		}
 		if code != http.StatusTooManyRequests {
 			if ds, lerr := c.Droplets(ctx, tier); lerr == nil {
@@ -367,16 +419,14 @@ func (c *Client) createDroplet(ctx context.Context, tier string, r *godo.Droplet
 				}
 			}
 		}
-		wait := min(c.cfg.RetryWaitMin<<attempt, c.cfg.RetryWaitMax)
-		if resp != nil && code == http.StatusTooManyRequests {
-			if s, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && s >= 0 {
-				wait = time.Duration(s) * time.Second
-			}
+		wait := min(c.cfg.API.RetryWaitMin<<attempt, c.cfg.API.RetryWaitMax)
+		if code == http.StatusTooManyRequests {
+			wait = doapi.RetryAfter(resp, wait)
 		}
 		c.log.WarnContext(ctx, "create droplet: retrying", "name", r.Name, "status", code, "wait", wait)
 		select {
 		case <-ctx.Done():
-			return Droplet{}, "", fmt.Errorf("tiers: create droplet %s: %w", r.Name, ctx.Err())
+			return Droplet{}, "", fmt.Errorf("create droplet %s: %w", r.Name, ctx.Err())
 		case <-time.After(wait):
 		}
 	}

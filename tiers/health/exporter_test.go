@@ -1,4 +1,4 @@
-package tiers
+package health
 
 import (
 	"context"
@@ -55,10 +55,10 @@ func TestExporter(t *testing.T) {
 		"REDIS_URL":              r.URL(), "FEDIOPS_REDIS_CA_FILE": r.CAFile,
 		"WEB_CONCURRENCY": "3", "MAX_THREADS": "9", // the seed's Puma: 27 connections through the pool
 	}
-	ho := HealthOptions{Web: []string{web.URL}, Streaming: []string{web.URL}}
+	ho := Options{Web: []string{web.URL}, Streaming: []string{web.URL}}
 
 	// Serving: checks, budget, Sidekiq and pool collectors in one scrape.
-	e, err := NewExporter(ctx, fediops.MapLookup(env), ExportOptions{HealthOptions: ho, Serve: true, DBSizeGiB: 4, Cluster: "majel"})
+	e, err := NewExporter(ctx, fediops.MapLookup(env), ExportOptions{Options: ho, Serve: true, DBSizeGiB: 4, Cluster: "majel"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestExporter(t *testing.T) {
 	// sets, a failing "db budget" check; written as a textfile.
 	over := maps.Clone(env)
 	over["FEDIOPS_DB_CONN_LIMIT"] = "20"
-	e2, err := NewExporter(ctx, fediops.MapLookup(over), ExportOptions{HealthOptions: ho})
+	e2, err := NewExporter(ctx, fediops.MapLookup(over), ExportOptions{Options: ho})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestExporter(t *testing.T) {
 	}
 
 	// A pool smaller than the demand: clients wait, a warning.
-	e3, err := NewExporter(ctx, fediops.MapLookup(env), ExportOptions{HealthOptions: ho, DBSizeGiB: 1, DBPoolSize: 15})
+	e3, err := NewExporter(ctx, fediops.MapLookup(env), ExportOptions{Options: ho, DBSizeGiB: 1, DBPoolSize: 15})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,8 +148,8 @@ func TestExporterWithout(t *testing.T) {
 	defer cancel()
 	env := map[string]string{"DB_HOST": "127.0.0.1", "DB_PORT": "1", "DB_USER": "mastodon", "DB_PASS": "s3cr3t", "DB_SSLMODE": "require",
 		"REDIS_HOST": "127.0.0.1", "REDIS_PORT": "1", "REDIS_PASSWORD": "r3dispw"}
-	ho := HealthOptions{Web: []string{}, Streaming: []string{}}
-	e, err := NewExporter(ctx, fediops.MapLookup(env), ExportOptions{HealthOptions: ho, Serve: true})
+	ho := Options{Web: []string{}, Streaming: []string{}}
+	e, err := NewExporter(ctx, fediops.MapLookup(env), ExportOptions{Options: ho, Serve: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestExporterWithout(t *testing.T) {
 	for key, val := range map[string]string{"WEB_CONCURRENCY": "three", "FEDIOPS_DB_CONN_LIMIT": "0"} {
 		bad := maps.Clone(env)
 		bad[key] = val
-		if _, err := NewExporter(ctx, fediops.MapLookup(bad), ExportOptions{HealthOptions: ho, DBSizeGiB: 2}); err == nil || !strings.Contains(err.Error(), key) {
+		if _, err := NewExporter(ctx, fediops.MapLookup(bad), ExportOptions{Options: ho, DBSizeGiB: 2}); err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("%s=%s: %v", key, val, err)
 		}
 	}

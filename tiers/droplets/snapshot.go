@@ -1,4 +1,4 @@
-package tiers
+package droplets
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/digitalocean/godo"
+
+	"github.com/fediops/fediops/doapi"
 )
 
 // Refresh configures RefreshSnapshot.
@@ -45,7 +47,7 @@ func (c *Client) RefreshSnapshot(ctx context.Context, r Refresh) (*RefreshResult
 		r.Keep = 3
 	}
 	if r.Keep < 1 {
-		return nil, fmt.Errorf("tiers: Refresh.Keep: %d, must be at least 1", r.Keep)
+		return nil, fmt.Errorf("Refresh.Keep: %d, must be at least 1", r.Keep)
 	}
 	if r.Timeout == 0 {
 		r.Timeout = 60 * time.Minute
@@ -64,9 +66,9 @@ func (c *Client) RefreshSnapshot(ctx context.Context, r Refresh) (*RefreshResult
 	}
 	if !found {
 		if r.DropletID != 0 {
-			return nil, fmt.Errorf("tiers: refresh %s: droplet %d is not in the tier: %w", r.Tier, r.DropletID, ErrNoDroplets)
+			return nil, fmt.Errorf("refresh %s: droplet %d is not in the tier: %w", r.Tier, r.DropletID, ErrNoDroplets)
 		}
-		return nil, fmt.Errorf("tiers: refresh %s: no active droplet: %w", r.Tier, ErrNoDroplets)
+		return nil, fmt.Errorf("refresh %s: no active droplet: %w", r.Tier, ErrNoDroplets)
 	}
 	name := SnapshotName(r.Tier, c.cfg.Now())
 	existing, err := c.Snapshots(ctx, r.Tier)
@@ -82,11 +84,11 @@ func (c *Client) RefreshSnapshot(ctx context.Context, r Refresh) (*RefreshResult
 		c.log.InfoContext(ctx, "snapshot", "tier", r.Tier, "droplet", res.Droplet.Name, "name", name)
 		action, _, err := c.do.DropletActions.Snapshot(ctx, res.Droplet.ID, name)
 		if err != nil {
-			return nil, fmt.Errorf("tiers: snapshot droplet %s (%d) as %s: %w", res.Droplet.Name, res.Droplet.ID, name, err)
+			return nil, doapi.Wrap(fmt.Sprintf("snapshot droplet %s (%d) as %s", res.Droplet.Name, res.Droplet.ID, name), err)
 		}
 		res.ActionID = action.ID
 		if err := c.WaitAction(ctx, action, r.Timeout); err != nil {
-			return res, fmt.Errorf("tiers: snapshot %s: %w", name, err)
+			return res, fmt.Errorf("snapshot %s: %w", name, err)
 		}
 	}
 	all, err := c.Snapshots(ctx, r.Tier)
@@ -101,7 +103,7 @@ func (c *Client) RefreshSnapshot(ctx context.Context, r Refresh) (*RefreshResult
 		}
 	}
 	if newIdx < 0 {
-		return res, fmt.Errorf("tiers: snapshot %s completed but is not listed: %w", name, ErrNoSnapshot)
+		return res, fmt.Errorf("snapshot %s completed but is not listed: %w", name, ErrNoSnapshot)
 	}
 	// all is newest first; keep the newest r.Keep and the new one. Only
 	// snapshots named by SnapshotName are pruned: one that belongs to the
@@ -116,7 +118,7 @@ func (c *Client) RefreshSnapshot(ctx context.Context, r Refresh) (*RefreshResult
 			continue
 		}
 		if _, err := c.do.Snapshots.Delete(ctx, s.ID); err != nil {
-			return res, fmt.Errorf("tiers: prune snapshot %s (%s): %w", s.Name, s.ID, err)
+			return res, doapi.Wrap(fmt.Sprintf("prune snapshot %s (%s)", s.Name, s.ID), err)
 		}
 		c.log.InfoContext(ctx, "pruned snapshot", "tier", r.Tier, "name", s.Name, "id", s.ID)
 		res.Pruned = append(res.Pruned, s)
@@ -151,7 +153,7 @@ func (c *Client) WaitAction(ctx context.Context, a *godo.Action, timeout time.Du
 			if ctx.Err() != nil {
 				continue // report the timeout above
 			}
-			return fmt.Errorf("get action %d: %w", a.ID, err)
+			return doapi.Wrap(fmt.Sprintf("get action %d", a.ID), err)
 		}
 		a = next
 	}

@@ -1,4 +1,4 @@
-package tiers
+package health
 
 import (
 	"context"
@@ -38,7 +38,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{m.up, m.status, m.latency, m.last} {
 		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("tiers: register check metrics: %w", err)
+			return nil, fmt.Errorf("register check metrics: %w", err)
 		}
 	}
 	return m, nil
@@ -97,7 +97,7 @@ func (r Report) Summary() string {
 func PushUptimeKuma(ctx context.Context, client *http.Client, pushURL string, r Report) error {
 	u, err := url.Parse(pushURL)
 	if err != nil || u.Host == "" {
-		return fmt.Errorf("tiers: push URL is not an absolute URL")
+		return fmt.Errorf("push URL is not an absolute URL")
 	}
 	q := u.Query()
 	status := "up"
@@ -110,7 +110,7 @@ func PushUptimeKuma(ctx context.Context, client *http.Client, pushURL string, r 
 	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return fmt.Errorf("tiers: push to %s: %w", u.Host, err)
+		return fmt.Errorf("push to %s: %w", u.Host, err)
 	}
 	if client == nil {
 		client = http.DefaultClient
@@ -121,18 +121,18 @@ func PushUptimeKuma(ctx context.Context, client *http.Client, pushURL string, r 
 		// keep only the cause.
 		var ue *url.Error
 		if errors.As(err, &ue) {
-			return fmt.Errorf("tiers: push to %s: %w", u.Host, ue.Err)
+			return fmt.Errorf("push to %s: %w", u.Host, ue.Err)
 		}
-		return fmt.Errorf("tiers: push to %s: request failed", u.Host)
+		return fmt.Errorf("push to %s: request failed", u.Host)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("tiers: push to %s: status %d: %s", u.Host, resp.StatusCode, truncate(strings.TrimSpace(string(body)), 120))
+		return fmt.Errorf("push to %s: status %d: %s", u.Host, resp.StatusCode, truncate(strings.TrimSpace(string(body)), 120))
 	}
 	// Kuma answers {"ok":true} or {"ok":false,"msg":"Monitor not found or not active."}.
 	if strings.Contains(string(body), `"ok":false`) {
-		return fmt.Errorf("tiers: push to %s: refused: %s", u.Host, truncate(strings.TrimSpace(string(body)), 120))
+		return fmt.Errorf("push to %s: refused: %s", u.Host, truncate(strings.TrimSpace(string(body)), 120))
 	}
 	return nil
 }

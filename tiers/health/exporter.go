@@ -1,4 +1,4 @@
-package tiers
+package health
 
 import (
 	"context"
@@ -20,11 +20,11 @@ import (
 // ErrNoDBLimit says the database cluster's connection limit is unknown:
 // neither its size (ExportOptions.DBSizeGiB) nor FEDIOPS_DB_CONN_LIMIT is
 // given, so no connection budget is exported.
-var ErrNoDBLimit = errors.New("tiers: the database's connection limit is unknown: give the cluster's size in GiB or set " + pgpool.EnvConnLimit)
+var ErrNoDBLimit = errors.New("the database's connection limit is unknown: give the cluster's size in GiB or set " + pgpool.EnvConnLimit)
 
 // ExportOptions tunes NewExporter. Zero values mean the defaults.
 type ExportOptions struct {
-	HealthOptions
+	Options
 	// Serve adds the collectors a long-running exporter (health
 	// -prometheus) reads on every scrape: sidekiqq.Collector through the
 	// checks' Redis client (sidekiq_*) and pgpool.Collector over the
@@ -89,7 +89,7 @@ func NewExporter(ctx context.Context, lookup fediops.Lookup, o ExportOptions) (*
 	if err != nil {
 		return nil, err
 	}
-	in := connect(ctx, lookup, o.HealthOptions)
+	in := connect(ctx, lookup, o.Options)
 	e := &Exporter{out: out, Registry: prometheus.NewRegistry(), Checks: in.checks, close: in.close, log: o.Logger}
 	if e.log == nil {
 		e.log = slog.Default()
@@ -99,7 +99,7 @@ func NewExporter(ctx context.Context, lookup fediops.Lookup, o ExportOptions) (*
 		return fail(err)
 	}
 	if in.db == nil {
-		e.BudgetErr = errors.New("tiers: no budget: the database settings are wrong (see the database check)")
+		e.BudgetErr = errors.New("no budget: the database settings are wrong (see the database check)")
 	} else if b, err := dbBudget(in.db, lookup, o); errors.Is(err, ErrNoDBLimit) {
 		e.BudgetErr = err
 	} else if err != nil {
@@ -109,7 +109,7 @@ func NewExporter(ctx context.Context, lookup fediops.Lookup, o ExportOptions) (*
 		e.Budget = &r
 		g, err := promfile.NewBudget(e.Registry)
 		if err != nil {
-			return fail(fmt.Errorf("tiers: register budget: %w", err))
+			return fail(fmt.Errorf("register budget: %w", err))
 		}
 		cluster := o.Cluster
 		if cluster == "" {
@@ -135,12 +135,12 @@ func NewExporter(ctx context.Context, lookup fediops.Lookup, o ExportOptions) (*
 		}
 		if in.redis != nil {
 			if err := e.Registry.Register(sidekiqq.NewCollector(in.redis, o.SidekiqCollector)); err != nil {
-				return fail(fmt.Errorf("tiers: register sidekiq collector: %w", err))
+				return fail(fmt.Errorf("register sidekiq collector: %w", err))
 			}
 		}
 		if in.pool != nil {
 			if err := e.Registry.Register(pgpool.NewCollector(in.pool, dbEndpoint(in.db).Database)); err != nil {
-				return fail(fmt.Errorf("tiers: register pool collector: %w", err))
+				return fail(fmt.Errorf("register pool collector: %w", err))
 			}
 		}
 	}
@@ -157,11 +157,11 @@ func dbBudget(db *pgpool.Config, lookup fediops.Lookup, o ExportOptions) (pgpool
 	}
 	b, err := pgpool.BudgetFromEnv(lookup, o.DBSizeGiB)
 	if err != nil {
-		return pgpool.Budget{}, fmt.Errorf("tiers: budget: %w", err)
+		return pgpool.Budget{}, fmt.Errorf("budget: %w", err)
 	}
 	web, err := pgpool.WebDemandFromEnv(lookup, "this node")
 	if err != nil {
-		return pgpool.Budget{}, fmt.Errorf("tiers: budget: %w", err)
+		return pgpool.Budget{}, fmt.Errorf("budget: %w", err)
 	}
 	if !db.IsPooled {
 		return b.Add(web), nil

@@ -1,4 +1,4 @@
-package tiers
+package health
 
 import (
 	"context"
@@ -43,7 +43,7 @@ func BenchmarkHealthVsShell(b *testing.B) {
 		"FEDIOPS_DB_POOLED": "true", "FEDIOPS_DB_DIRECT_NAME": bo.Backend.Database,
 		"REDIS_URL": r.URL(), "FEDIOPS_REDIS_CA_FILE": r.CAFile,
 	}
-	opts := HealthOptions{Web: []string{web.URL}, Streaming: []string{web.URL}}
+	opts := Options{Web: []string{web.URL}, Streaming: []string{web.URL}}
 	ctx := context.Background()
 	build := func() ([]Check, func()) {
 		all, closeAll := ChecksFromEnv(ctx, fediops.MapLookup(env), opts)
