@@ -203,12 +203,12 @@ func (c *Client) PlanScaleOut(ctx context.Context, req ScaleOut) (*Plan, error) 
 			continue
 		}
 		p.Create = append(p.Create, godo.DropletCreateRequest{
-			Name:              n,
-			Region:            p.Template.Region,
-			Size:              size,
-			Image:             godo.DropletCreateImage{ID: image},
-			SSHKeys:           keys,
-			Tags:              tags,
+			Name:    n,
+			Region:  p.Template.Region,
+			Size:    size,
+			Image:   godo.DropletCreateImage{ID: image},
+			SSHKeys: keys,
+			Tags:    tags,
 			// The template's VPC places the droplet in its private network;
 			// without one DO uses the region's default VPC. The deprecated
 			// private_networking is left unset.
