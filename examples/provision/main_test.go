@@ -17,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,22 +60,13 @@ func newFakeSized(t *testing.T, size string, limit int) *fakeDO {
 	f.AddCluster(dofake.Cluster{ID: clusterID, Name: "majel", Size: size, Host: dbHost, PrivateHost: "private-" + dbHost,
 		Password: poolPass, CA: f.ca, Limit: limit})
 	f.url = f.Start(t)
-	t.Cleanup(func() {
-		checked, refused := f.Checked()
-		apiRequests.Add(int64(checked))
-		if refused > 0 {
-			t.Errorf("%d requests refused by DO's specification: %v", refused, f.Calls())
-		}
-	})
+	f.RefuseNothing(t)
 	return f
 }
 
-// apiRequests counts the requests checked against DO's specification.
-var apiRequests atomic.Int64
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	fmt.Printf("provision: %d DigitalOcean API requests checked against DO's specification\n", apiRequests.Load())
+	fmt.Printf("provision: %d DigitalOcean API requests checked against DO's specification\n", dofake.CheckedAll())
 	os.Exit(code)
 }
 

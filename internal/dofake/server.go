@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/digitalocean/godo"
@@ -122,6 +123,29 @@ func (s *Server) Start(tb interface{ Cleanup(func()) }) string {
 	tb.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// RefuseNothing makes the test fail at its end for every request the
+// specification refused: the tests of code that must only send what DO
+// accepts call it.
+func (s *Server) RefuseNothing(tb interface {
+	Cleanup(func())
+	Errorf(string, ...any)
+}) {
+	tb.Cleanup(func() {
+		for _, c := range s.Calls() {
+			if c.Refused != "" {
+				tb.Errorf("DigitalOcean's specification refuses %s: %s", c, c.Refused)
+			}
+		}
+	})
+}
+
+// checkedAll counts the requests every Server of the process checked.
+var checkedAll atomic.Int64
+
+// CheckedAll returns how many requests all fakes of this process checked
+// against the specification: a test binary prints it from TestMain.
+func CheckedAll() int64 { return checkedAll.Load() }
 
 // Listen serves the fake on addr, which must be a loopback address
 // ("127.0.0.1:0" picks a port), until ctx ends. It returns the base URL.
@@ -241,6 +265,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		apiError(rec, http.StatusNotImplemented, "not_implemented", "the fake does not serve "+route.Operation.OperationID, "")
 		return
 	}
+	checkedAll.Add(1)
 	s.mu.Lock()
 	s.checked++
 	var ft *Fault

@@ -7,7 +7,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,25 +27,13 @@ var lbID = dofake.UUID(77) // the seed's load balancer, Pike
 func newFakeDO(t *testing.T, o dofake.Options) *fakeDO {
 	f := &fakeDO{Server: dofake.New(o)}
 	f.url = f.Start(t)
-	t.Cleanup(func() {
-		checked, refused := f.Checked()
-		apiRequests.Add(int64(checked))
-		for _, c := range f.Calls() {
-			if c.Refused != "" {
-				t.Errorf("DO's specification refuses %s: %s", c, c.Refused)
-			}
-		}
-		_ = refused
-	})
+	f.RefuseNothing(t)
 	return f
 }
 
-// apiRequests counts the requests checked against DO's specification.
-var apiRequests atomic.Int64
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	fmt.Printf("droplets: %d DigitalOcean API requests checked against DO's specification\n", apiRequests.Load())
+	fmt.Printf("droplets: %d DigitalOcean API requests checked against DO's specification\n", dofake.CheckedAll())
 	os.Exit(code)
 }
 
