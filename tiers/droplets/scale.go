@@ -251,9 +251,7 @@ type ApplyResult struct {
 func (c *Client) Apply(ctx context.Context, p *Plan, opts ApplyOptions) (*ApplyResult, error) {
 	res := &ApplyResult{DryRun: !opts.Execute}
 	if !opts.Execute {
-		for _, n := range p.Existing {
-			res.Skipped = append(res.Skipped, n)
-		}
+		res.Skipped = append(res.Skipped, p.Existing...)
 		for _, r := range p.Create {
 			res.Steps = append(res.Steps, fmt.Sprintf("would create %s (%s, %s, image %d)", r.Name, r.Size, r.Region, r.Image.ID))
 		}
