@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 )
 
 // ErrNotFound is returned (wrapped) by Get and Head for a missing object.
@@ -64,6 +65,7 @@ func (c *Config) NewS3(optFns ...func(*s3.Options)) (*s3.Client, error) {
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
 		HTTPClient:                 d.httpClient(),
 		RetryMaxAttempts:           d.MaxAttempts,
+		APIOptions:                 []func(*middleware.Stack) error{deleteObjectsMD5},
 	}
 	if d.Endpoint != "" {
 		o.BaseEndpoint = aws.String(d.Endpoint)
@@ -241,10 +243,11 @@ func notFound(err error) error {
 
 // Delete removes keys (missing keys are not an error) with DeleteObjects in
 // batches of Config.BatchDeleteLimit, retrying keys a batch reports as
-// failed up to Config.BatchDeleteRetry times. If the server refuses
-// DeleteObjects itself (Spaces may, for the CRC32 checksum the SDK always
-// sends with it), the client falls back to one DeleteObject per key from
-// then on.
+// failed up to Config.BatchDeleteRetry times. Each batch carries the
+// Content-MD5 that Spaces requires. If the server still refuses
+// DeleteObjects itself (501 NotImplemented, 405, or a 400 that is not about
+// credentials, the bucket or the body), the client falls back to one
+// DeleteObject per key from then on, and logs that once.
 func (c *Client) Delete(ctx context.Context, keys ...string) error {
 	for len(keys) > 0 {
 		n := min(len(keys), c.cfg.BatchDeleteLimit)
@@ -295,22 +298,27 @@ func (c *Client) deleteBatch(ctx context.Context, keys []string) error {
 }
 
 // refused tells a server that will not do DeleteObjects at all from one that
-// failed for a reason single deletes would share (credentials, bucket).
+// failed for a reason single deletes would share (credentials, bucket, a
+// slow or cut body) or that checked the batch's Content-MD5 and found it
+// wrong (a fault to report, not to hide behind one request per key).
 func refused(err error) bool {
 	var re *awshttp.ResponseError
 	if !errors.As(err, &re) {
 		return false
 	}
 	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		switch ae.ErrorCode() {
-		case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket":
-			return false
-		}
+	if errors.As(err, &ae) && notRefusal[ae.ErrorCode()] {
+		return false
 	}
 	switch re.HTTPStatusCode() {
 	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusLengthRequired, http.StatusNotImplemented:
 		return true
 	}
 	return false
+}
+
+var notRefusal = map[string]bool{
+	"AccessDenied": true, "InvalidAccessKeyId": true, "SignatureDoesNotMatch": true, "ExpiredToken": true,
+	"InvalidToken": true, "AuthorizationHeaderMalformed": true, "NoSuchBucket": true, "InvalidBucketName": true,
+	"RequestTimeout": true, "IncompleteBody": true, "BadDigest": true, "InvalidDigest": true,
 }
