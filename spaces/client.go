@@ -148,6 +148,9 @@ type PutOptions struct {
 // Put streams body to key. Bodies under Config.MultipartThreshold go up in
 // one PutObject; larger ones in parts of that size, a few parts in memory at
 // a time. Uploads carry Config.Permission as ACL and Config.StorageClass.
+// A multipart upload that fails or is cancelled half-way is aborted (with a
+// context of its own, for at most 15 s), so that its parts are not left
+// stored; an abort that fails is part of the returned error.
 func (c *Client) Put(ctx context.Context, key string, body io.Reader, opts *PutOptions) (Object, error) {
 	if opts == nil {
 		opts = &PutOptions{}
@@ -176,13 +179,41 @@ func (c *Client) Put(ctx context.Context, key string, body io.Reader, opts *PutO
 		u.PartSize = c.cfg.MultipartThreshold
 		u.Concurrency = 2
 		u.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		// The uploader would abort with ctx, which fails at once when ctx
+		// is what ended the upload: abortUpload does it instead.
+		u.LeavePartsOnError = true
 	})
 	out, err := up.Upload(ctx, in)
 	if err != nil {
+		var mf manager.MultiUploadFailure
+		if errors.As(err, &mf) && mf.UploadID() != "" {
+			if aerr := c.abortUpload(ctx, full, mf.UploadID()); aerr != nil {
+				err = fmt.Errorf("%w; %w", err, aerr)
+			}
+		}
 		return Object{}, fmt.Errorf("spaces: put %s/%s: %w", c.cfg.Bucket, full, err)
 	}
 	c.log.DebugContext(ctx, "spaces: put", "key", full, "bytes", cr.n, "parts", partsOf(out))
 	return Object{Key: key, Size: cr.n, ETag: strings.Trim(aws.ToString(out.ETag), `"`)}, nil
+}
+
+// abortTimeout bounds the AbortMultipartUpload of a failed upload.
+const abortTimeout = 15 * time.Second
+
+// abortUpload aborts a failed multipart upload so that its stored parts are
+// deleted (and no longer billed). It uses a context of its own, as ctx may
+// be what ended the upload, bounded by abortTimeout.
+func (c *Client) abortUpload(ctx context.Context, full, uploadID string) error {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	defer cancel()
+	_, err := c.S3.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+		Bucket: aws.String(c.cfg.Bucket), Key: aws.String(full), UploadId: aws.String(uploadID),
+	})
+	if err != nil {
+		return fmt.Errorf("abort multipart upload %s: %w", uploadID, err)
+	}
+	c.log.DebugContext(ctx, "spaces: aborted multipart upload", "key", full, "upload_id", uploadID)
+	return nil
 }
 
 func partsOf(out *manager.UploadOutput) int {
