@@ -49,7 +49,8 @@ func timed(name, detail string, f func() error) Result {
 // Health checks that key (an object known to exist, relative to KeyPrefix)
 // can be read: a signed HEAD through the API endpoint ("spaces.endpoint"),
 // then an unsigned HEAD of its public URL ("spaces.alias" through
-// S3_ALIAS_HOST, else "spaces.public") with the Config's HTTP client.
+// S3_ALIAS_HOST, else "spaces.public") with the client's HTTP client, whose
+// connections stay open for the next call.
 func (c *Client) Health(ctx context.Context, key string) []Result {
 	var out []Result
 	out = append(out, timed("spaces.endpoint", c.cfg.Bucket+"/"+c.cfg.FullKey(key), func() error {
@@ -70,7 +71,7 @@ func (c *Client) headURL(ctx context.Context, u string) error {
 	if err != nil {
 		return fmt.Errorf("spaces: HEAD %s: %w", u, err)
 	}
-	resp, err := c.cfg.httpClient().Do(req)
+	resp, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("spaces: HEAD %s: %w", u, err)
 	}

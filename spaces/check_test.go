@@ -62,3 +62,37 @@ func TestHealthAndConsistency(t *testing.T) {
 		t.Errorf("missing bucket: %v", res)
 	}
 }
+
+// Health's public HEAD goes through the client's own HTTP transport, so
+// repeated checks reuse its kept-alive connections instead of opening one
+// (and leaking an idle transport) per call.
+func TestHealthReusesConnections(t *testing.T) {
+	ctx := ctxT(t)
+	srv, cfg := newFake(t) // HTTPClient nil: New builds one
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(ctx, "health.txt", strings.NewReader("ok"), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range c.Health(ctx, "health.txt") {
+		if !r.OK {
+			t.Fatalf("%v", r)
+		}
+	}
+	first := srv.Conns()
+	for range 5 {
+		for _, r := range c.Health(ctx, "health.txt") {
+			if !r.OK {
+				t.Fatalf("%v", r)
+			}
+		}
+	}
+	if n := srv.Conns() - first; n != 0 {
+		t.Errorf("5 more Health calls opened %d new connections (%d after the first call)", n, first)
+	}
+	if first != 1 {
+		t.Errorf("the first Put and Health opened %d connections, want 1 shared", first)
+	}
+}

@@ -85,17 +85,24 @@ func (c *Config) httpClient() *http.Client {
 	return &http.Client{Transport: tr}
 }
 
-// New validates cfg and returns a Client for its bucket.
+// New validates cfg and returns a Client for its bucket. The S3 client and
+// Health's public-URL checks share one HTTP client (Config.HTTPClient, or
+// one New builds), so their connections are pooled together.
 func New(cfg *Config) (*Client, error) {
-	cl, err := cfg.NewS3()
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	d := cfg.withDefaults()
+	d.HTTPClient = d.httpClient()
+	cl, err := d.NewS3()
+	if err != nil {
+		return nil, err
+	}
 	return &Client{S3: cl, cfg: d, log: d.Logger}, nil
 }
 
-// Config returns the client's configuration, defaults filled in.
+// Config returns the client's configuration, defaults filled in (HTTPClient
+// included).
 func (c *Client) Config() Config { return c.cfg }
 
 func (c *Client) relKey(full string) string {
