@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,7 +94,7 @@ func TestInterruptedUploadIsAborted(t *testing.T) {
 			body := &stallingReader{t: t, s3: c.S3, size: 4 * MinPartSize, at: MinPartSize + MinPartSize/2}
 			body.hit = func() error { return tc.hit(cancel) }
 			_, err = c.Put(ctx, "backups/big.bin", body, nil)
-			if !errors.Is(err, tc.want) {
+			if !errors.Is(err, tc.want) || !strings.HasPrefix(err.Error(), "put media/backups/big.bin: ") {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
 			t.Logf("error: %v", err)

@@ -36,7 +36,7 @@ func TestHealthAndConsistency(t *testing.T) {
 		t.Errorf("alias URL %s, want %s", res[1].Detail, want)
 	}
 	res = c.Health(ctx, "accounts/avatars/2.png")
-	if res[0].OK || !errors.Is(res[0].Err, ErrNotFound) || res[1].OK || !errors.Is(res[1].Err, ErrNotPublic) || !strings.Contains(res[1].Err.Error(), "404") {
+	if res[0].OK || !errors.Is(res[0].Err, ErrNotFound) || res[1].OK || !errors.Is(res[1].Err, ErrNotPublic) || !strings.HasPrefix(res[1].Err.Error(), "HEAD http://cdn.fediops.test:"+port+"/prod/accounts/avatars/2.png: 404") {
 		t.Errorf("missing object: %v", res)
 	}
 

@@ -24,7 +24,7 @@ import (
 )
 
 // ErrNotFound is returned (wrapped) by Get and Head for a missing object.
-var ErrNotFound = errors.New("spaces: object not found")
+var ErrNotFound = errors.New("object not found")
 
 // Object is one stored object. Key is relative to Config.KeyPrefix; ETag
 // has no quotes (for a multipart upload it is "<md5 of md5s>-<parts>", not
@@ -125,7 +125,7 @@ func (c *Client) Objects(ctx context.Context, prefix string) iter.Seq2[Object, e
 		for p.HasMorePages() {
 			page, err := p.NextPage(ctx)
 			if err != nil {
-				yield(Object{}, fmt.Errorf("spaces: list %s/%s: %w", c.cfg.Bucket, c.cfg.FullKey(prefix), err))
+				yield(Object{}, fmt.Errorf("list %s/%s: %w", c.cfg.Bucket, c.cfg.FullKey(prefix), err))
 				return
 			}
 			for _, o := range page.Contents {
@@ -182,6 +182,10 @@ func (c *Client) Put(ctx context.Context, key string, body io.Reader, opts *PutO
 	if c.cfg.StorageClass != "" {
 		in.StorageClass = types.StorageClass(c.cfg.StorageClass)
 	}
+	// manager is deprecated in favour of feature/s3/transfermanager, which
+	// is still v0.x and by default also aborts with the caller's context;
+	// manager's v1 API stays until that one is stable.
+	//lint:ignore SA1019 see above
 	up := manager.NewUploader(c.S3, func(u *manager.Uploader) {
 		u.PartSize = c.cfg.MultipartThreshold
 		u.Concurrency = 2
@@ -190,6 +194,7 @@ func (c *Client) Put(ctx context.Context, key string, body io.Reader, opts *PutO
 		// is what ended the upload: abortUpload does it instead.
 		u.LeavePartsOnError = true
 	})
+	//lint:ignore SA1019 manager's v1 API, as above
 	out, err := up.Upload(ctx, in)
 	if err != nil {
 		var mf manager.MultiUploadFailure
@@ -198,7 +203,7 @@ func (c *Client) Put(ctx context.Context, key string, body io.Reader, opts *PutO
 				err = fmt.Errorf("%w; %w", err, aerr)
 			}
 		}
-		return Object{}, fmt.Errorf("spaces: put %s/%s: %w", c.cfg.Bucket, full, err)
+		return Object{}, fmt.Errorf("put %s/%s: %w", c.cfg.Bucket, full, err)
 	}
 	c.log.DebugContext(ctx, "spaces: put", "key", full, "bytes", cr.n, "parts", partsOf(out))
 	return Object{Key: key, Size: cr.n, ETag: strings.Trim(aws.ToString(out.ETag), `"`)}, nil
@@ -247,7 +252,7 @@ func (c *Client) Get(ctx context.Context, key string) (io.ReadCloser, Object, er
 	full := c.cfg.FullKey(key)
 	out, err := c.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(c.cfg.Bucket), Key: aws.String(full)})
 	if err != nil {
-		return nil, Object{}, fmt.Errorf("spaces: get %s/%s: %w", c.cfg.Bucket, full, notFound(err))
+		return nil, Object{}, fmt.Errorf("get %s/%s: %w", c.cfg.Bucket, full, notFound(err))
 	}
 	return out.Body, Object{
 		Key: key, Size: aws.ToInt64(out.ContentLength),
@@ -261,7 +266,7 @@ func (c *Client) Head(ctx context.Context, key string) (Object, error) {
 	full := c.cfg.FullKey(key)
 	out, err := c.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(c.cfg.Bucket), Key: aws.String(full)})
 	if err != nil {
-		return Object{}, fmt.Errorf("spaces: head %s/%s: %w", c.cfg.Bucket, full, notFound(err))
+		return Object{}, fmt.Errorf("head %s/%s: %w", c.cfg.Bucket, full, notFound(err))
 	}
 	return Object{
 		Key: key, Size: aws.ToInt64(out.ContentLength),
@@ -274,7 +279,7 @@ func notFound(err error) error {
 	var nf *types.NotFound
 	var re *awshttp.ResponseError
 	if errors.As(err, &nsk) || errors.As(err, &nf) || (errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound) {
-		return fmt.Errorf("%w (%v)", ErrNotFound, err)
+		return fmt.Errorf("%w (%w)", ErrNotFound, err)
 	}
 	return err
 }
@@ -305,7 +310,7 @@ func (c *Client) Delete(ctx context.Context, keys ...string) error {
 		for _, k := range batch {
 			full := c.cfg.FullKey(k)
 			if _, err := c.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(c.cfg.Bucket), Key: aws.String(full)}); err != nil {
-				return fmt.Errorf("spaces: delete %s/%s: %w", c.cfg.Bucket, full, err)
+				return fmt.Errorf("delete %s/%s: %w", c.cfg.Bucket, full, err)
 			}
 		}
 	}
@@ -324,12 +329,12 @@ func (c *Client) deleteBatch(ctx context.Context, keys []string) error {
 			Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)},
 		})
 		if err != nil {
-			return fmt.Errorf("spaces: delete %d objects from %s: %w", len(keys), c.cfg.Bucket, err)
+			return fmt.Errorf("delete %d objects from %s: %w", len(keys), c.cfg.Bucket, err)
 		}
 		keys, errs = keys[:0:0], errs[:0]
 		for _, e := range out.Errors {
 			keys = append(keys, c.relKey(aws.ToString(e.Key)))
-			errs = append(errs, fmt.Errorf("spaces: delete %s/%s: %s: %s", c.cfg.Bucket, aws.ToString(e.Key), aws.ToString(e.Code), aws.ToString(e.Message)))
+			errs = append(errs, fmt.Errorf("delete %s/%s: %s: %s", c.cfg.Bucket, aws.ToString(e.Key), aws.ToString(e.Code), aws.ToString(e.Message)))
 		}
 	}
 	return errors.Join(errs...)

@@ -223,7 +223,7 @@ func TestObjectsErrorIsYielded(t *testing.T) {
 	_ = srv
 	var errs int
 	for _, err := range c.Objects(ctxT(t), "") {
-		if err == nil || !strings.Contains(err.Error(), "spaces: list missing/") {
+		if err == nil || !strings.HasPrefix(err.Error(), "list missing/") {
 			t.Errorf("err = %v", err)
 		}
 		errs++
