@@ -176,12 +176,11 @@ type Step struct {
 // Plan is what Apply would do to bring the endpoint to the CDNConfig. An
 // empty Steps means nothing to do.
 type Plan struct {
-	Origin   string
-	Current  *godo.CDN // nil when there is no endpoint yet
-	Steps    []Step
-	cdn      *CDN
-	wantTTL  uint32
-	wantName string
+	Origin  string
+	Current *godo.CDN // nil when there is no endpoint yet
+	Steps   []Step
+	cdn     *CDN
+	wantTTL uint32
 }
 
 // String lists the steps, one a line, for a dry run.
