@@ -98,6 +98,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return say(2, err)
 	}
 	m := &pgpool.Manager{API: gc.Databases, Cluster: *cluster, Limits: limits, Reserve: *reserve, Logger: slog.New(slog.NewTextHandler(stderr, nil))}
+	// Every local setting is checked before the first call to the API.
+	var cdn *spaces.CDN
+	if s3, err := spaces.ConfigFromEnv(env.Lookup); err != nil && !errors.Is(err, spaces.ErrDisabled) {
+		return say(2, fmt.Errorf("%s: %w", *envPath, err))
+	} else if err == nil {
+		if cdn, err = spaces.NewCDN(gc.CDNs, spaces.CDNConfig{Origin: s3.Origin(), CustomDomain: s3.AliasHost,
+			CertificateID: *cert, TTL: uint32(*ttl), Logger: m.Logger}); err != nil {
+			return say(2, fmt.Errorf("cdn for S3_ALIAS_HOST (-cdn-cert-id, -ttl): %w", err))
+		}
+	}
 	changes, todo := 0, []func() error{}
 	plan := func(n int, do func() error, format string, a ...any) {
 		changes += n
@@ -121,13 +131,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return say(1, err)
 	}
 	plan(pp.Changes(), func() error { return m.Apply(ctx, pp) }, "2. pool %s, %s", *pool, pp)
-	if s3, err := spaces.ConfigFromEnv(env.Lookup); errors.Is(err, spaces.ErrDisabled) {
+	if cdn == nil {
 		plan(0, nil, "3. cdn: skipped, S3_ENABLED is not true\n")
-	} else if err != nil {
-		return say(2, fmt.Errorf("%s: %w", *envPath, err))
-	} else if cdn, err := spaces.NewCDN(gc.CDNs, spaces.CDNConfig{Origin: s3.Origin(), CustomDomain: s3.AliasHost,
-		CertificateID: *cert, TTL: uint32(*ttl), Logger: m.Logger}); err != nil {
-		return say(2, fmt.Errorf("cdn for S3_ALIAS_HOST (-cdn-cert-id, -ttl): %w", err))
 	} else if cp, err := cdn.Plan(ctx); err != nil {
 		return say(1, err)
 	} else {

@@ -421,3 +421,23 @@ func TestIntelSizedCluster(t *testing.T) {
 		t.Errorf("pool %+v", p)
 	}
 }
+
+// A wrong local setting (a TTL DO does not offer, a custom domain without
+// its certificate, a clear-text API URL) stops provision with exit 2
+// before its first call to the API.
+func TestLocalSettingsBeforeNetwork(t *testing.T) {
+	f := newFake(t)
+	h := newHarness(t, f)
+	for _, args := range [][]string{
+		h.provision("-ttl", "5"),
+		{"-env", h.env, "-cluster", clusterID},
+		h.provision("-api-url", "http://api.digitalocean.com"),
+	} {
+		if code, out, errs := h.run(args...); code != 2 {
+			t.Errorf("%q: exit %d\n%s%s", args, code, out, errs)
+		}
+	}
+	if calls := f.Calls(); len(calls) != 0 {
+		t.Errorf("API calls before the settings were checked: %v", calls)
+	}
+}
