@@ -55,7 +55,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	caFile := fs.String("ca-file", "", "`path` of the CA file, mode 0644 (default FEDIOPS_DB_CA_FILE, else do-ca.crt beside -env)")
 	cert := fs.String("cdn-cert-id", "", "DO certificate `id` for the CDN's custom domain (S3_ALIAS_HOST)")
 	ttl := fs.Uint("ttl", 0, "CDN cache `seconds`: 60, 600, 3600, 86400 or 604800 (0: 3600 when created, else kept)")
-	apiURL := fs.String("api-url", getenv("DIGITALOCEAN_API_URL"), "DO API base `URL` (default DIGITALOCEAN_API_URL, else DO's)")
+	apiURL := fs.String("api-url", getenv("DIGITALOCEAN_API_URL"), "DO API base `URL`, https unless loopback (default DIGITALOCEAN_API_URL, else DO's)")
 	apply := fs.Bool("apply", false, "carry out the plan (default: print it only)")
 	to := fs.String("to", "", "migrate-env: `direct` (bypass the pool) or pooled (the original bytes back)")
 	quote := fs.Bool("quote", false, "also rewrite, single-quoted as written, each value that Rails and the streaming server read differently (the seed's unquoted DB_PASS with a '$')")
