@@ -71,9 +71,9 @@ func (p *Program) Exit(err error) int {
 //	  1  <Exit[1], else "a runtime failure">
 //	  2  <Exit[2], else "a usage or configuration error">
 type Help struct {
-	Usage string   // the usage line(s), without "usage: "
-	About string   // what the command does
-	Env   []Var    // the environment variables it reads; none: "none"
+	Usage string    // the usage line(s), without "usage: "
+	About string    // what the command does
+	Env   []Var     // the environment variables it reads; none: "none"
 	Exit  [3]string // what exit statuses 0, 1 and 2 mean; "" for the default
 }
 
