@@ -113,7 +113,10 @@ func TestHealthProgram(t *testing.T) {
 	addr := freeAddr(t)
 	p := Start(t, "health", Env(), append(base, "-prometheus", addr, "-interval", "1h", "-db-size", "2")...)
 	var body string
-	p.WaitFor(t, 30*time.Second, "metrics", func() bool { _, body = get("http://" + addr + "/metrics"); return strings.Contains(body, "fediops_check_up") })
+	p.WaitFor(t, 30*time.Second, "metrics", func() bool {
+		_, body = get("http://" + addr + "/metrics")
+		return strings.Contains(body, "fediops_check_up")
+	})
 	p.Signal(t, syscall.SIGTERM)
 	if r := p.Wait(t, 10*time.Second); r.Code != 0 {
 		t.Errorf("prometheus mode: %s", r)
