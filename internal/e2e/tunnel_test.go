@@ -195,7 +195,10 @@ func TestTunnelExitCodes(t *testing.T) {
 		t.Errorf("go-redis's own message without -v: %s", r)
 	}
 	p = Start(t, "tunnel", Env("REDIS_PASSWORD=pw"), "-config", dead, "-http", httpAddr, "-v")
-	p.WaitFor(t, 10*time.Second, "go-redis's message", func() bool { return strings.Contains(p.Stderr(), "failed to dial") })
+	p.WaitFor(t, 10*time.Second, "go-redis's message", func() bool {
+		get("http://" + httpAddr + "/healthz") // dials the backend through go-redis
+		return strings.Contains(p.Stderr(), "failed to dial")
+	})
 	p.Signal(t, syscall.SIGTERM)
 	r := p.Wait(t, 20*time.Second)
 	for _, line := range strings.Split(strings.TrimSpace(r.Stderr), "\n") {
