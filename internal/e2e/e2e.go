@@ -270,3 +270,16 @@ func (b *syncBuffer) String() string {
 // database password as Rails and as the streaming server read it, the S3
 // secret key): no program may print any of them.
 var SeedSecrets = []string{"Ourpassw0rd", "Noneofyourbu", "$iness", "hahahahahahahahahahahahaha"}
+
+// LogLines fails the test for each line of stderr that is neither a slog
+// line of the program's logger ("time=... level=...") nor one of its own
+// ("<prog>: <error>", "<prog>: warning: ...", "<prog>: note: ..."): a line
+// printed by a library's own logger (go-redis's) would be one.
+func LogLines(t testing.TB, prog, stderr string) {
+	t.Helper()
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		if line != "" && !strings.HasPrefix(line, "time=") && !strings.HasPrefix(line, prog+": ") {
+			t.Errorf("a line in neither slog's nor %s's format: %q", prog, line)
+		}
+	}
+}

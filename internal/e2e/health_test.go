@@ -218,11 +218,7 @@ func TestHealthQuiet(t *testing.T) {
 	if !strings.Contains(r.Stderr, "level=DEBUG msg=\"redis: connection pool: failed to dial") || !strings.Contains(r.Stderr, "from=go-redis") {
 		t.Errorf("-v with Redis down: %s", r)
 	}
-	for _, line := range strings.Split(strings.TrimSpace(r.Stderr), "\n") {
-		if !strings.HasPrefix(line, "time=") && !strings.HasPrefix(line, "health: ") {
-			t.Errorf("a line in neither slog's nor the program's format: %q", line)
-		}
-	}
+	LogLines(t, "health", r.Stderr)
 }
 
 // TestHealthExitCodes is health's exit-code matrix. Every local setting is

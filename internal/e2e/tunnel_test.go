@@ -136,11 +136,7 @@ func TestTunnelServes(t *testing.T) {
 		if !strings.Contains(r.Stderr, "level=INFO") || debug != verbose {
 			t.Errorf("-v %t: debug lines %t:\n%s", verbose, debug, r.Stderr)
 		}
-		for _, line := range strings.Split(strings.TrimSpace(r.Stderr), "\n") {
-			if !strings.HasPrefix(line, "time=") && !strings.HasPrefix(line, "tunnel: ") {
-				t.Errorf("a line in neither slog's nor the program's format (go-redis's own logger?): %q", line)
-			}
-		}
+		LogLines(t, "tunnel", r.Stderr)
 	}
 }
 
@@ -201,11 +197,7 @@ func TestTunnelExitCodes(t *testing.T) {
 	})
 	p.Signal(t, syscall.SIGTERM)
 	r := p.Wait(t, 20*time.Second)
-	for _, line := range strings.Split(strings.TrimSpace(r.Stderr), "\n") {
-		if !strings.HasPrefix(line, "time=") && !strings.HasPrefix(line, "tunnel: ") {
-			t.Errorf("a line in neither slog's nor the program's format: %q", line)
-		}
-	}
+	LogLines(t, "tunnel", r.Stderr)
 	if !strings.Contains(r.Stderr, `level=DEBUG msg="redis: connection pool: failed to dial`) || !strings.Contains(r.Stderr, "from=go-redis") {
 		t.Errorf("go-redis's message is not a debug line: %s", r)
 	}
