@@ -114,25 +114,11 @@ func WithLookup(lookup func(key string) (string, bool)) Option {
 	return func(c *config) { c.lookup = lookup }
 }
 
-// WithDotenv sets the Ruby dotenv release whose rules to follow when the
-// file has no Gemfile.lock beside it (Read) or is not read from disk
-// (Parse). The default is Dotenv32. Read follows the Gemfile.lock beside
-// the file when it names the dotenv gem, whatever this option says: that
-// is the release Rails runs. The releases differ:
-//
-//	written                         3.2          3.1          2.8               2.4
-//	A=1, then a line A              A=""         A=""         A=1 (line skipped) A=1 (line skipped)
-//	K="a\nb"                        a\nb         a\nb         a, line break, b  a, line break, b
-//	K=1, then export K=             K=1          K=1          K=""              K=""
-//	export K, K set on a later line refused      refused      read              refused
-//	export K, K only in ENV         read         read         refused           refused
-//	B=b, CMD=$B$(echo a)            CMD=""       CMD=ba       CMD=ba            CMD=ba
-//	X='$(echo a)', Y=$X             Y=$(echo a)  Y=a          Y=a               Y=a
-//	DOTENV_LINEBREAK_MODE=legacy    \n is a line break in double quotes (3.x only)
-//	$NAME of a key the environment sets (the environment wins in all; 3.x
-//	                                reads DOTENV_LINEBREAK_MODE from the file first)
-//	K=a\b, unquoted                 ab           ab           ab                a\b
-//	K="a<line break>b"              one value over two lines (2.4: two broken lines)
+// WithDotenv sets the Ruby dotenv release whose rules to follow (see the
+// package doc for how they differ) when the file has no Gemfile.lock
+// beside it naming the dotenv gem (Read), or is not read from disk
+// (Parse). The default is Dotenv32. A Gemfile.lock beside the file wins
+// over this option: it names the release Rails runs.
 func WithDotenv(d Dotenv) Option {
 	return func(c *config) { c.dotenv = d }
 }

@@ -54,6 +54,8 @@ func TestParseValues(t *testing.T) {
 		{"the environment wins over an earlier line", "A=file\nB=$A", map[string]string{"A": "env"},
 			[]kv{{"A", "file", "file"}, {"B", "env", "$A"}}},
 		{"unknown variable", "A=x${NOPE}y$nope", nil, []kv{{"A", "xy", "x${NOPE}y$nope"}}},
+		{"backslashes go before expansion", `A=a$b\n`, map[string]string{"b": "B", "bn": "BN"}, []kv{{"A", "aBN", `a$b\n`}}},
+		{"in double quotes \\n stays", `A="a$b\n"`, map[string]string{"b": "B", "bn": "BN"}, []kv{{"A", `aB\n`, "a$b\n"}}},
 		{"lower-case names expand", "a=1\nB=$a", nil, []kv{{"a", "1", "1"}, {"B", "1", "$a"}}},
 		{"brace eats a closing brace only", "A=1\nB=$A}x ${A x", nil, []kv{{"A", "1", "1"}, {"B", "1x 1 x", "$A}x ${A x"}}},
 		{"dollar without a name", `A=$ ${} $- a$`, nil, []kv{{"A", "$ ${} $- a$", "$ ${} $- a$"}}},
