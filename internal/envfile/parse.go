@@ -263,18 +263,10 @@ func (s *scanner) ruby3() ([]Entry, []skippedLine, error) {
 		prev = m[1]
 		g := groups(ruby3Line, m)
 		key := string(s.norm[g.ks:g.ke])
-		if s.ev.existing(key) {
+		shadowed := s.ev.existing(key)
+		if shadowed {
 			// Ruby takes the environment's value and does not read the line.
 			s.ev.hash[key] = assigned{value: s.ev.envValue(key), line: s.lineOf(g.ks)}
-			if g.vs < 0 && g.xs >= 0 {
-				continue
-			}
-			e, err := s.entry(g, true)
-			if err != nil {
-				return nil, nil, err
-			}
-			entries = append(entries, e)
-			continue
 		}
 		if g.xs >= 0 && g.vs < 0 {
 			// "export KEY" without a value only checks that KEY is set.
@@ -283,7 +275,7 @@ func (s *scanner) ruby3() ([]Entry, []skippedLine, error) {
 			}
 			continue
 		}
-		e, err := s.entry(g, false)
+		e, err := s.entry(g, shadowed)
 		if err != nil {
 			return nil, nil, err
 		}
