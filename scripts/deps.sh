@@ -2,11 +2,18 @@
 # Installs the Debian packages fediops's tests and demo run. As root it
 # installs what is missing; as another user it only names what to install.
 set -eu
-PKGS="postgresql pgbouncer redis-server redis-tools stunnel4 mariadb-server mariadb-client rclone age zstd prometheus prometheus-pushgateway"
+# ruby-dotenv (with ruby) and node with npm run the real .env readers in
+# internal/envfile's differential test; node dotenv itself comes from npm
+# (.ci/run: npm ci --prefix internal/envfile/testdata/readers).
+PKGS="postgresql pgbouncer redis-server redis-tools stunnel4 mariadb-server mariadb-client rclone age zstd prometheus prometheus-pushgateway ruby-dotenv"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# A node installed another way (NodeSource) is kept.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	missing="$missing nodejs npm"
+fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "fediops needs these Debian packages:$missing" >&2
