@@ -14,7 +14,7 @@ done
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 	missing="$missing nodejs npm"
 fi
-[ -z "$missing" ] && exit 0
+if [ -n "$missing" ]; then
 if [ "$(id -u)" != 0 ]; then
 	echo "fediops needs these Debian packages:$missing" >&2
 	echo "install them with: sudo apt-get install -y$missing" >&2
@@ -29,3 +29,11 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# node's dotenv from npm, pinned by its package-lock.json, for
+# internal/envfile's differential test (what the streaming server reads).
+readers="$(dirname "$0")/../internal/envfile/testdata/readers"
+if [ ! -d "$readers/node_modules/dotenv" ] || [ "$readers/package-lock.json" -nt "$readers/node_modules/.package-lock.json" ]; then
+	npm ci --prefix "$readers" --no-audit --no-fund --loglevel=error >/dev/null
+fi
