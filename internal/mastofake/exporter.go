@@ -57,7 +57,9 @@ type Exporter struct {
 func NewExporter(prefix string) *Exporter {
 	e := &Exporter{prefix: prefix, now: time.Now, containers: map[string]*container{}}
 	// TTLs and the "same process" filters of server/*_collector.rb.
-	samePID := func(a, b map[string]any) bool { return str(a["pid"]) == str(b["pid"]) && str(a["hostname"]) == str(b["hostname"]) }
+	samePID := func(a, b map[string]any) bool {
+		return str(a["pid"]) == str(b["pid"]) && str(a["hostname"]) == str(b["hostname"])
+	}
 	e.containers["puma"] = &container{ttl: 30 * time.Second, same: samePID} // puma_collector.rb MAX_PUMA_METRIC_AGE
 	e.containers["process"] = &container{ttl: 60 * time.Second, same: samePID}
 	e.containers["active_record"] = &container{ttl: 60 * time.Second, same: func(a, b map[string]any) bool {

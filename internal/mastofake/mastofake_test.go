@@ -48,7 +48,7 @@ func TestExporterNamesAndLabels(t *testing.T) {
 		"booted_workers": 2, "old_workers": 0, "request_backlog": 1, "running_threads": 10, "thread_pool_capacity": 3, "max_threads": 10, "busy_threads": 7})
 	send(map[string]any{"pid": 11, "type": "active_record", "hostname": "web1",
 		"metric_labels": map[string]any{"type": "puma", "pool_name": "primary", "dbconfig_database": "mastodon_production", "dbconfig_host": "db"},
-		"size": 5, "connections": 4, "busy": 2, "dead": 0, "idle": 2, "waiting": 0})
+		"size":          5, "connections": 4, "busy": 2, "dead": 0, "idle": 2, "waiting": 0})
 	send(map[string]any{"type": "process", "metric_labels": map[string]any{"type": "puma"}, "hostname": "web1", "pid": 11, "rss": 4.2e8, "major_gc_ops_total": 3})
 	send(map[string]any{"type": "sidekiq", "name": "ActivityPub::DeliveryWorker", "queue": "push", "success": true, "shutdown": false, "duration": 0.3})
 	send(map[string]any{"type": "sidekiq", "name": "ActivityPub::DeliveryWorker", "queue": "push", "success": false, "shutdown": false, "duration": 0.1})
