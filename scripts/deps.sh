@@ -2,11 +2,22 @@
 # Installs the Debian packages fediops's tests and demo run. As root it
 # installs what is missing; as another user it only names what to install.
 set -eu
-PKGS="postgresql pgbouncer redis-server redis-tools stunnel4 mariadb-server mariadb-client rclone age zstd prometheus prometheus-pushgateway"
+PKGS="postgresql pgbouncer redis-server redis-tools stunnel4 mariadb-server mariadb-client rclone age zstd prometheus prometheus-pushgateway prometheus-node-exporter"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# statsd_exporter (the deploy tests feed it Mastodon 4.2's StatsD) is not in
+# Debian: it builds from the Go module proxy.
+STATSD_EXPORTER=github.com/prometheus/statsd_exporter@v0.31.0
+if ! command -v statsd_exporter >/dev/null 2>&1; then
+	if [ "$(id -u)" = 0 ] && command -v go >/dev/null 2>&1; then
+		GOBIN=/usr/local/bin go install "$STATSD_EXPORTER"
+	else
+		echo "fediops needs statsd_exporter: install it with: GOBIN=/usr/local/bin go install $STATSD_EXPORTER" >&2
+		[ -z "$missing" ] && exit 1
+	fi
+fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "fediops needs these Debian packages:$missing" >&2
