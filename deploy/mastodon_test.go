@@ -434,8 +434,8 @@ func TestMastodonEndToEnd(t *testing.T) {
 		waitHTTP(t, "http://"+node+"/metrics")
 		return map[string][]target{
 			"mastodon-streaming": {{[]string{streaming}, map[string]string{"tier": "streaming", "droplet": "streaming-1", "region": "nyc3"}}},
-			"node": {{[]string{node}, map[string]string{"tier": "web", "droplet": "web-1", "region": "nyc3"}}},
-			"fediops-tunnel": {{[]string{tunnelHTTP}, map[string]string{"tier": "web", "droplet": "web-1"}}},
+			"node":               {{[]string{node}, map[string]string{"tier": "web", "droplet": "web-1", "region": "nyc3"}}},
+			"fediops-tunnel":     {{[]string{tunnelHTTP}, map[string]string{"tier": "web", "droplet": "web-1"}}},
 		}
 	}
 
@@ -467,7 +467,7 @@ func TestMastodonEndToEnd(t *testing.T) {
 		for q, want := range map[string]bool{
 			`ruby_sidekiq_queue_latency_seconds{job="mastodon-sidekiq",tier="sidekiq",instance=~"sidekiq-1:[0-9]+"}`: true,
 			`sidekiq_queue_latency_seconds{job="mastodon-sidekiq"}`:                                                  false,
-			`ruby_puma_max_threads{job="mastodon-web",tier="web",droplet="web-1",instance=~"web-1:[0-9]+"}`:           true,
+			`ruby_puma_max_threads{job="mastodon-web",tier="web",droplet="web-1",instance=~"web-1:[0-9]+"}`:          true,
 			`ruby_collector_working{job="mastodon-sidekiq"}`:                                                         true,
 		} {
 			res, err := p.query(q)
@@ -627,9 +627,9 @@ func TestStatsDMapping(t *testing.T) {
 	must(other.Request("Api::V1::StatusesController", "create", "json", 200, 1, 1, 1))
 
 	want := map[string]string{ // series -> value
-		`ruby_http_requests_total{action="show",controller="Api.V1.Timelines.HomeController",format="json",status="200"}`: "1",
-		`ruby_http_requests_total{action="show",controller="Api.V1.Timelines.HomeController",format="json",status="503"}`: "1",
-		`ruby_http_requests_total{action="show",controller="StatusesController",format="all",status="200"}`:              "1",
+		`ruby_http_requests_total{action="show",controller="Api.V1.Timelines.HomeController",format="json",status="200"}`:  "1",
+		`ruby_http_requests_total{action="show",controller="Api.V1.Timelines.HomeController",format="json",status="503"}`:  "1",
+		`ruby_http_requests_total{action="show",controller="StatusesController",format="all",status="200"}`:                "1",
 		`ruby_http_request_duration_seconds_sum{action="show",controller="Api.V1.Timelines.HomeController",format="json"}`: "30",
 		`ruby_http_request_duration_seconds_count{action="show",controller="StatusesController",format="all"}`:             "1",
 		`ruby_http_request_sql_duration_seconds_sum{action="show",controller="StatusesController",format="all"}`:           "0.02",
@@ -644,9 +644,9 @@ func TestStatsDMapping(t *testing.T) {
 		`ruby_sidekiq_queue_latency_seconds{queue="push"}`:                                                                 "13",
 		`ruby_sidekiq_queue_backlog{queue="push"}`:                                                                         "99",
 		`ruby_sidekiq_queue_backlog{queue="pull"}`:                                                                         "2",
-		`ruby_sidekiq_stats_enqueued`:                                                                                      "120",
-		`ruby_sidekiq_stats_workers_size`:                                                                                  "7",
-		`ruby_sidekiq_stats_dead_size`:                                                                                     "3",
+		`ruby_sidekiq_stats_enqueued`:     "120",
+		`ruby_sidekiq_stats_workers_size`: "7",
+		`ruby_sidekiq_stats_dead_size`:    "3",
 	}
 	got := map[string]string{}
 	var names []string
