@@ -88,8 +88,9 @@ type Web struct {
 	Pool                int // DB_POOL (default MAX_THREADS)
 	Database, DBHost    string
 	RequestsPerSecond   float64
-	Slowdown            float64 // duration multiplier; 0 means 1
+	Slowdown            float64 // duration multiplier (a slow database); 0 means 1
 	ErrorShare          float64 // 5xx share of the requests
+	DBShare             float64 // share of busy threads holding a database connection; 0 means 0.5
 	Rand                *rand.Rand
 	opened              []int // AR connections each worker has opened
 	gcMajor, gcMinor    []float64
@@ -177,14 +178,18 @@ func (w *Web) Step(ctx context.Context, c *Client, dt time.Duration) error {
 	if pool == 0 {
 		pool = w.Threads
 	}
+	dbShare := w.DBShare
+	if dbShare == 0 {
+		dbShare = 0.5
+	}
+	if w.Slowdown > 1 { // a slow database: the time outside it stays, the time holding a connection grows
+		dbShare = 1 - (1-dbShare)/w.Slowdown
+	}
 	for i := range w.Workers {
 		pid := w.PID + 1 + i
 		share := busy / float64(w.Workers) * (0.8 + 0.4*r.Float64())
-		dbBusy := min(pool, int(math.Round(share*0.5)))
-		waiting := 0
-		if share*0.5 > float64(pool) {
-			waiting = int(share*0.5) - pool
-		}
+		need := int(math.Round(share * dbShare)) // threads that want a connection now
+		dbBusy, waiting := min(pool, need), max(0, need-pool)
 		w.opened[i] = max(w.opened[i], min(pool, dbBusy+1))
 		// ActiveRecord.start(custom_labels: {type: 'puma'}, config_labels: [:database, :host])
 		// in before_worker_boot (config/puma.rb); pool.stat keys.
@@ -241,6 +246,7 @@ type Sidekiq struct {
 	Database, DBHost string
 	Arrivals         map[string]float64 // jobs per second arriving per queue
 	Throughput       float64            // jobs per second this process can run
+	DBShare          float64            // share of busy threads holding a database connection; 0 means 2/3
 	Rand             *rand.Rand
 	backlog          map[string]float64
 	oldest           map[string]float64 // age of the oldest job, s
@@ -271,25 +277,50 @@ func (s *Sidekiq) run(dt time.Duration) (jobs []ran, queues []string) {
 	if len(queues) == 0 {
 		queues = []string{"default", "push", "ingress", "mailers", "pull", "scheduler"}
 	}
-	var weights float64
 	for _, q := range queues {
 		s.backlog[q] += float64(poisson(r, s.Arrivals[q]*dt.Seconds()))
-		if s.backlog[q] > 0 {
-			weights += queueWeight[q]
-		}
 	}
+	// Weighted fetch: each queue with jobs gets its weight's share of the
+	// throughput; what a queue leaves goes to the others.
+	take := map[string]float64{}
 	budget := s.Throughput * dt.Seconds()
-	for _, q := range queues {
-		if s.backlog[q] == 0 {
-			s.oldest[q] = 0
-			continue
+	for range len(queues) {
+		var weights float64
+		for _, q := range queues {
+			if s.backlog[q]-take[q] >= 1 {
+				weights += queueWeight[q]
+			}
 		}
-		take := math.Min(s.backlog[q], math.Round(budget*queueWeight[q]/weights))
-		s.backlog[q] -= take
-		if s.backlog[q] > 0 {
-			s.oldest[q] += dt.Seconds() * (1 - take/(take+s.backlog[q]))
-		} else {
+		if weights == 0 || budget < 1 {
+			break
+		}
+		left := budget
+		for _, q := range queues {
+			if s.backlog[q]-take[q] < 1 {
+				continue
+			}
+			n := math.Min(s.backlog[q]-take[q], math.Floor(budget*queueWeight[q]/weights))
+			take[q] += n
+			left -= n
+		}
+		if left == budget {
+			break
+		}
+		budget = left
+	}
+	for _, q := range queues {
+		n := math.Floor(take[q])
+		s.backlog[q] -= n
+		switch {
+		case s.backlog[q] < 1:
 			s.oldest[q] = 0
+		case n > 0: // Little's law: the wait of the oldest job at this drain rate
+			s.oldest[q] = s.backlog[q] / (n / dt.Seconds())
+		default:
+			s.oldest[q] += dt.Seconds()
+		}
+		if n == 0 {
+			continue
 		}
 		var classes []Job
 		for _, j := range Jobs {
@@ -300,7 +331,7 @@ func (s *Sidekiq) run(dt time.Duration) (jobs []ran, queues []string) {
 		if len(classes) == 0 {
 			classes = []Job{{"UnknownWorker", q, 0.1, 0}}
 		}
-		for range int(take) {
+		for range int(n) {
 			j := classes[r.IntN(len(classes))]
 			ok := r.Float64() >= j.Fails
 			s.processed++
@@ -340,7 +371,11 @@ func (s *Sidekiq) Step(ctx context.Context, c *Client, dt time.Duration) error {
 	if pool == 0 {
 		pool = s.Concurrency
 	}
-	dbBusy := min(pool, busyThreads*2/3)
+	dbShare := s.DBShare
+	if dbShare == 0 {
+		dbShare = 2.0 / 3
+	}
+	dbBusy := min(pool, int(float64(busyThreads)*dbShare))
 	s.gcMinor += s.processed / 50
 	var qstats []any
 	for _, q := range queues {

@@ -98,8 +98,9 @@ func (s *Streaming) Step(dt time.Duration) {
 	s.sent.WithLabelValues("websocket").Add(math.Round(msgs * ws / math.Max(ws+es, 1)))
 	s.sent.WithLabelValues("eventsource").Add(math.Round(msgs * es / math.Max(ws+es, 1)))
 	s.received.Add(math.Round(msgs * 0.7))
-	s.pgTotal.Set(math.Min(10, 2+math.Round((ws+es)/200))) // streaming's DB_POOL default 10
-	s.pgIdle.Set(1)
+	total := math.Min(10, 2+math.Round((ws+es)/200)) // streaming's DB_POOL default 10
+	s.pgTotal.Set(total)
+	s.pgIdle.Set(math.Max(0, total-1-math.Round((ws+es)/600))) // a query per connect, most clients idle
 	s.pgWaiting.Set(0)
 	s.rss.Set(95e6 + 40e3*(ws+es))
 	s.heap.Set(40e6 + 25e3*(ws+es))
