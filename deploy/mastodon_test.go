@@ -648,7 +648,7 @@ func TestStatsDMapping(t *testing.T) {
 		`ruby_sidekiq_stats_workers_size`: "7",
 		`ruby_sidekiq_stats_dead_size`:    "3",
 	}
-	got := map[string]string{}
+	var got map[string]string
 	var names []string
 	deadline := time.Now().Add(10 * time.Second)
 	for {
