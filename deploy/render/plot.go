@@ -14,7 +14,6 @@ import (
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
@@ -30,8 +29,10 @@ type panel struct {
 	} `json:"targets"`
 	FieldConfig struct {
 		Defaults struct {
-			Unit string `json:"unit"`
+			Unit   string      `json:"unit"`
+			Custom fieldCustom `json:"custom"`
 		} `json:"defaults"`
+		Overrides []override `json:"overrides"`
 	} `json:"fieldConfig"`
 }
 
@@ -94,11 +95,11 @@ func renderDashboard(ctx context.Context, p *promServer, file, png string, start
 			}
 			continue
 		}
-		pl, err := panelPlot(ctx, p, pn, start, end, step)
+		pl, entries, err := panelPlot(ctx, p, pn, start, end, step)
 		if err != nil {
 			return fmt.Errorf("panel %q: %w", pn.Title, err)
 		}
-		pl.Draw(cell)
+		drawPanel(pl, entries, cell)
 	}
 	f, err := os.Create(png)
 	if err != nil {
@@ -111,7 +112,7 @@ func renderDashboard(ctx context.Context, p *promServer, file, png string, start
 	return f.Close()
 }
 
-func panelPlot(ctx context.Context, p *promServer, pn panel, start, end time.Time, step time.Duration) (*plot.Plot, error) {
+func panelPlot(ctx context.Context, p *promServer, pn panel, start, end time.Time, step time.Duration) (*plot.Plot, []legendEntry, error) {
 	pl := plot.New()
 	pl.Title.Text = pn.Title
 	pl.Title.TextStyle.Font.Size = 12
@@ -119,14 +120,15 @@ func panelPlot(ctx context.Context, p *promServer, pn panel, start, end time.Tim
 	pl.X.Tick.Label.Font.Size = 8
 	pl.Y.Tick.Label.Font.Size = 8
 	pl.Legend.TextStyle.Font.Size = 8
-	pl.Legend.Top = true
+	unitAxis(pl, pn.FieldConfig.Defaults.Unit)
 	pl.Add(plotter.NewGrid())
-	n := 0
+	var series []drawn
+	var entries []legendEntry
 	var last []string
 	for _, tg := range pn.Targets {
 		res, err := p.queryRange(ctx, vars.Replace(tg.Expr), start, end, step)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		sort.Slice(res, func(i, j int) bool {
 			return legend(tg.LegendFormat, res[i].labels) < legend(tg.LegendFormat, res[j].labels)
@@ -135,38 +137,41 @@ func panelPlot(ctx context.Context, p *promServer, pn panel, start, end time.Tim
 			if len(s.t) == 0 {
 				continue
 			}
-			xy := make(plotter.XYs, len(s.t))
+			xy := make(plotter.XYs, 0, len(s.t))
 			for i := range s.t {
-				xy[i].X, xy[i].Y = s.t[i], s.v[i]
+				if !math.IsNaN(s.v[i]) && !math.IsInf(s.v[i], 0) { // 0/0: a gap in Grafana
+					xy = append(xy, plotter.XY{X: s.t[i], Y: s.v[i]})
+				}
 			}
-			l, err := plotter.NewLine(xy)
-			if err != nil {
-				return nil, err
+			if len(xy) == 0 {
+				continue
 			}
-			l.Color = plotutil.Color(n)
-			l.Width = vg.Points(1.5)
-			pl.Add(l)
 			name := legend(tg.LegendFormat, s.labels)
-			if name != "" && len(pn.Targets)+len(res) > 2 && n < 8 {
-				pl.Legend.Add(name, l)
+			c := seriesColor(len(series))
+			series = append(series, drawn{name: name, xy: xy, style: pn.styleFor(name), color: c})
+			if name != "" && len(pn.Targets)+len(res) > 2 && len(entries) < 10 {
+				entries = append(entries, legendEntry{name, c})
 			}
 			last = append(last, strings.TrimSpace(name+" "+format(s.v[len(s.v)-1], pn.FieldConfig.Defaults.Unit)))
-			n++
 		}
+	}
+	if err := addSeries(pl, series); err != nil {
+		return nil, nil, err
 	}
 	if pn.Type == "stat" && len(last) > 0 { // the value a stat panel shows, in its title
 		if len(last) > 6 {
 			last = append(last[:6], "…")
 		}
 		pl.Title.Text += ": " + strings.Join(last, ", ")
+		entries = nil
 	}
-	if n == 0 {
+	if len(series) == 0 {
 		pl.Title.Text += " (no data)"
 	}
 	if pl.Y.Min > 0 && !math.IsInf(pl.Y.Min, 0) {
 		pl.Y.Min = 0
 	}
-	return pl, nil
+	return pl, entries, nil
 }
 
 func legend(format string, labels map[string]string) string {

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -22,7 +23,9 @@ type promServer struct {
 	log string
 }
 
-func startPrometheus(ctx context.Context, dir, target, rules string) (*promServer, error) {
+// startPrometheus scrapes target as job fediops-demo, plus the jobs of
+// extra (YAML list items of scrape_configs), with the rules files loaded.
+func startPrometheus(ctx context.Context, dir, target string, rules []string, extra string) (*promServer, error) {
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
 		return nil, fmt.Errorf("prometheus not found; install it with: apt-get install -y prometheus")
@@ -34,12 +37,12 @@ func startPrometheus(ctx context.Context, dir, target, rules string) (*promServe
 	conf := fmt.Sprintf(`global:
   scrape_interval: 1s
   evaluation_interval: 1s
-rule_files: [%q]
+rule_files: %s
 scrape_configs:
   - job_name: fediops-demo
     static_configs:
       - targets: [%q]
-`, rules, target)
+%s`, quoted(rules), target, extra)
 	cf := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		return nil, err
@@ -79,6 +82,14 @@ scrape_configs:
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+func quoted(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = strconv.Quote(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
 }
 
 func (p *promServer) stop() {
