@@ -57,6 +57,10 @@
 // The programs under examples/ (demo, provision, tunnel, backup, plan,
 // health) are thin mains over these packages: they parse flags, read the
 // settings with ReadEnv, print Lint's findings, build the package configs
-// and call them. They import no internal package, so any of them can be
-// copied into another module.
+// and call them. Package command holds what they share (one exit rule:
+// 0 done, 1 a runtime failure, 2 a usage or configuration error; the -h
+// text, the signal context, the log format, the listen and URL checks);
+// no other package parses flags or exits. They import no internal package,
+// so any of them can be copied into another module; internal/e2e runs them
+// as built.
 package fediops
