@@ -28,4 +28,13 @@
 // exporter; they send StatsD (STATSD_ADDR, removed in 4.3) and
 // StatsDSettings points them at a local statsd_exporter, whose mapping
 // (deploy/statsd/mastodon-mapping.yml) gives the same metric names.
+//
+// Prometheus finds the droplets in file_sd files, one per job of
+// deploy/prometheus/prometheus.yml (mastodon-web, mastodon-sidekiq,
+// mastodon-statsd, mastodon-streaming, node, fediops-tunnel,
+// fediops-health). FindTargets lists the tiers' droplets by their DO tags
+// with a tiers/droplets client and lays them out in those jobs
+// (ScrapeTargets does the same for a list you already hold); Targets.Write
+// replaces the files atomically. `provision targets -dir
+// /etc/prometheus/targets` is that, run from cron.
 package mastometrics
