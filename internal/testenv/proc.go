@@ -25,7 +25,7 @@ var aptPackage = map[string]string{
 	"pgbouncer": "pgbouncer", "redis-server": "redis-server", "redis-cli": "redis-tools",
 	"redis-benchmark": "redis-tools", "stunnel4": "stunnel4", "stunnel": "stunnel4", "mariadbd": "mariadb-server",
 	"mariadb-install-db": "mariadb-server", "mariadb": "mariadb-client", "mysqldump": "mariadb-client",
-	"rclone": "rclone", "age": "age", "zstd": "zstd",
+	"rclone": "rclone", "age": "age", "zstd": "zstd", "prometheus": "prometheus", "promtool": "prometheus",
 }
 
 // pgBinDirs are searched after $PATH: Debian keeps the server binaries there.

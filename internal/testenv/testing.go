@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -153,4 +154,18 @@ func Binary(t testing.TB, name string) string {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// Start runs a server that is not part of the stack (prometheus, an
+// exporter) for the test's length: bin with args, its output appended to
+// logFile, started as the other servers are so that it dies with the test
+// process, and stopped (SIGTERM, then SIGKILL after 10 s) when the test
+// ends.
+func Start(t testing.TB, logFile, bin string, args ...string) {
+	t.Helper()
+	p, err := startProc(nil, filepath.Base(bin), logFile, bin, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.stop)
 }
