@@ -17,6 +17,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/fediops/fediops/chart"
 )
 
 type panel struct {
@@ -99,7 +101,7 @@ func renderDashboard(ctx context.Context, p *promServer, file, png string, start
 		if err != nil {
 			return fmt.Errorf("panel %q: %w", pn.Title, err)
 		}
-		drawPanel(pl, entries, cell)
+		chart.DrawWithLegend(pl, entries, cell)
 	}
 	f, err := os.Create(png)
 	if err != nil {
@@ -112,7 +114,7 @@ func renderDashboard(ctx context.Context, p *promServer, file, png string, start
 	return f.Close()
 }
 
-func panelPlot(ctx context.Context, p *promServer, pn panel, start, end time.Time, step time.Duration) (*plot.Plot, []legendEntry, error) {
+func panelPlot(ctx context.Context, p *promServer, pn panel, start, end time.Time, step time.Duration) (*plot.Plot, []chart.LegendEntry, error) {
 	pl := plot.New()
 	pl.Title.Text = pn.Title
 	pl.Title.TextStyle.Font.Size = 12
@@ -120,10 +122,10 @@ func panelPlot(ctx context.Context, p *promServer, pn panel, start, end time.Tim
 	pl.X.Tick.Label.Font.Size = 8
 	pl.Y.Tick.Label.Font.Size = 8
 	pl.Legend.TextStyle.Font.Size = 8
-	unitAxis(pl, pn.FieldConfig.Defaults.Unit)
+	chart.UnitAxis(pl, pn.FieldConfig.Defaults.Unit)
 	pl.Add(plotter.NewGrid())
 	var series []drawn
-	var entries []legendEntry
+	var entries []chart.LegendEntry
 	var last []string
 	for _, tg := range pn.Targets {
 		res, err := p.queryRange(ctx, vars.Replace(tg.Expr), start, end, step)
@@ -147,10 +149,10 @@ func panelPlot(ctx context.Context, p *promServer, pn panel, start, end time.Tim
 				continue
 			}
 			name := legend(tg.LegendFormat, s.labels)
-			c := seriesColor(len(series))
+			c := chart.Color(len(series))
 			series = append(series, drawn{name: name, xy: xy, style: pn.styleFor(name), color: c})
 			if name != "" && len(pn.Targets)+len(res) > 2 && len(entries) < 10 {
-				entries = append(entries, legendEntry{name, c})
+				entries = append(entries, chart.LegendEntry{Name: name, Color: c})
 			}
 			last = append(last, strings.TrimSpace(name+" "+format(s.v[len(s.v)-1], pn.FieldConfig.Defaults.Unit)))
 		}
