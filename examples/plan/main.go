@@ -5,6 +5,7 @@
 //	plan sidekiq                                   the seed's Sidekiq layout (Scotty and Decker)
 //	plan sidekiq -budget 40                        the seed's nodes sized to 40 DB connections
 //	plan sidekiq -node Scotty:2:4G -node Decker:2:4G -node Riker:4:8G -budget 90 -json
+//	plan budget -vcpu 1,2,4 -db-size 2,4,8 -out budget.png   the budget as a picture
 //
 // `plan COMMAND -h` explains a subcommand's flags, the environment it
 // reads and its exit statuses: 0 done, 1 a plan that does not fit (plan
@@ -27,6 +28,7 @@ func main() {
 		return p.Dispatch(ctx, about, []command.Command{
 			{Name: "web", Summary: "Puma WEB_CONCURRENCY, MAX_THREADS and DB_POOL per web node, checked against the DB budget", Run: runWeb},
 			{Name: "sidekiq", Summary: "Sidekiq processes, systemd units and command lines per worker node", Run: runSidekiq},
+			{Name: "budget", Summary: "the DB connection budget as a picture: web, Sidekiq, streaming and direct against the cluster's limit", Run: runBudget},
 		}, args)
 	})
 }

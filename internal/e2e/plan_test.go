@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
+	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,7 +133,7 @@ func TestPlanExitCodes(t *testing.T) {
 		code int
 		msg  string // in stderr
 	}{
-		{"no command", []string{}, 2, "no command: want one of sidekiq, web"},
+		{"no command", []string{}, 2, "no command: want one of budget, sidekiq, web"},
 		{"unknown command", []string{"nope"}, 2, `unknown command "nope"`},
 		{"help", []string{"-h"}, 0, ""},
 		{"sidekiq help", []string{"sidekiq", "-h"}, 0, ""},
@@ -148,6 +150,13 @@ func TestPlanExitCodes(t *testing.T) {
 		{"planning flag without budget", []string{"sidekiq", "-version", "4.6"}, 2, "-version plans a layout: give -budget too"},
 		{"sidekiq budget too small", []string{"sidekiq", "-budget", "3"}, 2, "connection budget too small"},
 		{"web over budget", []string{"web", "-vcpu", "4", "-db-connections", "97"}, 1, "over the database connection budget"},
+		{"budget help", []string{"budget", "-h"}, 0, ""},
+		{"budget bad vCPU list", []string{"budget", "-vcpu", "2,x"}, 2, `-vcpu: "x" is not a positive number`},
+		{"budget database of 0 GiB", []string{"budget", "-db-size", "0"}, 2, `-db-size: "0" is not a positive number`},
+		{"budget negative count", []string{"budget", "-direct", "-1"}, 2, "-direct: -1 is negative"},
+		{"budget picture too small", []string{"budget", "-width", "100", "-out", filepath.Join(os.TempDir(), "fediops-e2e-budget.png")}, 2, "at least 400x300"},
+		{"budget out in a missing directory", []string{"budget", "-out", "/nonexistent/budget.png"}, 2, "-out /nonexistent/budget.png: its directory does not exist"},
+		{"budget stray argument", []string{"budget", "now"}, 2, `unexpected argument "now"`},
 	} {
 		r := plan(t, c.args...)
 		if r.Code != c.code || !strings.Contains(r.Stderr, c.msg) || c.code != 0 && !strings.HasPrefix(r.Stderr, "plan: ") {
@@ -156,5 +165,41 @@ func TestPlanExitCodes(t *testing.T) {
 	}
 	if r := plan(t, "sidekiq", "-h"); !strings.Contains(r.Stdout, "Without -node and -budget") {
 		t.Errorf("sidekiq -h: %s", r)
+	}
+}
+
+// TestPlanBudget draws the budget of the seed's tiers for web droplets of
+// 1, 2 and 4 vCPU against 2, 4 and 8 GiB clusters: a PNG of the size
+// asked, and sums on stdout whose web part is what plan web computes for
+// the same droplets.
+func TestPlanBudget(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "budget.png")
+	r := plan(t, "budget", "-vcpu", "1,2,4", "-db-size", "2,4,8", "-out", out)
+	if r.Code != 0 || r.Stderr != "" {
+		t.Fatal(r)
+	}
+	for _, vcpu := range []string{"1", "2", "4"} {
+		w := plan(t, "web", "-vcpu", vcpu, "-nodes", "2", "-json")
+		var web struct {
+			Tier int `json:"connections_per_tier"`
+		}
+		if err := json.Unmarshal([]byte(w.Stdout), &web); err != nil || web.Tier == 0 {
+			t.Fatalf("plan web -vcpu %s: %v\n%s", vcpu, err, w)
+		}
+		total := web.Tier + 2*25 + 2*10 + 5
+		Contains(t, r.Stdout, fmt.Sprintf("%s vCPU: web %d + Sidekiq 50 + streaming 20 + direct 5 = %d: ", vcpu, web.Tier, total))
+	}
+	Contains(t, r.Stdout, "1 vCPU: web 6 + Sidekiq 50 + streaming 20 + direct 5 = 81: fits 4 GiB, 16 spare\n",
+		"2 vCPU: web 54 + Sidekiq 50 + streaming 20 + direct 5 = 129: fits 8 GiB, 68 spare\n",
+		"4 vCPU: web 216 + Sidekiq 50 + streaming 20 + direct 5 = 291: over 8 GiB by 94\n",
+		"limits: 2 GiB 47, 4 GiB 97, 8 GiB 197\nwrote "+out+"\n")
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cfg, err := png.DecodeConfig(f)
+	if err != nil || cfg.Width != 200+3*270 || cfg.Height != 600 {
+		t.Errorf("%s: %v, %dx%d, want 1010x600", out, err, cfg.Width, cfg.Height)
 	}
 }

@@ -12,7 +12,7 @@ import (
 // command, and nothing on stdout.
 func TestCommandShape(t *testing.T) {
 	for _, c := range [][]string{
-		{"plan", "web"}, {"plan", "sidekiq"}, {"provision"}, {"provision", "migrate-env"}, {"provision", "targets"}, {"health"}, {"tunnel"},
+		{"plan", "web"}, {"plan", "sidekiq"}, {"plan", "budget"}, {"provision"}, {"provision", "migrate-env"}, {"provision", "targets"}, {"health"}, {"tunnel"},
 	} {
 		prog, sub := c[0], c[1:]
 		r := Run(t, prog, Env(), append(sub, "-h")...)
