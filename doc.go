@@ -24,7 +24,10 @@
 //     droplet tiers by tag, snapshots, scale-out behind the load balancer;
 //     tiers/health: the health checks, OpenSearch included, their exporter.
 //   - mastometrics: the settings that turn on Mastodon's own Prometheus
-//     exporter (4.4+) or its StatsD (4.2), per tier.
+//     exporter (4.4+) or its StatsD (4.2), per tier, and Prometheus'
+//     scrape targets written from the droplet inventory.
+//   - chart: the pictures, in one style: the connection budget as a PNG
+//     (plan budget), and what the dashboards' pictures share.
 //
 // # Settings
 //
