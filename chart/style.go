@@ -56,7 +56,7 @@ func (u unitTicks) Ticks(min, max float64) []plot.Tick {
 }
 
 // TickLabel writes v in unit as an axis tick says it: 250ms, 1.5s, 2m0s;
-// 1.5 MiB; 12%; 0.25.
+// 1.5 MiB; 12%; 0.25, 0.004.
 func TickLabel(v float64, unit string) string {
 	switch unit {
 	case "s":
@@ -84,8 +84,11 @@ func TickLabel(v float64, unit string) string {
 	case "percentunit":
 		return trimZeros(fmt.Sprintf("%.1f", v*100)) + "%"
 	}
-	if v == math.Trunc(v) {
+	switch {
+	case v == math.Trunc(v):
 		return fmt.Sprintf("%.0f", v)
+	case math.Abs(v) < 0.1: // 0.004, not 0
+		return fmt.Sprintf("%.2g", v)
 	}
 	return trimZeros(fmt.Sprintf("%.2f", v))
 }
