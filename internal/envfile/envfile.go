@@ -192,7 +192,7 @@ func Read(path string, opts ...Option) (*File, error) {
 	c := newConfig(opts)
 	d, err := lockBeside(path)
 	if err != nil {
-		return nil, fmt.Errorf("envfile: %w", err)
+		return nil, err
 	}
 	if d != DotenvAuto {
 		c.dotenv = d
@@ -202,7 +202,7 @@ func Read(path string, opts ...Option) (*File, error) {
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("envfile: %w", err)
+		return nil, err
 	}
 	return parse(path, data, c)
 }

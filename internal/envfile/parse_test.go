@@ -2,6 +2,7 @@ package envfile
 
 import (
 	"errors"
+	"os"
 	"os/exec"
 	"reflect"
 	"strconv"
@@ -347,7 +348,7 @@ func TestExportCheckUsesEnvironment(t *testing.T) {
 
 func TestReadMissingFile(t *testing.T) {
 	_, err := Read(t.TempDir() + "/nope")
-	if err == nil || !strings.HasPrefix(err.Error(), "envfile: ") {
+	if err == nil || !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "/nope") {
 		t.Errorf("err = %v", err)
 	}
 }

@@ -20,7 +20,4 @@
 // bytes, objects and failures per source) that the dashboards and alert
 // rules in deploy/ use; Budget holds a database's connection budget;
 // Config.Write writes any registry (the health checks' health.Metrics).
-//
-// Example programs add -metrics-dir and -pushgateway with
-// Config.RegisterFlags.
 package promfile
