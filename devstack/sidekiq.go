@@ -17,9 +17,10 @@ import (
 
 // Sidekiq's timing, as Sidekiq 7 and 8 keep it: a process beats every
 // 10 s and its hash expires 60 s after the last beat.
-const (
-	beatEvery     = 10 * time.Second
-	processExpiry = 60 * time.Second
+const processExpiry = 60 * time.Second
+
+var (
+	beatEvery = 10 * time.Second
 	// jobsServedAfter is how old a job gets before the stand-in's workers
 	// take it (and enqueue a fresh one): queue latencies stay below it
 	// plus one beat, under every default latency threshold.
