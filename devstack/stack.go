@@ -49,6 +49,11 @@ const (
 	ClusterHost = "majel-do-user-1-0.b.db.ondigitalocean.com"
 	// ClusterLimit is the cluster's connection limit (4 GiB: 25 x 4 - 3).
 	ClusterLimit = 97
+	// ClusterID is the cluster's UUID at the DO stand-in, fixed so that a
+	// command line written once works on every stack.
+	ClusterID = "9cc10173-e9ea-4176-9dbc-a4cee4c4ff30"
+	// CertificateID is a certificate the CDN's custom domain may use.
+	CertificateID = "892071a0-bb95-49bc-8021-3afd67a210bf"
 )
 
 // Config says what Start brings up. The zero value is a stack without
@@ -75,10 +80,11 @@ type Login struct{ User, Password string }
 type DigitalOcean struct {
 	URL   string // base URL, http://127.0.0.1:PORT (DIGITALOCEAN_API_URL)
 	Token string // the token it accepts (DIGITALOCEAN_TOKEN)
-	// ClusterID is the database cluster's UUID, whose CA is the stack's
-	// database CA and whose limit is ClusterLimit.
+	// ClusterID is the database cluster's UUID (the constant ClusterID),
+	// whose CA is the stack's database CA and whose limit is ClusterLimit.
 	ClusterID string
-	// CertificateID is a certificate id to give the CDN's custom domain.
+	// CertificateID is a certificate id to give the CDN's custom domain
+	// (the constant CertificateID).
 	CertificateID string
 }
 
@@ -264,7 +270,7 @@ func (s *Stack) startStandIns(context.Context) error {
 	s.b2.CreateBucket(MirrorBucket)
 	s.addrs = append(s.addrs, s.s3.Addr, hostPort(s.b2.URL))
 
-	s.DO = DigitalOcean{Token: "dop_v1_devstack_" + randHex(16), ClusterID: dofake.UUID(1), CertificateID: dofake.UUID(2)}
+	s.DO = DigitalOcean{Token: "dop_v1_devstack_" + randHex(16), ClusterID: ClusterID, CertificateID: CertificateID}
 	s.do = dofake.New(dofake.Options{Token: s.DO.Token})
 	s.do.AddCluster(dofake.Cluster{ID: s.DO.ClusterID, Name: ClusterName, Size: "db-s-2vcpu-4gb",
 		Host: ClusterHost, PrivateHost: "private-" + ClusterHost, Password: randHex(12),
