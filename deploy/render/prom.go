@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -22,7 +23,7 @@ type promServer struct {
 	log string
 }
 
-func startPrometheus(ctx context.Context, dir, target, rules string) (*promServer, error) {
+func startPrometheus(ctx context.Context, dir string, targets []string, rules string) (*promServer, error) {
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
 		return nil, fmt.Errorf("prometheus not found; install it with: apt-get install -y prometheus")
@@ -38,8 +39,8 @@ rule_files: [%q]
 scrape_configs:
   - job_name: fediops-demo
     static_configs:
-      - targets: [%q]
-`, rules, target)
+      - targets: [%s]
+`, rules, quoted(targets))
 	cf := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		return nil, err
@@ -145,3 +146,26 @@ func (p *promServer) queryRange(ctx context.Context, q string, start, end time.T
 }
 
 func unix(t time.Time) string { return strconv.FormatFloat(float64(t.UnixNano())/1e9, 'f', 3, 64) }
+
+func quoted(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = strconv.Quote(s)
+	}
+	return strings.Join(q, ", ")
+}
+
+// instant asks for q's value at t, one number per series.
+func (p *promServer) instant(ctx context.Context, q string, t time.Time) ([]float64, error) {
+	res, err := p.queryRange(ctx, q, t, t, time.Second)
+	if err != nil {
+		return nil, err
+	}
+	var out []float64
+	for _, s := range res {
+		if len(s.v) > 0 {
+			out = append(out, s.v[len(s.v)-1])
+		}
+	}
+	return out, nil
+}
