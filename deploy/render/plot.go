@@ -508,9 +508,7 @@ func drawStat(ctx context.Context, p *promServer, pn panel, start, end time.Time
 		return err
 	}
 	fd := pn.FieldConfig.Defaults
-	title := textStyle(12)
-	title.XAlign = draw.XCenter
-	c.FillText(title, vg.Point{X: (c.Min.X + c.Max.X) / 2, Y: c.Max.Y - 15}, pn.Title)
+	title := panelTitle(c, pn.Title)
 	if len(res) == 0 {
 		c.FillText(title, vg.Point{X: (c.Min.X + c.Max.X) / 2, Y: (c.Min.Y + c.Max.Y) / 2}, "no data")
 		return nil
@@ -573,9 +571,7 @@ func drawTimeline(ctx context.Context, p *promServer, pn panel, start, end time.
 		return err
 	}
 	fd := pn.FieldConfig.Defaults
-	title := textStyle(12)
-	title.XAlign = draw.XCenter
-	c.FillText(title, vg.Point{X: (c.Min.X + c.Max.X) / 2, Y: c.Max.Y - 15}, pn.Title)
+	title := panelTitle(c, pn.Title)
 	var entries []legendEntry
 	for _, m := range fd.Mappings {
 		keys := make([]string, 0, len(m.Options))
@@ -707,4 +703,13 @@ func cellValue(column string, v float64) string {
 		return format(v, fieldDefaults{Unit: "bytes"})
 	}
 	return format(v, fieldDefaults{})
+}
+
+// panelTitle writes a panel's title centred at its top and returns the
+// style, for a "no data" in the middle.
+func panelTitle(c draw.Canvas, text string) draw.TextStyle {
+	title := textStyle(12)
+	title.XAlign = draw.XCenter
+	c.FillText(title, vg.Point{X: (c.Min.X + c.Max.X) / 2, Y: c.Max.Y - 15}, text)
+	return title
 }

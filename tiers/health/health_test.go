@@ -146,12 +146,7 @@ func TestSidekiqRedis(t *testing.T) {
 	defer cancel()
 	// Sidekiq's data in database 9 of the shared Redis, apart from the
 	// other tests' (database 0).
-	base := r.Client()
-	opt := *base.Options()
-	base.Close()
-	opt.DB = 9
-	sq := redis.NewClient(&opt)
-	t.Cleanup(func() { sq.Close() }) // after the Del below: cleanups run last first
+	sq := redisDB(t, r, 9)
 	if err := sq.SAdd(ctx, "queues", "default").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -189,12 +184,8 @@ func TestSidekiqVanishedAndFASP(t *testing.T) {
 	r := testenv.RedisTLS(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	base := r.Client()
-	opt := *base.Options()
-	base.Close()
-	opt.DB = 10
-	sq := redis.NewClient(&opt)
-	t.Cleanup(func() { sq.FlushDB(context.Background()); sq.Close() })
+	sq := redisDB(t, r, 11)
+	t.Cleanup(func() { sq.FlushDB(context.Background()) })
 	if err := sq.FlushDB(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +204,7 @@ func TestSidekiqVanishedAndFASP(t *testing.T) {
 	beat("scotty:1:aaa", all...)
 	beat("decker:1:bbb", append(all, "scheduler")...)
 	env := map[string]string{"REDIS_HOST": "127.0.0.1", "REDIS_PORT": "1", "EXPERIMENTAL_FEATURES": "fasp",
-		"SIDEKIQ_REDIS_URL": strings.TrimSuffix(r.URL(), "/0") + "/10", "FEDIOPS_REDIS_CA_FILE": r.CAFile}
+		"SIDEKIQ_REDIS_URL": strings.TrimSuffix(r.URL(), "/0") + "/11", "FEDIOPS_REDIS_CA_FILE": r.CAFile}
 	sidekiq := func() Result {
 		checks, closeAll := ChecksFromEnv(ctx, fediops.MapLookup(env), Options{Web: []string{}, Streaming: []string{}})
 		defer closeAll()
@@ -236,4 +227,16 @@ func TestSidekiqVanishedAndFASP(t *testing.T) {
 	if res.Status != StatusFail || !strings.Contains(res.Error, "sidekiq vanished scotty:1:aaa") || strings.Contains(res.Error, "fasp served") {
 		t.Fatalf("second run: %+v", res)
 	}
+}
+
+// redisDB is a client of database db of r, closed when the test ends
+// (after the test's own cleanups, which run last first).
+func redisDB(t *testing.T, r *testenv.Redis, db int) *redis.Client {
+	base := r.Client()
+	opt := *base.Options()
+	base.Close()
+	opt.DB = db
+	c := redis.NewClient(&opt)
+	t.Cleanup(func() { c.Close() })
+	return c
 }
