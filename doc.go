@@ -23,6 +23,8 @@
 //   - tiers: Puma sizing against the connection budget; tiers/droplets:
 //     droplet tiers by tag, snapshots, scale-out behind the load balancer;
 //     tiers/health: the health checks, OpenSearch included, their exporter.
+//   - mastometrics: the settings that turn on Mastodon's own Prometheus
+//     exporter (4.4+) or its StatsD (4.2), per tier.
 //
 // # Settings
 //
@@ -46,13 +48,19 @@
 // Inside the module, internal/envfile is the engine behind ReadEnv;
 // internal/testenv starts the real servers the tests and the demo use;
 // internal/s3fake and internal/b2fake are the local stand-ins for Spaces and
-// B2; internal/promfile leaves cron jobs' metrics for node_exporter or a
-// Pushgateway. deploy/ holds Grafana dashboards and Prometheus alert rules
-// for the metrics the packages export.
+// B2; internal/mastofake stands in for Mastodon's metric sources;
+// internal/promfile leaves cron jobs' metrics for node_exporter or a
+// Pushgateway. deploy/ holds the Prometheus configuration, Grafana
+// dashboards and alert rules for the metrics the packages and Mastodon
+// export.
 //
 // The programs under examples/ (demo, provision, tunnel, backup, plan,
 // health) are thin mains over these packages: they parse flags, read the
 // settings with ReadEnv, print Lint's findings, build the package configs
-// and call them. They import no internal package, so any of them can be
-// copied into another module.
+// and call them. Package command holds what they share (one exit rule:
+// 0 done, 1 a runtime failure, 2 a usage or configuration error; the -h
+// text, the signal context, the log format, the listen and URL checks);
+// no other package parses flags or exits. They import no internal package,
+// so any of them can be copied into another module; internal/e2e runs them
+// as built.
 package fediops

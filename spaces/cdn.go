@@ -35,7 +35,10 @@ type CDNConfig struct {
 	// CustomDomain is the alias host (S3_ALIAS_HOST) the endpoint answers
 	// for; "" leaves the endpoint's domain alone.
 	CustomDomain string
-	// CertificateID is the DO certificate for CustomDomain; required with it.
+	// CertificateID is the DO certificate for CustomDomain. It is needed
+	// to create the endpoint or to give it CustomDomain; "" keeps the
+	// certificate of an endpoint that already serves CustomDomain (Plan
+	// returns a *ConfigError naming CertificateID when one is needed).
 	CertificateID string
 	// TTL in seconds, one of TTLs; 0 = DefaultTTL for a new endpoint and
 	// no change for an existing one.
@@ -65,9 +68,6 @@ func NewCDN(svc godo.CDNService, cfg CDNConfig) (*CDN, error) {
 		e.add("Origin", "missing")
 	} else if !strings.HasSuffix(cfg.Origin, ".digitaloceanspaces.com") || strings.Contains(cfg.Origin, "/") {
 		e.add("Origin", "%q is not <bucket>.<region>.digitaloceanspaces.com", cfg.Origin)
-	}
-	if cfg.CustomDomain != "" && cfg.CertificateID == "" {
-		e.add("CertificateID", "missing for custom domain %s", cfg.CustomDomain)
 	}
 	if strings.Contains(cfg.CustomDomain, "/") {
 		e.add("CustomDomain", "%q must be a bare host name", cfg.CustomDomain)
@@ -186,6 +186,16 @@ func (c *CDN) Plan(ctx context.Context) (*Plan, error) {
 		return nil, err
 	}
 	p := &Plan{Origin: c.cfg.Origin, Current: cur, cdn: c, wantTTL: c.cfg.TTL}
+	domain, cert := c.cfg.CustomDomain, c.cfg.CertificateID
+	if domain != "" && cert == "" && (cur == nil || !strings.EqualFold(cur.CustomDomain, domain)) {
+		e := &ConfigError{}
+		if cur == nil {
+			e.add("CertificateID", "missing for custom domain %s: the endpoint of %s does not exist yet", domain, c.cfg.Origin)
+		} else {
+			e.add("CertificateID", "missing for custom domain %s: the endpoint of %s serves %q", domain, c.cfg.Origin, cur.CustomDomain)
+		}
+		return nil, e
+	}
 	if cur == nil {
 		if p.wantTTL == 0 {
 			p.wantTTL = DefaultTTL
@@ -197,9 +207,9 @@ func (c *CDN) Plan(ctx context.Context) (*Plan, error) {
 		p.Steps = append(p.Steps, Step{"create", d})
 		return p, nil
 	}
-	if c.cfg.CustomDomain != "" && (!strings.EqualFold(cur.CustomDomain, c.cfg.CustomDomain) || cur.CertificateID != c.cfg.CertificateID) {
+	if domain != "" && (!strings.EqualFold(cur.CustomDomain, domain) || cert != "" && cur.CertificateID != cert) {
 		p.Steps = append(p.Steps, Step{"update-custom-domain", fmt.Sprintf("%q (certificate %q) -> %q (certificate %q)",
-			cur.CustomDomain, cur.CertificateID, c.cfg.CustomDomain, c.cfg.CertificateID)})
+			cur.CustomDomain, cur.CertificateID, domain, cert)})
 	}
 	if c.cfg.TTL != 0 && cur.TTL != c.cfg.TTL {
 		p.Steps = append(p.Steps, Step{"update-ttl", fmt.Sprintf("%d -> %d", cur.TTL, c.cfg.TTL)})

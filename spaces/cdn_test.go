@@ -98,8 +98,42 @@ func TestCDNPlanApply(t *testing.T) {
 func TestCDNConfigErrors(t *testing.T) {
 	_, err := NewCDN(nil, CDNConfig{Origin: "https://x.nyc3.digitaloceanspaces.com/", CustomDomain: "cdn.example.org", TTL: 120})
 	var ce *ConfigError
-	if !errors.As(err, &ce) || !slices.Equal(ce.Vars(), []string{"Origin", "CertificateID", "TTL"}) {
+	if !errors.As(err, &ce) || !slices.Equal(ce.Vars(), []string{"Origin", "TTL"}) {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// TestCDNCertificateKept: without CertificateID, an endpoint that already
+// serves the custom domain keeps its certificate; creating the endpoint
+// or giving it the domain needs one, which Plan says before any change.
+func TestCDNCertificateKept(t *testing.T) {
+	ctx := ctxT(t)
+	f, do := newFakeDO(t)
+	cfg := CDNConfig{Origin: "ourbucketname.nyc3.digitaloceanspaces.com", CustomDomain: "cdn.vmst.io"}
+	cdn, err := NewCDN(do.CDNs, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ce *ConfigError
+	if _, err := cdn.Plan(ctx); !errors.As(err, &ce) || !slices.Equal(ce.Vars(), []string{"CertificateID"}) || !strings.Contains(err.Error(), "does not exist yet") {
+		t.Errorf("no endpoint, no certificate: %v", err)
+	}
+	ep := f.AddEndpoint(godo.CDN{Origin: cfg.Origin, TTL: 3600})
+	if _, err := cdn.Plan(ctx); !errors.As(err, &ce) || !strings.Contains(err.Error(), `serves ""`) {
+		t.Errorf("endpoint without the domain, no certificate: %v", err)
+	}
+	cert := dofake.UUID(7)
+	withCert, _ := NewCDN(do.CDNs, CDNConfig{Origin: cfg.Origin, CustomDomain: cfg.CustomDomain, CertificateID: cert})
+	if p, err := withCert.Plan(ctx); err != nil || len(p.Steps) != 1 {
+		t.Fatalf("plan with the certificate: %v %v", p, err)
+	} else if _, err := p.Apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := cdn.Plan(ctx); err != nil || len(p.Steps) != 0 {
+		t.Errorf("endpoint serving the domain, no certificate given: %v %v", p, err)
+	}
+	if got := f.Endpoints(); len(got) != 1 || got[0].ID != ep.ID || got[0].CertificateID != cert {
+		t.Errorf("endpoints: %+v", got)
 	}
 }
 

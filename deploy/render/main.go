@@ -4,8 +4,10 @@
 // redistls tunnel with client traffic, two failovers and an outage of the
 // name, a Sidekiq load generator read by sidekiqq's collector, backup and
 // mirror runs with backup.MetricsNotifier, every health check of an
-// instance with web answering 503 for a while, the connection budget),
-// lets a real Prometheus (Debian package prometheus) scrape them as they
+// instance with web answering 503 for a while, the connection budget) and
+// Mastodon's own metric sources (internal/mastofake stand-ins scraped with
+// the Mastodon jobs of deploy/prometheus/prometheus.yml), lets a real
+// Prometheus (Debian package prometheus) scrape them as they
 // are deployed (the tunnel's /metrics, the health program's, the textfile
 // directory) with the alert rules loaded, then asks Prometheus for every
 // panel's query over the run and draws each dashboard's panels where its
@@ -44,7 +46,8 @@ func main() {
 	out := fs.String("out", "docs/img", "`dir`ectory the PNG pictures go to")
 	dur := fs.Duration("duration", 2*time.Minute, "how long the demo load runs")
 	dash := fs.String("dashboards", "deploy/grafana", "`dir`ectory of the Grafana dashboards (*.json)")
-	rules := fs.String("rules", "deploy/prometheus/fediops-rules.yml", "Prometheus rules `file` loaded during the run")
+	rules := fs.String("rules", "deploy/prometheus/fediops-rules.yml,deploy/prometheus/mastodon-rules.yml", "comma-separated Prometheus rules `files` loaded during the run")
+	promYML := fs.String("prometheus-config", "deploy/prometheus/prometheus.yml", "Prometheus configuration `file` whose Mastodon jobs scrape the Mastodon stand-ins")
 	width := fs.Int("width", 1200, "picture width in `pixels`")
 	verbose := fs.Bool("v", false, "log progress")
 	fs.Usage = func() {
@@ -68,20 +71,24 @@ func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, log, *out, *dash, *rules, *dur, *width); err != nil {
+	if err := run(ctx, log, *out, *dash, *rules, *promYML, *dur, *width); err != nil {
 		fmt.Fprintln(os.Stderr, "render:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, log *slog.Logger, out, dashDir, rules string, dur time.Duration, width int) error {
+func run(ctx context.Context, log *slog.Logger, out, dashDir, rules, promYML string, dur time.Duration, width int) error {
 	dashes, err := filepath.Glob(filepath.Join(dashDir, "*.json"))
 	if err != nil || len(dashes) == 0 {
 		return fmt.Errorf("no dashboards in %s", dashDir)
 	}
-	rulesAbs, err := filepath.Abs(rules)
-	if err != nil {
-		return err
+	var rulesAbs []string
+	for _, r := range strings.Split(rules, ",") {
+		abs, err := filepath.Abs(r)
+		if err != nil {
+			return err
+		}
+		rulesAbs = append(rulesAbs, abs)
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
@@ -91,16 +98,28 @@ func run(ctx context.Context, log *slog.Logger, out, dashDir, rules string, dur 
 		return err
 	}
 	defer d.close()
-	prom, err := startPrometheus(ctx, d.stack.Dir, d.targets, rulesAbs)
+	m, err := startMastodon()
+	if err != nil {
+		return err
+	}
+	defer m.close()
+	extra, err := m.scrapeConfigs(promYML, filepath.Join(d.stack.Dir, "prometheus"))
+	if err != nil {
+		return err
+	}
+	prom, err := startPrometheus(ctx, d.stack.Dir, d.targets, rulesAbs, extra)
 	if err != nil {
 		return err
 	}
 	defer prom.stop()
 	log.Info("prometheus up", "url", prom.url, "targets", d.targets)
 	start := time.Now()
+	mdone := make(chan struct{})
+	go func() { m.load(ctx, dur); close(mdone) }()
 	if err := d.load(ctx, dur); err != nil {
 		return err
 	}
+	<-mdone
 	time.Sleep(3 * time.Second) // the last scrapes and rule evaluations
 	// The pictures end at the last scrape of the tunnel, whose counters the
 	// count panels show: increase() then extrapolates nothing past it.

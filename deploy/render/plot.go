@@ -15,7 +15,6 @@ import (
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
@@ -31,7 +30,8 @@ type panel struct {
 		LegendFormat string `json:"legendFormat"`
 	} `json:"targets"`
 	FieldConfig struct {
-		Defaults fieldDefaults `json:"defaults"`
+		Defaults  fieldDefaults `json:"defaults"`
+		Overrides []override    `json:"overrides"`
 	} `json:"fieldConfig"`
 	Options struct {
 		Legend struct {
@@ -61,10 +61,7 @@ type fieldDefaults struct {
 			Value *float64 `json:"value"`
 		} `json:"steps"`
 	} `json:"thresholds"`
-	Custom struct {
-		AxisLabel         string `json:"axisLabel"`
-		LineInterpolation string `json:"lineInterpolation"`
-	} `json:"custom"`
+	Custom fieldCustom `json:"custom"`
 }
 
 // vars stands in for the dashboards' variables: every value selected.
@@ -183,23 +180,6 @@ func query(ctx context.Context, p *promServer, pn panel, start, end time.Time, s
 	return out, nil
 }
 
-// segments splits a series where samples are missing (a failed scrape,
-// a series that was not there): Grafana leaves those gaps empty, and a
-// line across them would draw a ramp that never happened.
-func segments(s series, step time.Duration) []plotter.XYs {
-	var out []plotter.XYs
-	var cur plotter.XYs
-	gap := 1.5 * step.Seconds()
-	for i := range s.t {
-		if i > 0 && s.t[i]-s.t[i-1] > gap {
-			out = append(out, cur)
-			cur = nil
-		}
-		cur = append(cur, plotter.XY{X: s.t[i], Y: s.v[i]})
-	}
-	return append(out, cur)
-}
-
 // drawTimeseries draws a time series panel as Grafana does: lines (steps
 // for lineInterpolation stepAfter, gaps where samples are missing), the
 // y-axis in the panel's unit with its axis label, the legend below the
@@ -222,28 +202,38 @@ func drawTimeseries(ctx context.Context, p *promServer, pn panel, start, end tim
 	pl.Y.Label.TextStyle.Font.Size = 9
 	pl.Add(plotter.NewGrid())
 	var entries []legendEntry
-	for n, s := range res {
-		col := plotutil.Color(n)
-		for _, xy := range segments(s.series, step) {
-			l, err := plotter.NewLine(xy)
-			if err != nil {
-				return err
+	var series []drawn
+	for _, s := range res {
+		xy := make(plotter.XYs, 0, len(s.t))
+		for i := range s.t {
+			if !math.IsNaN(s.v[i]) && !math.IsInf(s.v[i], 0) { // 0/0: a gap in Grafana
+				xy = append(xy, plotter.XY{X: s.t[i], Y: s.v[i]})
 			}
-			l.Color, l.Width = col, vg.Points(1.5)
-			if fd.Custom.LineInterpolation == "stepAfter" {
-				l.StepStyle = plotter.PostStep
-			}
-			pl.Add(l)
 		}
+		if len(xy) == 0 {
+			continue
+		}
+		col := seriesColor(len(series))
+		series = append(series, drawn{name: s.name, xy: xy, style: pn.styleFor(s.name), color: col})
 		entries = append(entries, legendEntry{s.name, col})
 	}
-	if len(res) == 0 {
+	if err := addSeries(pl, series, step); err != nil {
+		return err
+	}
+	if len(series) == 0 {
 		pl.Title.Text += " (no data)"
 	}
+	// The y range: from 0 (or below) to the highest point, stacks summed.
 	lo, hi := 0.0, 0.0
-	for _, s := range res {
-		for _, v := range s.v {
-			lo, hi = math.Min(lo, v), math.Max(hi, v)
+	stack := map[float64]float64{}
+	for _, s := range series {
+		for _, p := range s.xy {
+			y := p.Y
+			if s.style.Stacking.Mode == "normal" {
+				stack[p.X] += p.Y
+				y = stack[p.X]
+			}
+			lo, hi = math.Min(lo, y), math.Max(hi, y)
 		}
 	}
 	if hi <= lo || fd.Decimals != nil && *fd.Decimals == 0 && hi < 1 {
@@ -375,7 +365,7 @@ func (u unitTicks) Ticks(lo, hi float64) []plot.Tick {
 
 // unitName is the y-axis label of a unit when the panel names none.
 func unitName(unit string) string {
-	return map[string]string{"s": "seconds", "bytes": "bytes", "Bps": "bytes/s", "ops": "per second", "percentunit": "percent"}[unit]
+	return map[string]string{"s": "seconds", "bytes": "bytes", "Bps": "bytes/s", "ops": "per second", "reqps": "requests/s", "percentunit": "percent"}[unit]
 }
 
 func cmpOr(a, b string) string {
@@ -451,6 +441,8 @@ func format(v float64, fd fieldDefaults) string {
 		return bytes(v) + "/s"
 	case "ops":
 		return num(v) + "/s"
+	case "reqps":
+		return num(v) + " req/s"
 	}
 	switch av := math.Abs(v); {
 	case dec < 0 && av >= 1e6:

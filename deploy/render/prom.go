@@ -23,7 +23,9 @@ type promServer struct {
 	log string
 }
 
-func startPrometheus(ctx context.Context, dir string, targets []string, rules string) (*promServer, error) {
+// startPrometheus scrapes targets as job fediops-demo, plus the jobs of
+// extra (YAML list items of scrape_configs), with the rules files loaded.
+func startPrometheus(ctx context.Context, dir string, targets, rules []string, extra string) (*promServer, error) {
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
 		return nil, fmt.Errorf("prometheus not found; install it with: apt-get install -y prometheus")
@@ -35,12 +37,12 @@ func startPrometheus(ctx context.Context, dir string, targets []string, rules st
 	conf := fmt.Sprintf(`global:
   scrape_interval: 1s
   evaluation_interval: 1s
-rule_files: [%q]
+rule_files: %s
 scrape_configs:
   - job_name: fediops-demo
     static_configs:
-      - targets: [%s]
-`, rules, quoted(targets))
+      - targets: %s
+%s`, quoted(rules), quoted(targets), extra)
 	cf := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		return nil, err
@@ -80,6 +82,14 @@ scrape_configs:
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+func quoted(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = strconv.Quote(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
 }
 
 func (p *promServer) stop() {
@@ -146,14 +156,6 @@ func (p *promServer) queryRange(ctx context.Context, q string, start, end time.T
 }
 
 func unix(t time.Time) string { return strconv.FormatFloat(float64(t.UnixNano())/1e9, 'f', 3, 64) }
-
-func quoted(ss []string) string {
-	q := make([]string, len(ss))
-	for i, s := range ss {
-		q[i] = strconv.Quote(s)
-	}
-	return strings.Join(q, ", ")
-}
 
 // instant asks for q's value at t, one number per series.
 func (p *promServer) instant(ctx context.Context, q string, t time.Time) ([]float64, error) {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fediops/fediops"
+	"github.com/fediops/fediops/command"
 )
 
 // demoBin builds the demo once per test binary, as a user would run it.
@@ -258,22 +259,26 @@ func TestServeKilled(t *testing.T) {
 	}
 }
 
-// TestUsage: bad usage exits 2 before anything starts, -h exits 0.
+// TestUsage: bad usage exits 2 before anything starts, with one line on
+// stderr; -h prints the help on stdout and exits 0.
 func TestUsage(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		code int
-		says string
+		out  string // in stdout
+		says string // the whole of stderr
 	}{
-		{[]string{"-h"}, 0, "-serve"},
-		{[]string{"-nope"}, 2, "flag provided but not defined: -nope"},
-		{[]string{"serve"}, 2, `unexpected argument "serve"`},
-		{[]string{"-media", "0"}, 2, "-media must be at least 1"},
-		{[]string{"-statuses", "-3"}, 2, "-statuses must be at least 1"},
+		{[]string{"-h"}, 0, "\nExit status:\n  0  every step passed", ""},
+		{[]string{"-nope"}, 2, "", "demo: flag provided but not defined: -nope (demo -h lists the flags)\n"},
+		{[]string{"serve"}, 2, "", "demo: unexpected argument \"serve\" (demo takes flags only)\n"},
+		{[]string{"-media", "0"}, 2, "", "demo: -media must be at least 1\n"},
+		{[]string{"-statuses", "-3"}, 2, "", "demo: -statuses must be at least 1\n"},
 	} {
 		var out, errb bytes.Buffer
-		if code := run(context.Background(), tc.args, &out, &errb); code != tc.code || !strings.Contains(errb.String(), tc.says) || out.Len() > 0 {
-			t.Errorf("demo %v: exit %d, want %d with %q\nstdout: %s\nstderr: %s", tc.args, code, tc.code, tc.says, out.String(), errb.String())
+		p := &command.Program{Name: "demo", Stdout: &out, Stderr: &errb}
+		code := p.Exit(run(context.Background(), p, tc.args))
+		if code != tc.code || errb.String() != tc.says || !strings.Contains(out.String(), tc.out) || (tc.out == "" && out.Len() > 0) {
+			t.Errorf("demo %v: exit %d, want %d\nstdout: %s\nstderr: %q, want %q", tc.args, code, tc.code, out.String(), errb.String(), tc.says)
 		}
 	}
 }

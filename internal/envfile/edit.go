@@ -103,7 +103,7 @@ func (f *File) Set(key, value string) error {
 	}
 	failed := errChangesOthers
 	for _, data := range candidates {
-		g, err := parse(f.name, data, f.lookup)
+		g, err := parse(f.name, data, f.cfg)
 		switch {
 		case err != nil:
 			failed = err
@@ -137,7 +137,7 @@ func (f *File) Delete(key string) error {
 			return nil
 		}
 	}
-	g, err := parse(f.name, data, f.lookup)
+	g, err := parse(f.name, data, f.cfg)
 	if err != nil {
 		return fmt.Errorf("envfile: delete %s: %w", key, err)
 	}

@@ -6,15 +6,16 @@
 //
 // The shape is the line structure and the words: timings, sizes, numbers,
 // ports, hexadecimal ids and the directories of paths are not compared,
-// and a line "..." in the README stands for any number of lines. A command
-// must exit 0 (show a failure with `; echo $?`). Updating an excerpt is all
-// a changed output needs; the test's failure message shows what the program
-// printed.
+// a line "..." in the README stands for any number of lines, and a line
+// ending in "..." for any line that begins so. A command must exit 0 (show
+// a failure with `; echo $?`). Updating an excerpt is all a changed output
+// needs; the test's failure message shows what the program printed.
 //
 // Each section (heading) runs in a directory of its own holding copies of
 // the stack's files under the names the text uses: .env.production (the
 // stack's; the seed document's under "### provision"), seed.env.production,
-// broken.conf (the stack's stunnel file with an unknown option on line 9),
+// broken.conf (a stunnel file naming a CA file that does not exist on
+// line 5 and an option stunnel does not have on line 6),
 // and /etc/... re-rooted there (/etc/stunnel/redis.conf is the stack's
 // stunnel file). Its environment is what `. stack.env` exports (the
 // DigitalOcean stand-in's DIGITALOCEAN_TOKEN and DIGITALOCEAN_API_URL, the

@@ -277,7 +277,15 @@ func newSection(sandbox string, n int, name, bin string, st *serving) (*section,
 			return nil, err
 		}
 	}
-	broken := strings.TrimRight(string(tunnelConf), "\n") + "\nfoo = bar\n"
+	// the stack's service with a CA file that does not exist (line 5) and
+	// an option stunnel does not have (line 6)
+	var port string
+	for _, l := range strings.Split(string(tunnelConf), "\n") {
+		if v, ok := strings.CutPrefix(l, "connect = "); ok {
+			port = v
+		}
+	}
+	broken := "[redis]\nclient = yes\naccept = 127.0.0.1:0\nconnect = " + port + "\nCAfile = /nonexistent.crt\nfoo = bar\n"
 	for path, data := range map[string]string{
 		filepath.Join(dir, "broken.conf"):                     broken,
 		filepath.Join(s.root, "etc/stunnel/redis.conf"):       string(tunnelConf),

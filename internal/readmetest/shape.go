@@ -87,8 +87,23 @@ func Shape(line string) []string {
 	return strings.Fields(s)
 }
 
-func sameShape(a, b string) bool {
-	x, y := Shape(a), Shape(b)
+// sameShape reports whether the output line got has the shape of the
+// README line want; a want line ending in "..." stands for its beginning.
+func sameShape(want, got string) bool {
+	if rest, ok := strings.CutSuffix(strings.TrimRight(want, " "), "..."); ok && strings.TrimSpace(rest) != "" {
+		attached := !strings.HasSuffix(rest, " ")
+		x, y := Shape(rest), Shape(got)
+		if len(x) > len(y) {
+			return false
+		}
+		for i := range x {
+			if x[i] != y[i] && !(attached && i == len(x)-1 && strings.HasPrefix(y[i], x[i])) {
+				return false
+			}
+		}
+		return true
+	}
+	x, y := Shape(want), Shape(got)
 	if len(x) != len(y) {
 		return false
 	}
@@ -101,7 +116,8 @@ func sameShape(a, b string) bool {
 }
 
 // Match reports whether got has the shape of want, where a want line
-// "..." stands for any number of lines (none included). Trailing blank
+// "..." stands for any number of lines (none included) and a want line
+// ending in "..." for any line that begins as it does. Trailing blank
 // lines do not count. On a mismatch it returns the first want line that no
 // output matched (or "" when output is left over) and the got line there.
 func Match(want, got []string) (ok bool, wantLine, gotLine string) {

@@ -73,6 +73,17 @@ restored db/postgres/20270101T000000Z.pgdump.zst.age: 1.1 MiB, sha256 0a1b2c3d4e
 	if ok, _, _ := Match(want, []string{"# head", "[Timer]", "OnCalendar=weekly"}); ok {
 		t.Error("... let a changed line pass")
 	}
+	// A line ending in "..." stands for its beginning.
+	cut := []string{"provision: warning: .env.production:14: DB_PASS: Rails read only the first 25 ..."}
+	if ok, w, g := Match(cut, []string{"provision: warning: .env.production:14: DB_PASS: Rails read only the first 25 of 31 characters"}); !ok {
+		t.Errorf("a cut line refused at %q / %q", w, g)
+	}
+	if ok, _, _ := Match(cut, []string{"provision: warning: .env.production:14: DB_USER: Rails read only the first 25 of 31"}); ok {
+		t.Error("a cut line let a changed beginning pass")
+	}
+	if ok, _, _ := Match([]string{"tunnel: redistls: invalid config..."}, []string{"tunnel: redistls: invalid configuration:"}); !ok {
+		t.Error("a line cut inside a word refused")
+	}
 	if ok, _, _ := Match(nil, []string{"printed something"}); ok {
 		t.Error("output passed where the README shows none")
 	}

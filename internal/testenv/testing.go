@@ -16,6 +16,17 @@ var shared struct {
 	main  bool
 	stack *Stack
 	err   error
+	after []func()
+}
+
+// AfterAll registers f to run once Main has run every test, whether they
+// passed or not, just before the test binary exits: the way to remove what
+// a package's tests share (a directory of programs built once for all of
+// them). Functions run in the reverse order of registration.
+func AfterAll(f func()) {
+	shared.Lock()
+	defer shared.Unlock()
+	shared.after = append(shared.after, f)
 }
 
 // Main runs a package's tests with one shared stack and stops its servers
@@ -29,8 +40,14 @@ func Main(m *testing.M) {
 	shared.Unlock()
 	code := m.Run()
 	shared.Lock()
-	s := shared.stack
+	s, after := shared.stack, shared.after
 	shared.Unlock()
+	defer func() {
+		for i := len(after) - 1; i >= 0; i-- {
+			after[i]()
+		}
+		os.Exit(code)
+	}()
 	if s != nil {
 		keep := code != 0
 		if keep {
@@ -43,7 +60,6 @@ func Main(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "testenv: close:", err)
 		}
 	}
-	os.Exit(code)
 }
 
 // Shared returns the test binary's stack. It fails the test unless the

@@ -71,6 +71,12 @@ type Exporter struct {
 	// problems, Checks ends with a "db budget" check that says so.
 	Budget    *pgpool.Report
 	BudgetErr error
+	// SettingsErr joins the errors of the parts whose settings are wrong
+	// (a CA file without a certificate, a port out of range...), each
+	// "<check>: <error>"; nil when every part could be set up. Their checks
+	// fail on every Run; a program that must tell a configuration error
+	// from a failing server (exit 2, not 1) looks here before running.
+	SettingsErr error
 
 	metrics *Metrics
 	out     promfile.Config
@@ -90,7 +96,8 @@ func NewExporter(ctx context.Context, lookup fediops.Lookup, o ExportOptions) (*
 		return nil, err
 	}
 	in := connect(ctx, lookup, o.Options)
-	e := &Exporter{out: out, Registry: prometheus.NewRegistry(), Checks: in.checks, close: in.close, log: o.Logger}
+	e := &Exporter{out: out, Registry: prometheus.NewRegistry(), Checks: in.checks, close: in.close, log: o.Logger,
+		SettingsErr: errors.Join(in.settings...)}
 	if e.log == nil {
 		e.log = slog.Default()
 	}

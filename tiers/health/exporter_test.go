@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -157,6 +158,9 @@ func TestExporterWithout(t *testing.T) {
 	if e.Budget != nil || !errors.Is(e.BudgetErr, ErrNoDBLimit) {
 		t.Errorf("budget without a limit: %+v %v", e.Budget, e.BudgetErr)
 	}
+	if e.SettingsErr != nil {
+		t.Errorf("servers that do not answer are no settings error: %v", e.SettingsErr)
+	}
 	e.Run(ctx, 3*time.Second)
 	body := scrape(t, e)
 	if !strings.Contains(body, `fediops_check_up{check="redis"} 0`) || !strings.Contains(body, `fediops_check_up{check="database"} 0`) ||
@@ -173,6 +177,34 @@ func TestExporterWithout(t *testing.T) {
 		if _, err := NewExporter(ctx, fediops.MapLookup(bad), ExportOptions{Options: ho, DBSizeGiB: 2}); err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("%s=%s: %v", key, val, err)
 		}
+	}
+}
+
+// TestExporterSettingsErr: parts whose settings are wrong are named in
+// SettingsErr (and still fail their checks), without a network call.
+func TestExporterSettingsErr(t *testing.T) {
+	notPEM := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"DB_HOST": "127.0.0.1", "DB_PORT": "1", "DB_PASS": "s3cr3t", "FEDIOPS_DB_CA_FILE": notPEM,
+		"REDIS_HOST": "127.0.0.1", "REDIS_PORT": "99999"}
+	e, err := NewExporter(context.Background(), fediops.MapLookup(env), ExportOptions{Options: Options{Web: []string{}, Streaming: []string{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	msg := fmt.Sprint(e.SettingsErr)
+	for _, want := range []string{"database: ", "bad CA", "redis: REDIS_PORT=\"99999\"", "sidekiq: REDIS_PORT"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("SettingsErr lacks %q: %s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "s3cr3t") {
+		t.Errorf("SettingsErr shows the password: %s", msg)
+	}
+	if rep := e.Run(context.Background(), time.Second); rep.OK() {
+		t.Error("the checks of parts with wrong settings pass")
 	}
 }
 

@@ -131,6 +131,9 @@ type instance struct {
 	pool   *pgxpool.Pool  // nil when db is
 	redis  *redis.Client  // Sidekiq's Redis (SIDEKIQ_REDIS_*, else REDIS_*); nil when wrong
 	close  func()
+	// settings are the errors of the parts whose settings are wrong, each
+	// "<check>: <error>", in the order of the checks.
+	settings []error
 }
 
 func connect(ctx context.Context, lookup fediops.Lookup, o Options) (in instance) {
@@ -141,6 +144,7 @@ func connect(ctx context.Context, lookup fediops.Lookup, o Options) (in instance
 		}
 	}
 	failing := func(name string, err error) Check {
+		in.settings = append(in.settings, fmt.Errorf("%s: %w", name, err))
 		return CheckFunc(name, func(context.Context) (string, error) { return "", err })
 	}
 	if o.Web == nil {
