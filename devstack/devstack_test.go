@@ -214,6 +214,25 @@ func TestStack(t *testing.T) {
 	}
 }
 
+// TestStartRefusesFullDir: Close removes Dir, so Start refuses one that
+// holds something, and leaves it as it was.
+func TestStartRefusesFullDir(t *testing.T) {
+	dir := t.TempDir()
+	keep := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(keep, []byte("mine"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := Start(context.Background(), Config{Dir: dir}); err == nil || !strings.Contains(err.Error(), "is not empty") {
+		if st != nil {
+			st.Close(true)
+		}
+		t.Fatalf("Start in a directory with a file: %v", err)
+	}
+	if b, err := os.ReadFile(keep); err != nil || string(b) != "mine" {
+		t.Errorf("the directory's file: %q %v", b, err)
+	}
+}
+
 // TestStartCancelled: a Start that cannot finish stops what it started
 // and leaves no directory.
 func TestStartCancelled(t *testing.T) {

@@ -125,14 +125,6 @@ func (s *Stack) ShellEnv() []string {
 	if len(s.MediaKeys) > 0 {
 		key = s.MediaKeys[0]
 	}
-	tryPort := ""
-	if b, err := os.ReadFile(s.TryTunnel); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "accept = "); ok {
-				_, tryPort, _ = net.SplitHostPort(v)
-			}
-		}
-	}
 	return []string{
 		"STACK_DIR=" + s.Dir,
 		"DIGITALOCEAN_TOKEN=" + s.DO.Token,
@@ -144,7 +136,7 @@ func (s *Stack) ShellEnv() []string {
 		"STACK_SPACES_KEY=" + key,
 		"STACK_PG_DIRECT_PORT=" + strconv.Itoa(s.DirectPort),
 		"STACK_DB_CA=" + s.DBCAFile,
-		"STACK_TRY_TUNNEL_PORT=" + tryPort,
+		"STACK_TRY_TUNNEL_PORT=" + strconv.Itoa(s.tryPort),
 	}
 }
 

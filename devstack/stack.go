@@ -60,8 +60,8 @@ const (
 // MariaDB in a new temporary directory.
 type Config struct {
 	// Dir holds the data, certificates, logs and the files the programs
-	// read; "" makes a new temporary directory. Close removes it unless
-	// asked to keep it.
+	// read: a directory that does not exist yet or is empty; "" makes a
+	// new temporary one. Close removes it unless asked to keep it.
 	Dir string
 	// MySQL also starts MariaDB (a WriteFreely-like database for
 	// mysqldump). One that does not answer within MySQLTimeout is left
@@ -127,6 +127,7 @@ type Stack struct {
 	ageID   *age.X25519Identity
 	sidekiq *sidekiqSim // after Seed
 	addrs   []string    // what the stack serves in-process
+	tryPort int         // the port stunnel-try.conf accepts on
 
 	closeOnce sync.Once
 	closeErr  error
@@ -144,6 +145,12 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	dir, made := cfg.Dir, false
+	if dir != "" {
+		// Close removes Dir: never one that holds something else.
+		if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+			return nil, fmt.Errorf("devstack: %s is not empty", dir)
+		}
+	}
 	if dir == "" {
 		d, err := os.MkdirTemp("", "fediops-stack-")
 		if err != nil {
@@ -231,6 +238,7 @@ func (s *Stack) startTunnel(context.Context) error {
 	}
 	s.TunnelConfig = filepath.Join(s.Dir, "stunnel-redis.conf")
 	s.TryTunnel = filepath.Join(s.Dir, "stunnel-try.conf")
+	s.tryPort = ports[1]
 	for path, port := range map[string]int{s.TunnelConfig: ports[0], s.TryTunnel: ports[1]} {
 		if err := os.WriteFile(path, []byte(conf(port)), 0o644); err != nil {
 			return fmt.Errorf("devstack: %w", err)
