@@ -28,6 +28,10 @@
 //     scrape targets written from the droplet inventory.
 //   - chart: the pictures, in one style: the connection budget as a PNG
 //     (plan budget), and what the dashboards' pictures share.
+//   - devstack: the whole layout on one machine (real PostgreSQL,
+//     pgBouncer, TLS Redis behind the tunnel, MariaDB; stand-ins for
+//     Spaces, B2, the DO API, web and streaming) with its .env.production,
+//     for the demo, the README's test and your own experiments.
 //
 // # Settings
 //
@@ -49,7 +53,7 @@
 // prefix, and no error holds a password, key or token.
 //
 // Inside the module, internal/envfile is the engine behind ReadEnv;
-// internal/testenv starts the real servers the tests and the demo use;
+// internal/testenv starts the real servers the tests and devstack use;
 // internal/s3fake and internal/b2fake are the local stand-ins for Spaces and
 // B2; internal/mastofake stands in for Mastodon's metric sources;
 // internal/promfile leaves cron jobs' metrics for node_exporter or a
@@ -65,5 +69,6 @@
 // text, the signal context, the log format, the listen and URL checks);
 // no other package parses flags or exits. They import no internal package,
 // so any of them can be copied into another module; internal/e2e runs them
-// as built.
+// as built, and internal/readmetest runs every command README.md shows on
+// `demo -serve`'s stack.
 package fediops

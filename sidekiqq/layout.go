@@ -44,6 +44,35 @@ type Layout struct {
 	Mastodon  string    `json:"mastodon"` // release line, e.g. "4.4"
 	Nodes     []Node    `json:"nodes"`
 	Processes []Process `json:"processes"`
+	// ExperimentalFeatures is the EXPERIMENTAL_FEATURES the processes run
+	// with (Plan sets it from PlanConfig); Notes reads it.
+	ExperimentalFeatures string `json:"experimental_features,omitempty"`
+}
+
+// Notes says what the layout leaves undone for its ExperimentalFeatures:
+// with fasp named, a layout in which no process lists the fasp queue (the
+// seed's, one written by hand) leaves fasp's jobs waiting for ever, and
+// Mastodon's admin dashboard warns that no Sidekiq process handles fasp;
+// Mastodon 4.3 has no fasp queue at all. WriteText prints the notes.
+func (l Layout) Notes() []string {
+	if !HasFeature(l.ExperimentalFeatures, QueueFASP) {
+		return nil
+	}
+	rel, err := LookupRelease(l.Mastodon)
+	if err != nil {
+		return nil // Validate reports it
+	}
+	if !rel.HasQueue(QueueFASP) {
+		return []string{fmt.Sprintf("EXPERIMENTAL_FEATURES names fasp, which Mastodon %s does not have (its fasp queue comes with 4.4)", rel.Mastodon)}
+	}
+	for _, p := range l.Processes {
+		if p.Serves(QueueFASP) {
+			return nil
+		}
+	}
+	return []string{"EXPERIMENTAL_FEATURES names fasp but no process lists the fasp queue: its jobs would wait for ever, " +
+		"and Mastodon's admin dashboard warns that no Sidekiq process handles fasp; add fasp to a process's queues " +
+		"(Plan does when PlanConfig.ExperimentalFeatures names it)"}
 }
 
 // Connections is the number of database connections the layout's processes

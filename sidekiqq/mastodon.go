@@ -110,12 +110,7 @@ func LookupRelease(version string) (Release, error) {
 // EXPERIMENTAL_FEATURES (a comma-separated list): the fasp queue is included
 // only when it names "fasp" and the release has the queue (4.4 and later).
 func (r Release) Queues(experimentalFeatures string) []Queue {
-	fasp := false
-	for _, f := range strings.Split(experimentalFeatures, ",") {
-		if strings.TrimSpace(f) == QueueFASP {
-			fasp = true
-		}
-	}
+	fasp := HasFeature(experimentalFeatures, QueueFASP)
 	out := make([]Queue, 0, len(r.queues))
 	for _, q := range r.queues {
 		if q.Name == QueueFASP && !fasp {

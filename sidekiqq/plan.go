@@ -191,7 +191,7 @@ func Plan(cfg PlanConfig) (Layout, error) {
 	// processes already; nothing more to hand out without passing a cap.
 
 	base := rel.Queues(c.ExperimentalFeatures)
-	l := Layout{Mastodon: rel.Mastodon, Nodes: append([]Node(nil), c.Nodes...)}
+	l := Layout{Mastodon: rel.Mastodon, Nodes: append([]Node(nil), c.Nodes...), ExperimentalFeatures: c.ExperimentalFeatures}
 	for _, s := range slots {
 		var qs []Queue
 		for _, q := range base {

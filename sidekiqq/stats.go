@@ -27,6 +27,9 @@ type Stats struct {
 	// Gone are members of the processes set whose hash has expired: a
 	// process that died without cleaning up (Sidekiq prunes them later).
 	Gone []string `json:"gone,omitempty"`
+	// Vanished are the processes an earlier check saw alive that are gone
+	// with nothing started in their place; Remember sets it, Read does not.
+	Vanished []SeenProcess `json:"vanished,omitempty"`
 	// Problems are data Sidekiq would not have written; Read goes on.
 	Problems []Problem `json:"problems,omitempty"`
 	// RoundTrips is the number of pipelines Read sent (1 or 2).

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"image/color"
 	"regexp"
+	"time"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -13,8 +14,9 @@ import (
 )
 
 // fieldCustom is the part of a timeseries panel's fieldConfig.custom the
-// pictures follow: steps, stacking, fill and width.
+// pictures follow: steps, stacking, fill, width and the axis label.
 type fieldCustom struct {
+	AxisLabel         string   `json:"axisLabel"`
 	LineInterpolation string   `json:"lineInterpolation"`
 	FillOpacity       *float64 `json:"fillOpacity"`
 	LineWidth         *float64 `json:"lineWidth"`
@@ -36,7 +38,8 @@ type override struct {
 	} `json:"properties"`
 }
 
-// styleFor returns the custom style of the series called name.
+// styleFor returns the custom style of the series called name: the
+// panel's, changed by the overrides that match the name.
 func (pn panel) styleFor(name string) fieldCustom {
 	st := pn.FieldConfig.Defaults.Custom
 	for _, o := range pn.FieldConfig.Overrides {
@@ -83,8 +86,10 @@ type drawn struct {
 
 // addSeries adds the series to pl as Grafana draws them: stacked series on
 // top of each other (filled, in a lighter shade of their colour), steps
-// where the panel asks for them, the rest as lines.
-func addSeries(pl *plot.Plot, series []drawn) error {
+// where the panel asks for them, the rest as lines; each broken where
+// samples are missing (a gap longer than 1.5 steps), as Grafana leaves
+// those gaps empty instead of drawing a ramp that never happened.
+func addSeries(pl *plot.Plot, series []drawn, step time.Duration) error {
 	// Stack in legend order: each stacked series adds to the ones before.
 	cum := map[float64]float64{}
 	var stacked, plain []drawn
@@ -103,38 +108,55 @@ func addSeries(pl *plot.Plot, series []drawn) error {
 	}
 	// The highest area first, so that the ones below paint over it.
 	for i := len(stacked) - 1; i >= 0; i-- {
-		if err := addLine(pl, stacked[i], true); err != nil {
+		if err := addLine(pl, stacked[i], true, step); err != nil {
 			return err
 		}
 	}
 	for _, s := range plain {
-		if err := addLine(pl, s, false); err != nil {
+		if err := addLine(pl, s, false, step); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func addLine(pl *plot.Plot, s drawn, fill bool) error {
-	l, err := plotter.NewLine(s.xy)
-	if err != nil {
-		return err
-	}
-	l.Color = s.color
-	l.Width = vg.Points(1.5)
-	if s.style.LineWidth != nil && *s.style.LineWidth >= 2 {
-		l.Width = vg.Points(2.5)
-	}
-	if s.style.LineInterpolation == "stepAfter" {
-		l.StepStyle = plotter.PostStep
-	}
-	if fill {
-		op := 0.6
-		if s.style.FillOpacity != nil {
-			op = *s.style.FillOpacity / 100
+func addLine(pl *plot.Plot, s drawn, fill bool, step time.Duration) error {
+	for _, xy := range segments(s.xy, step) {
+		l, err := plotter.NewLine(xy)
+		if err != nil {
+			return err
 		}
-		l.FillColor = chart.Lighter(s.color, op)
+		l.Color = s.color
+		l.Width = vg.Points(1.5)
+		if s.style.LineWidth != nil && *s.style.LineWidth >= 2 {
+			l.Width = vg.Points(2.5)
+		}
+		if s.style.LineInterpolation == "stepAfter" {
+			l.StepStyle = plotter.PostStep
+		}
+		if fill {
+			op := 0.6
+			if s.style.FillOpacity != nil {
+				op = *s.style.FillOpacity / 100
+			}
+			l.FillColor = chart.Lighter(s.color, op)
+		}
+		pl.Add(l)
 	}
-	pl.Add(l)
 	return nil
+}
+
+// segments splits points where samples are missing.
+func segments(xys plotter.XYs, step time.Duration) []plotter.XYs {
+	var out []plotter.XYs
+	var cur plotter.XYs
+	gap := 1.5 * step.Seconds()
+	for i, p := range xys {
+		if i > 0 && p.X-xys[i-1].X > gap {
+			out = append(out, cur)
+			cur = nil
+		}
+		cur = append(cur, p)
+	}
+	return append(out, cur)
 }

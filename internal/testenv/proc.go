@@ -144,7 +144,10 @@ func command(u *runUser, logFile string, bin string, args ...string) (*exec.Cmd,
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if u != nil {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: u.uid, Gid: u.gid}
-		cmd.Env = append(cmd.Env, "HOME="+filepath.Dir(logFile), "USER="+u.name)
+		// The server's own directory as home and temporary directory: the
+		// caller's TMPDIR may be private to it (pam_tmpdir), and mariadbd
+		// fails without a writable one.
+		cmd.Env = append(cmd.Env, "HOME="+filepath.Dir(logFile), "USER="+u.name, "TMPDIR="+filepath.Dir(logFile))
 	}
 	return cmd, lf, nil
 }

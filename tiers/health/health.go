@@ -64,16 +64,23 @@ func SpacesCheck(c *spaces.Client, key string) Check {
 }
 
 // SidekiqCheck reads Sidekiq's state from Redis (sidekiqq.ReadNamespace
-// under cfg.Namespace) and runs sidekiqq.Check: queue latencies, queues
-// served, one scheduler, fresh heartbeats. The detail counts the
-// sub-checks; the error lists the failed ones.
+// under cfg.Namespace), compares its processes with the previous run's
+// (sidekiqq.Remember, which keeps them in Redis) and runs sidekiqq.Check:
+// queue latencies, queues served, one scheduler, fresh heartbeats, no
+// process vanished since the last run. The detail counts the sub-checks;
+// the error lists the failed ones.
 func SidekiqCheck(c redis.Cmdable, cfg sidekiqq.CheckConfig) Check {
 	return CheckFunc("sidekiq", func(ctx context.Context) (string, error) {
 		st, err := sidekiqq.ReadNamespace(ctx, c, cfg.Namespace, time.Time{})
 		if err != nil {
 			return "", err
 		}
-		res := sidekiqq.Check(st, cfg)
+		var remembered []sidekiqq.CheckResult
+		if err := sidekiqq.Remember(ctx, c, st, cfg); err != nil {
+			remembered = append(remembered, sidekiqq.CheckResult{Name: "sidekiq vanished processes",
+				Detail: fmt.Sprintf("%v (CheckConfig.SeenKey \"-\" turns this check off)", err)})
+		}
+		res := append(sidekiqq.Check(st, cfg), remembered...)
 		var failed []string
 		for _, r := range res {
 			if !r.OK {
@@ -148,6 +155,9 @@ func connect(ctx context.Context, lookup fediops.Lookup, o Options) (in instance
 	}
 	if o.Sidekiq.Namespace == "" {
 		o.Sidekiq.Namespace = sidekiqq.NamespaceFromEnv(lookup)
+	}
+	if o.Sidekiq.ExperimentalFeatures == "" {
+		o.Sidekiq.ExperimentalFeatures, _ = lookup("EXPERIMENTAL_FEATURES")
 	}
 	for _, u := range o.Web {
 		in.checks = append(in.checks, WebHealth("web "+hostOf(u), u))

@@ -146,12 +146,7 @@ func TestSidekiqRedis(t *testing.T) {
 	defer cancel()
 	// Sidekiq's data in database 9 of the shared Redis, apart from the
 	// other tests' (database 0).
-	base := r.Client()
-	opt := *base.Options()
-	base.Close()
-	opt.DB = 9
-	sq := redis.NewClient(&opt)
-	t.Cleanup(func() { sq.Close() }) // after the Del below: cleanups run last first
+	sq := redisDB(t, r, 9)
 	if err := sq.SAdd(ctx, "queues", "default").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -179,4 +174,69 @@ func TestSidekiqRedis(t *testing.T) {
 		t.Fatalf("sidekiq did not read SIDEKIQ_REDIS_URL: %+v", *sidekiq)
 	}
 
+}
+
+// TestSidekiqVanishedAndFASP: the Sidekiq check built from the settings
+// expects the fasp queue when EXPERIMENTAL_FEATURES names it, and reports a
+// process that vanished between two runs (the runs remember the processes
+// in Redis, as two cron runs would).
+func TestSidekiqVanishedAndFASP(t *testing.T) {
+	r := testenv.RedisTLS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sq := redisDB(t, r, 11)
+	t.Cleanup(func() { sq.FlushDB(context.Background()) })
+	if err := sq.FlushDB(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	beat := func(id string, queues ...string) {
+		info := fmt.Sprintf(`{"hostname":%q,"pid":1,"concurrency":5,"queues":[%s],"identity":%q,"started_at":%d}`,
+			strings.Split(id, ":")[0], `"`+strings.Join(queues, `","`)+`"`, id, time.Now().Add(-time.Hour).Unix())
+		p := sq.TxPipeline()
+		p.SAdd(ctx, "processes", id)
+		p.HSet(ctx, id, "info", info, "beat", fmt.Sprintf("%.3f", float64(time.Now().UnixMilli())/1000), "busy", 0, "quiet", "false")
+		p.Expire(ctx, id, time.Minute)
+		if _, err := p.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := []string{"default", "push", "ingress", "mailers", "pull"}
+	beat("scotty:1:aaa", all...)
+	beat("decker:1:bbb", append(all, "scheduler")...)
+	env := map[string]string{"REDIS_HOST": "127.0.0.1", "REDIS_PORT": "1", "EXPERIMENTAL_FEATURES": "fasp",
+		"SIDEKIQ_REDIS_URL": strings.TrimSuffix(r.URL(), "/0") + "/11", "FEDIOPS_REDIS_CA_FILE": r.CAFile}
+	sidekiq := func() Result {
+		checks, closeAll := ChecksFromEnv(ctx, fediops.MapLookup(env), Options{Web: []string{}, Streaming: []string{}})
+		defer closeAll()
+		for _, res := range Run(ctx, 5*time.Second, checks...).Results {
+			if res.Name == "sidekiq" {
+				return res
+			}
+		}
+		t.Fatal("no sidekiq check")
+		return Result{}
+	}
+	res := sidekiq()
+	if res.Status != StatusFail || !strings.Contains(res.Error, "sidekiq queue fasp served") || strings.Contains(res.Error, "vanished") {
+		t.Fatalf("first run: %+v", res)
+	}
+	// scotty's process dies without a successor; decker now serves fasp.
+	sq.Del(ctx, "scotty:1:aaa")
+	beat("decker:1:bbb", append(all, "scheduler", "fasp")...)
+	res = sidekiq()
+	if res.Status != StatusFail || !strings.Contains(res.Error, "sidekiq vanished scotty:1:aaa") || strings.Contains(res.Error, "fasp served") {
+		t.Fatalf("second run: %+v", res)
+	}
+}
+
+// redisDB is a client of database db of r, closed when the test ends
+// (after the test's own cleanups, which run last first).
+func redisDB(t *testing.T, r *testenv.Redis, db int) *redis.Client {
+	base := r.Client()
+	opt := *base.Options()
+	base.Close()
+	opt.DB = db
+	c := redis.NewClient(&opt)
+	t.Cleanup(func() { c.Close() })
+	return c
 }

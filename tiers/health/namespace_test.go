@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/internal/testenv"
@@ -22,12 +21,7 @@ func TestSidekiqNamespace(t *testing.T) {
 	defer cancel()
 	// Two jobs in mastodon_production:queue:default, in database 10 of the
 	// shared Redis (apart from the other tests').
-	base := r.Client()
-	opt := *base.Options()
-	base.Close()
-	opt.DB = 10
-	rc := redis.NewClient(&opt)
-	t.Cleanup(func() { rc.Close() }) // after the Del below: cleanups run last first
+	rc := redisDB(t, r, 10)
 	enq := float64(time.Now().Add(-time.Second).UnixNano()) / 1e9
 	for i := range 2 {
 		job := fmt.Sprintf(`{"class":"ActivityPub::DeliveryWorker","args":[],"queue":"default","jid":"j%d","created_at":%f,"enqueued_at":%f}`, i, enq, enq)

@@ -1,4 +1,4 @@
-package demo
+package main
 
 import (
 	"errors"
@@ -28,15 +28,10 @@ type Step struct {
 	Err      error
 }
 
-// Report is the outcome of Run: every step in order.
+// Report is the outcome of the job: every step in order.
 type Report struct {
-	Steps   []Step
-	EnvFile string // the .env.production written for the stack
-	Took    time.Duration
-	// Served are the loopback addresses of what Run itself served (the
-	// tunnel, s3fake, b2fake, the web and streaming stand-ins); all of
-	// them are closed when Run returns.
-	Served []string
+	Steps []Step
+	Took  time.Duration
 }
 
 // OK reports whether every step passed.
