@@ -283,6 +283,9 @@ func (s *Stack) startStandIns(context.Context) error {
 	s.do.AddCluster(dofake.Cluster{ID: s.DO.ClusterID, Name: ClusterName, Size: "db-s-2vcpu-4gb",
 		Host: ClusterHost, PrivateHost: "private-" + ClusterHost, Password: randHex(12),
 		CA: s.servers.DBCA.PEM, Limit: ClusterLimit})
+	for _, d := range seedDroplets {
+		s.do.AddDroplet(d)
+	}
 	doCtx, cancel := context.WithCancel(context.Background())
 	s.stop = append(s.stop, cancel)
 	var err error
@@ -405,4 +408,25 @@ func hostPort(url string) string {
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
 	return s
+}
+
+// seedDroplets are the seed instance's droplets as the DO stand-in holds
+// them, tagged by tier, with private addresses in 127.0.1.0/24 so that
+// anything pointed at them stays on this machine: Kirk and Spock (web and
+// streaming), Scotty and Decker (Sidekiq), Sulu and Chekov (nginx), Khan
+// (OpenSearch), Uhura (the flings, tagged by no tier).
+var seedDroplets = []dofake.Droplet{
+	seedDroplet("kirk", "127.0.1.2", 2, 4096, "web", "streaming"),
+	seedDroplet("spock", "127.0.1.3", 2, 4096, "web", "streaming"),
+	seedDroplet("scotty", "127.0.1.4", 2, 4096, "sidekiq"),
+	seedDroplet("decker", "127.0.1.5", 2, 4096, "sidekiq"),
+	seedDroplet("sulu", "127.0.1.6", 1, 1024, "proxy"),
+	seedDroplet("chekov", "127.0.1.7", 1, 1024, "proxy"),
+	seedDroplet("khan", "127.0.1.8", 1, 2048, "search"),
+	seedDroplet("uhura", "127.0.1.9", 2, 4096, "flings"),
+}
+
+func seedDroplet(name, ip string, vcpu, mib int, tags ...string) dofake.Droplet {
+	return dofake.Droplet{Name: name, Size: fmt.Sprintf("s-%dvcpu-%dgb", vcpu, mib/1024), Region: "tor1",
+		PrivateIP: ip, VCPUs: vcpu, MemoryMiB: mib, Tags: tags}
 }

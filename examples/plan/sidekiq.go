@@ -75,7 +75,7 @@ func runSidekiq(_ context.Context, p *command.Program, args []string) error {
 	if *budget == 0 && len(nodes) == 0 {
 		planning := ""
 		fs.Visit(func(f *flag.Flag) {
-			if !strings.Contains(" dir ld-preload json ", " "+f.Name+" ") {
+			if !strings.Contains(" dir ld-preload json env experimental ", " "+f.Name+" ") {
 				planning = f.Name
 			}
 		})
@@ -83,6 +83,7 @@ func runSidekiq(_ context.Context, p *command.Program, args []string) error {
 			return command.Usagef("-%s plans a layout: give -budget too", planning)
 		}
 		layout = sidekiqq.SeedLayout()
+		layout.ExperimentalFeatures = *features // the seed's layout serves no fasp: Notes says so
 	} else {
 		if len(nodes) == 0 {
 			nodes = sidekiqq.SeedNodes()

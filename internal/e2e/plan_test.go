@@ -26,6 +26,24 @@ func TestPlanSidekiqSeed(t *testing.T) {
 	}
 }
 
+// The seed's layout serves no fasp queue: with EXPERIMENTAL_FEATURES=fasp
+// in -env (or -experimental) the plan says so, and without it says nothing.
+func TestPlanSidekiqFaspNote(t *testing.T) {
+	env := filepath.Join(t.TempDir(), ".env.production")
+	if err := os.WriteFile(env, []byte("EXPERIMENTAL_FEATURES=fasp\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"sidekiq", "-env", env}, {"sidekiq", "-experimental", "fasp"}} {
+		r := plan(t, args...)
+		if r.Code != 0 || !strings.Contains(r.Stdout, "fasp") || !strings.Contains(strings.ToLower(r.Stdout), "note") {
+			t.Errorf("%v: no fasp note:\n%s", args, r)
+		}
+	}
+	if r := plan(t, "sidekiq"); r.Code != 0 || strings.Contains(r.Stdout, "fasp") {
+		t.Errorf("a note without fasp asked for:\n%s", r)
+	}
+}
+
 func TestPlanSidekiqJSON(t *testing.T) {
 	env := filepath.Join(t.TempDir(), ".env.production")
 	if err := os.WriteFile(env, []byte("LOCAL_DOMAIN=vmst.io\nEXPERIMENTAL_FEATURES=fasp\n"), 0o600); err != nil {
