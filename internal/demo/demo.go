@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fediops/fediops/backup"
+	"github.com/fediops/fediops/backup/pgdump"
 	"github.com/fediops/fediops/internal/b2fake"
 	"github.com/fediops/fediops/internal/envfile"
 	"github.com/fediops/fediops/internal/s3fake"
@@ -119,7 +120,7 @@ type run struct {
 	media  *spaces.Client
 	keys   []string // media keys put into the Space
 	sq     *redis.Client
-	pgSrc  *backup.PostgresSource
+	pgSrc  *pgdump.Source
 	store  backup.Store
 	pgDump *backup.Manifest
 }

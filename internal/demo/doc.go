@@ -9,7 +9,7 @@
 // that stack and reads it back with internal/envfile, so every later step
 // configures itself through the same FromEnv functions an admin's tools use
 // (pgpool.FromEnv, spaces.ConfigFromEnv, b2store.ConfigFromEnv,
-// tiers.ChecksFromEnv, backup's Settings). It seeds a small Mastodon-like
+// tiers.ChecksFromEnv, pgdump.SourceFromEnv, rdb.SourceFromEnv). It seeds a small Mastodon-like
 // schema over the direct connection, media objects through spaces.Client.Put
 // and Sidekiq 7/8 data through the tunnel, then runs five steps, each timed:
 //
@@ -18,11 +18,11 @@
 //  2. health: tiers checks (pooled database ping, Redis PING through the
 //     tunnel, Spaces HEAD, Sidekiq), with httptest stand-ins for web and
 //     streaming;
-//  3. backup: backup.Runner with PostgresSource over the direct connection,
-//     RedisSource through the tunnel and MySQLSource, to B2, encrypted to an
-//     age key made for the run;
-//  4. restore drill: backup.PostgresVerify into a scratch database;
-//  5. mirror: backup.Mirror from the Spaces bucket to a B2 bucket, then a
+//  3. backup: backup.Runner with pgdump's Source over pgpool's direct
+//     connection, rdb's through the tunnel and mysqldump's, to B2, sealed
+//     by agezstd to an age key made for the run;
+//  4. restore drill: pgdump's Drill into a scratch database;
+//  5. mirror: backup/mirror from the Spaces bucket to a B2 bucket, then a
 //     second, incremental pass that must copy nothing.
 //
 // Everything Run starts besides the Stack (tunnel, fakes, HTTP stand-ins)

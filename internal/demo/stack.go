@@ -16,8 +16,8 @@ import (
 	"filippo.io/age"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/fediops/fediops/backup"
 	"github.com/fediops/fediops/backup/b2store"
+	"github.com/fediops/fediops/backup/pgdump"
 	"github.com/fediops/fediops/internal/b2fake"
 	"github.com/fediops/fediops/internal/envfile"
 	"github.com/fediops/fediops/internal/s3fake"
@@ -217,23 +217,17 @@ func (r *run) writeEnv(ctx context.Context) (string, error) {
 		return "", err
 	}
 	r.store = st
-	settings := r.backupSettings()
-	if r.pgSrc, err = settings.Postgres(get); err != nil {
+	// pg_dump takes pgpool's direct connection (FEDIOPS_DB_DIRECT_*) and CA.
+	if r.pgSrc, err = pgdump.SourceFromEnv(get, pgpool.Options{Logger: r.log}); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("%d variables, 0 lint findings; pooled %s, direct %s, TLS %s (CA from %s)",
 		len(f.Map()), r.db.Pool, r.db.DirectEndpoint, r.db.TLS, r.db.CASource), nil
 }
 
-// backupSettings are what `fediops-backup` would be given on its command
-// line on DO: the direct port and database (pg_dump refuses the pool) and
-// the CA for verify-full.
-func (r *run) backupSettings() backup.Settings {
-	d := r.db.DirectEndpoint
-	ca, _ := r.env.Get(pgpool.EnvCAFile)
-	pool, _ := r.env.Get("DB_NAME")
-	return backup.Settings{PGHost: d.Host, PGPort: d.Port, PGDatabase: d.Database, PGSSLRootCert: ca, PoolNames: pool, Prefix: "db/"}
-}
+// backupPrefix is where the demo's backups go in the bucket, as `backup
+// run`'s default.
+const backupPrefix = "db/"
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -8,6 +8,12 @@ import (
 	"time"
 
 	"github.com/fediops/fediops/backup"
+	"github.com/fediops/fediops/backup/agezstd"
+	"github.com/fediops/fediops/backup/b2store"
+	"github.com/fediops/fediops/backup/mirror"
+	"github.com/fediops/fediops/backup/mysqldump"
+	"github.com/fediops/fediops/backup/pgdump"
+	"github.com/fediops/fediops/backup/rdb"
 	"github.com/fediops/fediops/pgpool"
 	"github.com/fediops/fediops/sidekiqq"
 	"github.com/fediops/fediops/tiers"
@@ -87,23 +93,26 @@ func (r *run) health(ctx context.Context) (string, error) {
 // through the tunnel, MySQL when it is up; to B2, encrypted to the run's
 // age key.
 func (r *run) backup(ctx context.Context) (string, error) {
-	settings := r.backupSettings()
-	recipients, err := settings.AgeRecipients(r.env.Get)
+	keys, _ := r.env.Get("BACKUP_AGE_RECIPIENTS")
+	recipients, err := agezstd.ParseRecipients(strings.Fields(keys), nil)
 	if err != nil {
 		return "", err
 	}
-	rds, err := backup.RedisSourceFromEnv(r.env.Get)
+	rds, err := rdb.SourceFromEnv(r.env.Get)
 	if err != nil {
 		return "", err
 	}
 	sources := []backup.Source{r.pgSrc, rds}
 	if _, ok := r.env.Get("MYSQL_HOST"); ok {
-		sources = append(sources, settings.MySQL(r.env.Get))
+		my, err := mysqldump.SourceFromEnv(r.env.Get)
+		if err != nil {
+			return "", err
+		}
+		sources = append(sources, my)
 	}
 	runner := backup.Runner{
-		Pipeline:  backup.Pipeline{Store: r.store, Prefix: settings.Prefix, Recipients: recipients, Logger: r.log},
+		Pipeline:  backup.Pipeline{Store: r.store, Prefix: backupPrefix, Sealer: &agezstd.Sealer{Recipients: recipients}, Logger: r.log},
 		Sources:   sources,
-		Retention: settings.Retention(),
 		Notifiers: []backup.Notifier{backup.LogNotifier{Logger: r.log}},
 	}
 	rep, err := runner.Run(ctx)
@@ -118,7 +127,7 @@ func (r *run) backup(ctx context.Context) (string, error) {
 	if err != nil {
 		return strings.Join(nums, ", "), err
 	}
-	cat, err := backup.Scan(ctx, r.store, settings.Prefix)
+	cat, err := backup.Scan(ctx, r.store, backupPrefix)
 	if err != nil {
 		return "", err
 	}
@@ -139,15 +148,15 @@ func (r *run) backup(ctx context.Context) (string, error) {
 // admin (doadmin on DO): that login is not in Mastodon's .env, so the demo
 // takes it from the stack.
 func (r *run) restoreDrill(ctx context.Context) (string, error) {
-	ids, err := backup.ParseIdentities(r.identity)
+	ids, err := agezstd.ParseIdentities(r.identity)
 	if err != nil {
 		return "", err
 	}
 	pg := r.bouncer.Backend
-	admin := *r.pgSrc
+	admin := r.pgSrc.Conn
 	admin.User, admin.Password = pg.AdminUser, pg.AdminPassword
-	v := &backup.PostgresVerify{Source: *r.pgSrc, Admin: &admin, Scratch: "demo_restore_drill"}
-	vr, err := v.Run(ctx, r.store, *r.pgDump, ids)
+	v := &pgdump.Drill{Source: r.pgSrc.Conn, Admin: &admin, Scratch: "demo_restore_drill"}
+	vr, err := v.Run(ctx, r.store, *r.pgDump, &agezstd.Unsealer{Identities: ids})
 	var nums []string
 	for _, tc := range vr.Tables {
 		nums = append(nums, fmt.Sprintf("%s %d=%d", strings.TrimPrefix(tc.Table, "public."), tc.Source, tc.Restored))
@@ -164,11 +173,11 @@ func (r *run) restoreDrill(ctx context.Context) (string, error) {
 func (r *run) mirror(again bool) func(context.Context) (string, error) {
 	return func(ctx context.Context) (string, error) {
 		get := func(k string) string { v, _ := r.env.Get(k); return v }
-		cfg := backup.MirrorConfig{Source: r.media, SourceName: "spaces:" + get("S3_BUCKET"),
-			B2KeyID: get("B2_APPLICATION_KEY_ID"), B2Key: get("B2_APPLICATION_KEY"), B2Bucket: get("MIRROR_B2_BUCKET"),
-			B2APIBase: get("B2_API_BASE"), TargetPrefix: "media/", Workers: 8, Logger: r.log,
-			Notifiers: []backup.MirrorNotifier{backup.LogNotifier{Logger: r.log}}}
-		m, err := backup.NewMirror(cfg)
+		cfg := mirror.Config{Source: r.media, SourceName: "spaces:" + get("S3_BUCKET"),
+			B2: b2store.Config{KeyID: get("B2_APPLICATION_KEY_ID"), Key: get("B2_APPLICATION_KEY"), Bucket: get("MIRROR_B2_BUCKET"),
+				APIBase: get("B2_API_BASE")}, TargetPrefix: "media/", Workers: 8, Logger: r.log,
+			Notifiers: []mirror.Notifier{mirror.LogNotifier{Logger: r.log}}}
+		m, err := mirror.New(cfg)
 		if err != nil {
 			return "", err
 		}
