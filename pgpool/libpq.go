@@ -83,6 +83,18 @@ func (c *Config) DirectLibpq() (Libpq, error) {
 		SSLMode: c.TLS, SSLRootCert: c.CAFile, CASource: c.CASource, ConnectTimeout: c.Direct.ConnConfig.ConnectTimeout}, nil
 }
 
+// LibpqFromEnv is the direct connection that ConfigFromEnv(env, opt)
+// decides, as libpq takes it: (*Config).DirectLibpq of its result. Settings
+// that name only the pool are an error wrapping ErrNoDirect that names the
+// setting to add.
+func LibpqFromEnv(env fediops.Lookup, opt Options) (Libpq, error) {
+	c, err := ConfigFromEnv(env, opt)
+	if err != nil {
+		return Libpq{}, err
+	}
+	return c.DirectLibpq()
+}
+
 func (l Libpq) timeout() time.Duration {
 	if l.ConnectTimeout <= 0 {
 		return 15 * time.Second

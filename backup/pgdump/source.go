@@ -61,31 +61,19 @@ var (
 )
 
 // SourceFromEnv is the Source for the database Mastodon's settings
-// describe, read by pgpool.ConfigFromEnv(env, opt): its direct endpoint
-// and TLS decision. Settings that name only the pool are an
-// ErrPoolConnection that says which setting to add.
+// describe, as pgpool.LibpqFromEnv(env, opt) reads them: its direct
+// endpoint and TLS decision. Settings that name only the pool are an
+// ErrPoolConnection wrapping pgpool's error, which says which setting to
+// add. Its Conn serves Target and Drill too.
 func SourceFromEnv(env fediops.Lookup, opt pgpool.Options) (*Source, error) {
-	conn, err := DirectFromEnv(env, opt)
+	conn, err := pgpool.LibpqFromEnv(env, opt)
+	if errors.Is(err, pgpool.ErrNoDirect) {
+		return nil, fmt.Errorf("%w: %w", ErrPoolConnection, err)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return &Source{Conn: conn}, nil
-}
-
-// DirectFromEnv is the direct connection pgpool.ConfigFromEnv(env, opt)
-// decides, for Source, Target and Drill; ErrPoolConnection (wrapping
-// pgpool's error, which names the setting to add) when only the pool is
-// known.
-func DirectFromEnv(env fediops.Lookup, opt pgpool.Options) (pgpool.Libpq, error) {
-	cfg, err := pgpool.ConfigFromEnv(env, opt)
-	if err != nil {
-		return pgpool.Libpq{}, err
-	}
-	conn, err := cfg.DirectLibpq()
-	if errors.Is(err, pgpool.ErrNoDirect) {
-		return pgpool.Libpq{}, fmt.Errorf("%w: %w", ErrPoolConnection, err)
-	}
-	return conn, err
 }
 
 // Name is Label or "postgres".

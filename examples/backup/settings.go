@@ -81,7 +81,7 @@ var runFlags = map[string]bool{"env": true, "sources": true, "prefix": true, "re
 var pathFlags = map[string]bool{"env": true, "redis-cacert": true, "recipient-file": true, "lock": true}
 
 func (s *settings) register(fs *flag.FlagSet) {
-	fs.StringVar(&s.envFile, "env", ".env.production", "Mastodon's env file (DB_*, REDIS_*, and the FEDIOPS_DB_* settings below); empty for the environment alone")
+	fs.StringVar(&s.envFile, "env", ".env.production", "Mastodon's env file (DB_*, REDIS_*, the FEDIOPS_DB_* settings above); empty for the environment alone")
 	fs.StringVar(&s.sources, "sources", "postgres,redis", "what to back up: postgres, redis, mysql (comma-separated)")
 	fs.StringVar(&s.prefix, "prefix", "db/", "object name prefix in the bucket")
 	fs.StringVar(&s.redisCAFile, "redis-cacert", "", "CA file for Redis TLS (default: system roots)")
@@ -151,9 +151,14 @@ func (s *settings) retention() backup.Retention {
 	return backup.Retention{KeepFor: s.keepFor, KeepLast: s.keepLast}
 }
 
-// postgres is the direct connection pgpool reads from Mastodon's settings.
+// postgres is the direct connection pgpool reads from Mastodon's settings
+// (refused when only the pool is known).
 func postgres(env fediops.Lookup, log *slog.Logger) (pgpool.Libpq, error) {
-	return pgdump.DirectFromEnv(env, pgpool.Options{Logger: log})
+	s, err := pgdump.SourceFromEnv(env, pgpool.Options{Logger: log})
+	if err != nil {
+		return pgpool.Libpq{}, err
+	}
+	return s.Conn, nil
 }
 
 func (s *settings) redis(env fediops.Lookup) (*rdb.Source, error) {
