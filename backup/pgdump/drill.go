@@ -113,8 +113,10 @@ func largestTables(ctx context.Context, s pgpool.Libpq, n int) ([]backup.TableCo
 		return nil, err
 	}
 	defer c.Close(context.WithoutCancel(ctx))
+	// Other sessions' temporary tables are neither dumped nor readable.
 	rows, err := c.Query(ctx, `SELECT quote_ident(schemaname) || '.' || quote_ident(relname)
-		FROM pg_stat_user_tables ORDER BY pg_total_relation_size(relid) DESC, relname LIMIT $1`, n)
+		FROM pg_stat_user_tables WHERE schemaname NOT LIKE 'pg\_temp\_%'
+		ORDER BY pg_total_relation_size(relid) DESC, relname LIMIT $1`, n)
 	if err != nil {
 		return nil, fmt.Errorf("list tables of %s: %w", s.Database, err)
 	}

@@ -72,7 +72,17 @@ func TestPostgresBackupRestoreVerifyWithFaults(t *testing.T) {
 	}
 	backuptest.AssertNoPlaintext(t, srv, canary, pg.AdminPassword, srv.Key)
 
-	// Restore drill into a scratch database, with the live source compared.
+	// Restore drill into a scratch database, with the live source compared,
+	// while another session holds a temporary table there (which the dump
+	// does not hold and no other session may read).
+	session, err := pgx.Connect(ctxT(t), strings.Replace(pg.AdminURL(), "/"+pg.Database+"?", "/"+db+"?", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer session.Close(context.Background())
+	if _, err := session.Exec(ctxT(t), "CREATE TEMP TABLE scratchpad AS SELECT g FROM generate_series(1, 100000) g"); err != nil {
+		t.Fatal(err)
+	}
 	v := &pgdump.Drill{Source: pgSource(t, pg, db).Conn}
 	vr, err := v.Run(ctxT(t), store, m, unsealer)
 	if err != nil {

@@ -120,6 +120,7 @@ func seed(t testing.TB, pg *testenv.Postgres, name, canary string, mb int) {
 	t.Helper()
 	ctx := context.Background()
 	d := createDatabase(t, pg, name, "")
+	defer d.Close(ctx) // its temporary table goes with it
 	for _, q := range []string{
 		"CREATE TABLE settings (var text PRIMARY KEY, value text)",
 		fmt.Sprintf("INSERT INTO settings VALUES ('secret', '%s')", canary),
