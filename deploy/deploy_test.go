@@ -98,7 +98,7 @@ func exported(t *testing.T) recorder {
 			t.Fatalf("%s textfile: %v (%d families)", job, err, len(mfs))
 		}
 		for name := range mfs {
-			rec[name] = "backup.MetricsNotifier"
+			rec[name] = "backup/metricsnotify"
 		}
 	}
 	return rec

@@ -3,7 +3,7 @@
 // two TLS Redis), runs the fediops parts against it for -duration (the
 // redistls tunnel with client traffic and two failovers, a Sidekiq load
 // generator read by sidekiqq's collector, backup and mirror runs with
-// backup.MetricsNotifier, health checks, the connection budget), lets a
+// backup/metricsnotify, health checks, the connection budget), lets a
 // real Prometheus (Debian package prometheus) scrape them with the alert
 // rules loaded, then asks Prometheus for every panel's query over the run
 // and draws each dashboard's panels where its grid puts them.
