@@ -17,7 +17,10 @@
 //   - spaces: the S3 client for Spaces from Mastodon's S3_* settings,
 //     public URLs through S3_ALIAS_HOST, and the CDN endpoint.
 //   - backup: streaming, compressed, age-encrypted database backups to B2
-//     with retention, restore drills and Slack; the media mirror.
+//     with retention, restore drills and Slack: a core on the standard
+//     library alone, dump tools (backup/pgdump, backup/rdb,
+//     backup/mysqldump), stores (backup/b2store, backup/filestore) and the
+//     media mirror (backup/mirror) around it.
 //   - sidekiqq: the Sidekiq queue layout over worker nodes, its systemd
 //     units, and live queue statistics read from Redis.
 //   - tiers: Puma sizing against the connection budget; tiers/droplets:

@@ -25,6 +25,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fediops/fediops/backup"
+	"github.com/fediops/fediops/backup/metricsnotify"
+	"github.com/fediops/fediops/backup/mirror"
 	"github.com/fediops/fediops/internal/promfile"
 	"github.com/fediops/fediops/pgpool"
 	"github.com/fediops/fediops/redistls"
@@ -84,13 +86,13 @@ func exported(t *testing.T) recorder {
 	}
 	// Backup and mirror metrics as the notifier writes them.
 	dir := t.TempDir()
-	n := backup.MetricsNotifier{Dir: dir}
+	n := metricsnotify.Notifier{Dir: dir}
 	now := time.Now()
 	if err := n.Notify(context.Background(), backup.Report{Started: now, Finished: now,
 		Results: []backup.Result{{Source: "postgres", StoredBytes: 1}}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.NotifyMirror(context.Background(), backup.MirrorReport{Source: "media", Started: now, Finished: now}); err != nil {
+	if err := n.NotifyMirror(context.Background(), mirror.Report{Source: "media", Started: now, Finished: now}); err != nil {
 		t.Fatal(err)
 	}
 	for _, job := range []string{"backup", "mirror"} {
@@ -99,7 +101,7 @@ func exported(t *testing.T) recorder {
 			t.Fatalf("%s textfile: %v (%d families)", job, err, len(mfs))
 		}
 		for name := range mfs {
-			rec[name] = "backup.MetricsNotifier"
+			rec[name] = "backup/metricsnotify"
 		}
 	}
 	for name, src := range mastodonNames(t) {

@@ -117,8 +117,8 @@ func (s *Stack) writeFiles(context.Context) error {
 //	STACK_WEB               the web stand-in (health -web)
 //	STACK_STREAMING         the streaming stand-in (health -streaming)
 //	STACK_SPACES_KEY        an object in the Space, once seeded (health -spaces-key)
-//	STACK_PG_DIRECT_PORT    PostgreSQL's own port (backup -pg-port)
-//	STACK_DB_CA             the database's CA file (backup -pg-sslrootcert)
+//	STACK_PG_DIRECT_PORT    PostgreSQL's own port (FEDIOPS_DB_DIRECT_PORT in .env.production)
+//	STACK_DB_CA             the database's CA file (FEDIOPS_DB_CA_FILE)
 //	STACK_TRY_TUNNEL_PORT   the port stunnel-try.conf accepts on
 func (s *Stack) ShellEnv() []string {
 	key := ""

@@ -137,6 +137,7 @@ type Config struct {
 	User           string
 	TLS            TLSMode
 	CASource       string // the variable or option the CA came from ("" = system roots or none)
+	CAFile         string // the CA file's path ("" when the CA came from Options.CAPEM, or none was given)
 	PreparedStmts  bool   // what Rails would do: PREPARED_STATEMENTS as Rails reads it
 	Warnings       []string
 }
@@ -412,7 +413,7 @@ func ConfigFromEnv(env fediops.Lookup, opt Options) (*Config, error) {
 	}
 
 	c := &Config{IsPooled: ep.pooled, Pool: ep.pool, DirectEndpoint: ep.direct, User: s.user,
-		TLS: tlsMode, CASource: caSource, PreparedStmts: s.prepared, DirectErr: ep.directOK}
+		TLS: tlsMode, CASource: caSource, CAFile: caFileOf(env, &opt, s, caSource), PreparedStmts: s.prepared, DirectErr: ep.directOK}
 	if warn != "" {
 		c.Warnings = append(c.Warnings, warn)
 		log.Warn(warn, "host", s.host, "sslmode", s.sslmode)
@@ -550,15 +551,7 @@ func loadCA(env fediops.Lookup, opt *Options, s settings) (*x509.CertPool, strin
 		}
 		return p, "Options.CAPEM", nil
 	}
-	type src struct{ name, file string }
-	srcs := []src{{"Options.CAFile", opt.CAFile}}
-	v, _ := get(env, EnvCAFile)
-	srcs = append(srcs, src{EnvCAFile, v}, src{"DATABASE_URL sslrootcert", s.sslrootcert})
-	for _, k := range caVars {
-		v, _ := get(env, k)
-		srcs = append(srcs, src{k, v})
-	}
-	for _, c := range srcs {
+	for _, c := range caFiles(env, opt, s) {
 		if c.file == "" {
 			continue
 		}

@@ -27,7 +27,13 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fediops/fediops/backup"
+	"github.com/fediops/fediops/backup/agezstd"
+	"github.com/fediops/fediops/backup/b2store"
 	"github.com/fediops/fediops/backup/filestore"
+	"github.com/fediops/fediops/backup/metricsnotify"
+	"github.com/fediops/fediops/backup/mirror"
+	"github.com/fediops/fediops/backup/pgdump"
+	"github.com/fediops/fediops/backup/rdb"
 	"github.com/fediops/fediops/internal/b2fake"
 	"github.com/fediops/fediops/internal/promfile"
 	"github.com/fediops/fediops/internal/s3fake"
@@ -366,15 +372,15 @@ func (d *demo) backup(ctx context.Context, breakRedis bool) error {
 		primary = d.r2
 	}
 	r := &backup.Runner{
-		Pipeline: backup.Pipeline{Store: store, Prefix: "db/", Recipients: []age.Recipient{id.Recipient()}, Logger: discard},
+		Pipeline: backup.Pipeline{Store: store, Prefix: "db/", Sealer: &agezstd.Sealer{Recipients: []age.Recipient{id.Recipient()}}, Logger: discard},
 		Sources: []backup.Source{
-			&backup.PostgresSource{Host: d.pg.Host, Port: d.pg.Port, Database: d.pg.Database, User: d.pg.AdminUser,
-				Password: d.pg.AdminPassword, SSLMode: "verify-full", SSLRootCert: d.pg.CAFile},
-			&backup.RedisSource{Host: primary.Host, Port: primary.Port, User: "default", Password: pass, TLS: true,
+			&pgdump.Source{Conn: pgpool.Libpq{Host: d.pg.Host, Port: d.pg.Port, Database: d.pg.Database, User: d.pg.AdminUser,
+				Password: d.pg.AdminPassword, SSLMode: pgpool.TLSVerifyFull, SSLRootCert: d.pg.CAFile}},
+			&rdb.Source{Host: primary.Host, Port: primary.Port, User: "default", Password: pass, TLS: true,
 				CAFile: primary.CAFile, SNI: "localhost"},
 		},
 		NoPrune:   true,
-		Notifiers: []backup.Notifier{backup.MetricsNotifier{Dir: d.textDir}},
+		Notifiers: []backup.Notifier{metricsnotify.Notifier{Dir: d.textDir}},
 	}
 	_, err = r.Run(ctx)
 	return err
@@ -390,9 +396,10 @@ func (d *demo) mirror(ctx context.Context, newObjects int) error {
 			return err
 		}
 	}
-	m, err := backup.NewMirror(backup.MirrorConfig{Source: d.media, SourceName: "spaces:media", B2KeyID: d.b2.KeyID, B2Key: d.b2.Key,
-		B2Bucket: "media-mirror", B2APIBase: d.b2.URL, Workers: 4, Backoff: 10 * time.Millisecond, Logger: discard,
-		Notifiers: []backup.MirrorNotifier{backup.MetricsNotifier{Dir: d.textDir}}})
+	m, err := mirror.New(mirror.Config{Source: d.media, SourceName: "spaces:media",
+		B2:      b2store.Config{KeyID: d.b2.KeyID, Key: d.b2.Key, Bucket: "media-mirror", APIBase: d.b2.URL},
+		Workers: 4, Backoff: 10 * time.Millisecond, Logger: discard,
+		Notifiers: []mirror.Notifier{metricsnotify.Notifier{Dir: d.textDir}}})
 	if err != nil {
 		return err
 	}

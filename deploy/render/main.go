@@ -3,7 +3,7 @@
 // two TLS Redis), runs the fediops parts against it for -duration (the
 // redistls tunnel with client traffic, two failovers and an outage of the
 // name, a Sidekiq load generator read by sidekiqq's collector, backup and
-// mirror runs with backup.MetricsNotifier, every health check of an
+// mirror runs with backup/metricsnotify, every health check of an
 // instance with web answering 503 for a while, the connection budget) and
 // Mastodon's own metric sources (internal/mastofake stand-ins scraped with
 // the Mastodon jobs of deploy/prometheus/prometheus.yml), lets a real

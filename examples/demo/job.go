@@ -11,7 +11,12 @@ import (
 
 	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/backup"
+	"github.com/fediops/fediops/backup/agezstd"
 	"github.com/fediops/fediops/backup/b2store"
+	"github.com/fediops/fediops/backup/mirror"
+	"github.com/fediops/fediops/backup/mysqldump"
+	"github.com/fediops/fediops/backup/pgdump"
+	"github.com/fediops/fediops/backup/rdb"
 	"github.com/fediops/fediops/devstack"
 	"github.com/fediops/fediops/pgpool"
 	"github.com/fediops/fediops/sidekiqq"
@@ -57,11 +62,10 @@ type job struct {
 	rep   *Report
 	stack *devstack.Stack
 
-	env      *fediops.Env
-	store    backup.Store
-	settings backup.Settings
-	pgSrc    *backup.PostgresSource
-	pgDump   *backup.Manifest
+	env    *fediops.Env
+	store  backup.Store
+	pgSrc  *pgdump.Source
+	pgDump *backup.Manifest
 }
 
 // runJob starts the stack and runs the steps; every step runs unless a step
@@ -155,12 +159,9 @@ func (j *job) readEnv(ctx context.Context) (string, error) {
 	if j.store, err = b2store.Open(ctx, bcfg); err != nil {
 		return "", err
 	}
-	// What `backup run` is given on its command line on DO: the direct port
-	// and database (pg_dump refuses the pool) and the CA for verify-full.
-	d := db.DirectEndpoint
-	j.settings = backup.Settings{PGHost: d.Host, PGPort: d.Port, PGDatabase: d.Database,
-		PGSSLRootCert: env.Get(pgpool.EnvCAFile), PoolNames: env.Get("DB_NAME"), Prefix: "db/"}
-	if j.pgSrc, err = j.settings.Postgres(env.Lookup); err != nil {
+	// pg_dump takes pgpool's direct connection (FEDIOPS_DB_DIRECT_*) and
+	// its TLS decision (verify-full with the cluster's CA), as `backup run`.
+	if j.pgSrc, err = pgdump.SourceFromEnv(env.Lookup, pgpool.Options{Logger: j.log}); err != nil {
 		return "", err
 	}
 	n := 0
@@ -244,26 +245,33 @@ func (j *job) health(ctx context.Context) (string, error) {
 	return fmt.Sprintf("%d checks green: %s", len(rep.Results), strings.Join(names, ", ")), nil
 }
 
+// backupPrefix is where the demo's backups go in the bucket, as `backup
+// run`'s default.
+const backupPrefix = "db/"
+
 // backup runs backup.Runner: PostgreSQL over the direct connection, Redis
 // through the tunnel, MySQL when it runs; to B2, encrypted to the stack's
 // age key.
 func (j *job) backup(ctx context.Context) (string, error) {
-	recipients, err := j.settings.AgeRecipients(j.env.Lookup)
+	recipients, err := agezstd.ParseRecipients(strings.Fields(j.env.Get("BACKUP_AGE_RECIPIENTS")), nil)
 	if err != nil {
 		return "", err
 	}
-	rds, err := backup.RedisSourceFromEnv(j.env.Lookup)
+	rds, err := rdb.SourceFromEnv(j.env.Lookup)
 	if err != nil {
 		return "", err
 	}
 	sources := []backup.Source{j.pgSrc, rds}
 	if _, ok := j.env.Lookup("MYSQL_HOST"); ok {
-		sources = append(sources, j.settings.MySQL(j.env.Lookup))
+		my, err := mysqldump.SourceFromEnv(j.env.Lookup)
+		if err != nil {
+			return "", err
+		}
+		sources = append(sources, my)
 	}
 	runner := backup.Runner{
-		Pipeline:  backup.Pipeline{Store: j.store, Prefix: j.settings.Prefix, Recipients: recipients, Logger: j.log},
+		Pipeline:  backup.Pipeline{Store: j.store, Prefix: backupPrefix, Sealer: &agezstd.Sealer{Recipients: recipients}, Logger: j.log},
 		Sources:   sources,
-		Retention: j.settings.Retention(),
 		Notifiers: []backup.Notifier{backup.LogNotifier{Logger: j.log}},
 	}
 	rep, err := runner.Run(ctx)
@@ -278,7 +286,7 @@ func (j *job) backup(ctx context.Context) (string, error) {
 	if err != nil {
 		return strings.Join(nums, ", "), err
 	}
-	cat, err := backup.Scan(ctx, j.store, j.settings.Prefix)
+	cat, err := backup.Scan(ctx, j.store, backupPrefix)
 	if err != nil {
 		return "", err
 	}
@@ -299,14 +307,14 @@ func (j *job) backup(ctx context.Context) (string, error) {
 // admin (doadmin on DO): that login is not in Mastodon's .env, so the demo
 // takes it from the stack.
 func (j *job) restoreDrill(ctx context.Context) (string, error) {
-	ids, err := backup.ParseIdentities(j.stack.IdentityFile)
+	ids, err := agezstd.ParseIdentities(j.stack.IdentityFile)
 	if err != nil {
 		return "", err
 	}
-	admin := *j.pgSrc
+	admin := j.pgSrc.Conn
 	admin.User, admin.Password = j.stack.DBAdmin.User, j.stack.DBAdmin.Password
-	v := &backup.PostgresVerify{Source: *j.pgSrc, Admin: &admin, Scratch: "demo_restore_drill"}
-	vr, err := v.Run(ctx, j.store, *j.pgDump, ids)
+	v := &pgdump.Drill{Source: j.pgSrc.Conn, Admin: &admin, Scratch: "demo_restore_drill"}
+	vr, err := v.Run(ctx, j.store, *j.pgDump, &agezstd.Unsealer{Identities: ids})
 	var nums []string
 	for _, tc := range vr.Tables {
 		nums = append(nums, fmt.Sprintf("%s %d=%d", strings.TrimPrefix(tc.Table, "public."), tc.Source, tc.Restored))
@@ -327,11 +335,11 @@ func (j *job) mirror(again bool) func(context.Context) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		cfg := backup.MirrorConfig{Source: media, SourceName: "spaces:" + get("S3_BUCKET"),
-			B2KeyID: get("B2_APPLICATION_KEY_ID"), B2Key: get("B2_APPLICATION_KEY"), B2Bucket: get("MIRROR_B2_BUCKET"),
-			B2APIBase: get("B2_API_BASE"), TargetPrefix: "media/", Workers: 8, Logger: j.log,
-			Notifiers: []backup.MirrorNotifier{backup.LogNotifier{Logger: j.log}}}
-		m, err := backup.NewMirror(cfg)
+		cfg := mirror.Config{Source: media, SourceName: "spaces:" + get("S3_BUCKET"),
+			B2: b2store.Config{KeyID: get("B2_APPLICATION_KEY_ID"), Key: get("B2_APPLICATION_KEY"), Bucket: get("MIRROR_B2_BUCKET"),
+				APIBase: get("B2_API_BASE")}, TargetPrefix: "media/", Workers: 8, Logger: j.log,
+			Notifiers: []mirror.Notifier{mirror.LogNotifier{Logger: j.log}}}
+		m, err := mirror.New(cfg)
 		if err != nil {
 			return "", err
 		}

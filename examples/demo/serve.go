@@ -19,8 +19,8 @@ var tryCommands = []struct{ what, cmd string }{
 	{"a second tunnel (Ctrl-C ends it), then redis-cli -p $STACK_TRY_TUNNEL_PORT", "tunnel -config stunnel-try.conf -env .env.production -http ''"},
 	{"plan the DO side for the seed's settings (add -apply to make it)", "provision -env seed.env.production -cluster $STACK_DO_CLUSTER -cdn-cert-id $STACK_DO_CERT"},
 	{"the backups in the B2 stand-in", "backup list"},
-	{"one more backup (pg_dump over the direct port)", "backup run -sources postgres,redis,mysql -pg-port $STACK_PG_DIRECT_PORT -pg-database mastodon_production -pg-sslrootcert $STACK_DB_CA -lock backup.lock"},
-	{"restore the newest PostgreSQL backup", "backup restore -source postgres -to-database mastodon_restore -identity backup-identity.txt -pg-port $STACK_PG_DIRECT_PORT -pg-database mastodon_production -pg-sslrootcert $STACK_DB_CA"},
+	{"one more backup (pg_dump over the direct port)", "backup run -sources postgres,redis,mysql -lock backup.lock"},
+	{"restore the newest PostgreSQL backup", "backup restore -source postgres -to-database mastodon_restore -identity backup-identity.txt"},
 	{"mirror the Space to B2 again", "backup mirror -lock mirror.lock"},
 }
 
