@@ -276,6 +276,11 @@ func newSection(sandbox string, n int, name, bin string, st *serving) (*section,
 		if err := writeFile(filepath.Join(dir, dst), b, 0o600); err != nil {
 			return nil, err
 		}
+		if dst == ".env.production" { // where Mastodon keeps it on a host
+			if err := writeFile(filepath.Join(s.root, "home/mastodon/live", dst), b, 0o600); err != nil {
+				return nil, err
+			}
+		}
 	}
 	// the stack's service with a CA file that does not exist (line 5) and
 	// an option stunnel does not have (line 6)
@@ -291,7 +296,6 @@ func newSection(sandbox string, n int, name, bin string, st *serving) (*section,
 		filepath.Join(s.root, "etc/stunnel/redis.conf"):       string(tunnelConf),
 		filepath.Join(s.root, "etc/systemd/system/.keep"):     "",
 		filepath.Join(s.root, "etc/fediops/backup.env"):       "",
-		filepath.Join(s.root, "home/mastodon/live/.keep"):     "",
 		filepath.Join(sandbox, "tmp", fmt.Sprint(n), ".keep"): "",
 	} {
 		if err := writeFile(path, []byte(data), 0o644); err != nil {
