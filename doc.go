@@ -8,18 +8,33 @@
 //
 //   - pgpool: pooled (pgBouncer, transaction mode, port 25061) and direct
 //     (25060) pgx configurations from .env.production, DO's CA, migration
-//     mode, the connection budget and pool management through godo.
+//     mode, the connection budget and pool management through DO's API.
+//   - doapi: the one DigitalOcean API client (retries, timeouts, https
+//     unless loopback) and its error type.
 //   - redistls: the stunnel replacement, a TLS tunnel for Redis that
 //     resolves the name for every connection and follows a failover, plus
 //     go-redis options for clients that speak TLS themselves.
 //   - spaces: the S3 client for Spaces from Mastodon's S3_* settings,
 //     public URLs through S3_ALIAS_HOST, and the CDN endpoint.
 //   - backup: streaming, compressed, age-encrypted database backups to B2
-//     with retention, restore drills and Slack; the media mirror.
+//     with retention, restore drills and Slack: a core on the standard
+//     library alone, dump tools (backup/pgdump, backup/rdb,
+//     backup/mysqldump), stores (backup/b2store, backup/filestore) and the
+//     media mirror (backup/mirror) around it.
 //   - sidekiqq: the Sidekiq queue layout over worker nodes, its systemd
 //     units, and live queue statistics read from Redis.
-//   - tiers: Puma sizing, droplet tiers from snapshots, the load balancer
-//     and per-tier health, OpenSearch included.
+//   - tiers: Puma sizing against the connection budget; tiers/droplets:
+//     droplet tiers by tag, snapshots, scale-out behind the load balancer;
+//     tiers/health: the health checks, OpenSearch included, their exporter.
+//   - mastometrics: the settings that turn on Mastodon's own Prometheus
+//     exporter (4.4+) or its StatsD (4.2), per tier, and Prometheus'
+//     scrape targets written from the droplet inventory.
+//   - chart: the pictures, in one style: the connection budget as a PNG
+//     (plan budget), and what the dashboards' pictures share.
+//   - devstack: the whole layout on one machine (real PostgreSQL,
+//     pgBouncer, TLS Redis behind the tunnel, MariaDB; stand-ins for
+//     Spaces, B2, the DO API, web and streaming) with its .env.production,
+//     for the demo, the README's test and your own experiments.
 //
 // # Settings
 //
@@ -41,15 +56,22 @@
 // prefix, and no error holds a password, key or token.
 //
 // Inside the module, internal/envfile is the engine behind ReadEnv;
-// internal/testenv starts the real servers the tests and the demo use;
+// internal/testenv starts the real servers the tests and devstack use;
 // internal/s3fake and internal/b2fake are the local stand-ins for Spaces and
-// B2; internal/promfile leaves cron jobs' metrics for node_exporter or a
-// Pushgateway. deploy/ holds Grafana dashboards and Prometheus alert rules
-// for the metrics the packages export.
+// B2; internal/mastofake stands in for Mastodon's metric sources;
+// internal/promfile leaves cron jobs' metrics for node_exporter or a
+// Pushgateway. deploy/ holds the Prometheus configuration, Grafana
+// dashboards and alert rules for the metrics the packages and Mastodon
+// export.
 //
 // The programs under examples/ (demo, provision, tunnel, backup, plan,
 // health) are thin mains over these packages: they parse flags, read the
 // settings with ReadEnv, print Lint's findings, build the package configs
-// and call them. They import no internal package, so any of them can be
-// copied into another module.
+// and call them. Package command holds what they share (one exit rule:
+// 0 done, 1 a runtime failure, 2 a usage or configuration error; the -h
+// text, the signal context, the log format, the listen and URL checks);
+// no other package parses flags or exits. They import no internal package,
+// so any of them can be copied into another module; internal/e2e runs them
+// as built, and internal/readmetest runs every command README.md shows on
+// `demo -serve`'s stack.
 package fediops

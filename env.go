@@ -34,6 +34,7 @@ type EnvOption func(*envOptions)
 
 type envOptions struct {
 	environ Lookup
+	dotenv  string
 }
 
 // WithEnviron sets the process environment that wins over the file and
@@ -44,6 +45,14 @@ func WithEnviron(environ Lookup) EnvOption {
 	return func(o *envOptions) { o.environ = environ }
 }
 
+// WithDotenv names the Ruby dotenv release whose reading rules to follow,
+// such as "3.2" (the default; Mastodon 4.3 and later) or "2.8" (Mastodon 4.2
+// and earlier), for a file with no Gemfile.lock beside it: a Mastodon
+// checkout's Gemfile.lock names the release Rails runs, and it wins.
+func WithDotenv(release string) EnvOption {
+	return func(o *envOptions) { o.dotenv = release }
+}
+
 func newEnvOptions(opts []EnvOption) envOptions {
 	o := envOptions{environ: os.LookupEnv}
 	for _, opt := range opts {
@@ -52,16 +61,35 @@ func newEnvOptions(opts []EnvOption) envOptions {
 	return o
 }
 
-// ReadEnv reads the .env.production file at path the way Rails reads it.
-// An empty path reads no file: the environment alone. A line Ruby dotenv
-// would refuse, skip or misread is an error of the form "path:line:
-// reason", which never holds a value.
+func (o envOptions) envfile() ([]envfile.Option, error) {
+	opts := []envfile.Option{envfile.WithLookup(o.environ)}
+	if o.dotenv != "" {
+		d, err := envfile.DotenvVersion(o.dotenv)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, envfile.WithDotenv(d))
+	}
+	return opts, nil
+}
+
+// ReadEnv reads the .env.production file at path the way Rails reads it,
+// following the Ruby dotenv release that the Gemfile.lock beside it names
+// (see WithDotenv). An empty path reads no file: the environment alone. A
+// line Ruby dotenv refuses is an error of the form "path:line: reason",
+// which never holds a value; lines it skips or that the streaming server
+// reads differently are Lint's findings. No $(command) in the file is run:
+// Lint names each one.
 func ReadEnv(path string, opts ...EnvOption) (*Env, error) {
 	o := newEnvOptions(opts)
 	if path == "" {
 		return &Env{environ: o.environ}, nil
 	}
-	f, err := envfile.Read(path, envfile.WithLookup(o.environ))
+	eo, err := o.envfile()
+	if err != nil {
+		return nil, err
+	}
+	f, err := envfile.Read(path, eo...)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +100,11 @@ func ReadEnv(path string, opts ...EnvOption) (*Env, error) {
 // errors and findings.
 func ParseEnv(name string, data []byte, opts ...EnvOption) (*Env, error) {
 	o := newEnvOptions(opts)
-	f, err := envfile.Parse(name, data, envfile.WithLookup(o.environ))
+	eo, err := o.envfile()
+	if err != nil {
+		return nil, err
+	}
+	f, err := envfile.Parse(name, data, eo...)
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +146,15 @@ func (e *Env) Path() string {
 		return ""
 	}
 	return e.file.Name()
+}
+
+// Dotenv is the Ruby dotenv release whose rules the file was read with,
+// such as "3.2"; "" when only the environment is read.
+func (e *Env) Dotenv() string {
+	if e.file == nil {
+		return ""
+	}
+	return e.file.Dotenv().String()
 }
 
 // String names the file without printing any value.
@@ -203,6 +244,6 @@ func IsSecret(key string) bool { return envfile.IsSecret(key) }
 // value with any URL password replaced.
 func Redact(key, value string) string { return envfile.Redact(key, value) }
 
-// ParseError is a line of the file that Ruby dotenv would refuse, skip or
-// misread: File, Line and Reason, never a value. ReadEnv returns it.
+// ParseError is a line of the file that Ruby dotenv refuses: File, Line
+// and Reason, never a value. ReadEnv returns it.
 type ParseError = envfile.ParseError

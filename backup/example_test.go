@@ -12,6 +12,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/fediops/fediops/backup"
+	"github.com/fediops/fediops/backup/agezstd"
 	"github.com/fediops/fediops/backup/filestore"
 )
 
@@ -36,7 +37,7 @@ func Example() {
 	identity, _ := age.GenerateX25519Identity() // keep this one off the server
 
 	r := &backup.Runner{
-		Pipeline: backup.Pipeline{Store: store, Prefix: "db/", Recipients: []age.Recipient{identity.Recipient()},
+		Pipeline: backup.Pipeline{Store: store, Prefix: "db/", Sealer: &agezstd.Sealer{Recipients: []age.Recipient{identity.Recipient()}},
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
 		Sources: []backup.Source{textSource{strings.Repeat("INSERT INTO statuses VALUES ('hello');\n", 1000)}},
 	}
@@ -49,7 +50,7 @@ func Example() {
 	fmt.Println("backups:", len(cat.Backups), "dump bytes:", m.DumpBytes, "smaller stored:", m.StoredBytes < m.DumpBytes/10)
 
 	out, _ := os.CreateTemp(dir, "restored")
-	_, err = backup.Restore(ctx, store, m, []age.Identity{identity}, writerTarget{out})
+	_, err = backup.Restore(ctx, store, m, &agezstd.Unsealer{Identities: []age.Identity{identity}}, writerTarget{out})
 	fmt.Println("restored:", err == nil)
 	// Output:
 	// run failed: false <nil>

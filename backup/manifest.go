@@ -30,12 +30,12 @@ type Manifest struct {
 	Started     time.Time         `json:"started"`
 	Finished    time.Time         `json:"finished"`
 	DumpBytes   int64             `json:"dump_bytes"`       // what the dump tool wrote
-	ZstdBytes   int64             `json:"compressed_bytes"` // after zstd
+	ZstdBytes   int64             `json:"compressed_bytes"` // after compression, when the Sealer reports it
 	StoredBytes int64             `json:"stored_bytes"`     // after age: the object's size
 	SHA256      string            `json:"sha256"`           // hex, of the stored object
-	Compression string            `json:"compression"`      // "zstd"
-	Encryption  string            `json:"encryption"`       // "age"
-	Recipients  []string          `json:"recipients"`       // age public keys
+	Compression string            `json:"compression"`      // Sealing.Compression: "zstd"
+	Encryption  string            `json:"encryption"`       // Sealing.Encryption: "age"
+	Recipients  []string          `json:"recipients"`       // Sealing.Recipients: age public keys
 	Tools       map[string]string `json:"tools"`            // tool and library versions
 }
 
@@ -88,14 +88,14 @@ func (c Catalog) Find(source, id string) (Entry, error) {
 		if e, ok := c.Latest(source); ok {
 			return e, nil
 		}
-		return Entry{}, fmt.Errorf("backup: no complete backup of %q: %w", source, ErrNotExist)
+		return Entry{}, fmt.Errorf("no complete backup of %s: %w", source, ErrNotExist)
 	}
 	for _, e := range c.Backups {
 		if e.Source == source && e.ID == id {
 			return e, nil
 		}
 	}
-	return Entry{}, fmt.Errorf("backup: no complete backup %s of %q: %w", id, source, ErrNotExist)
+	return Entry{}, fmt.Errorf("no complete backup %s of %s: %w", id, source, ErrNotExist)
 }
 
 const manifestSuffix = ".manifest.json"
@@ -110,7 +110,7 @@ func Scan(ctx context.Context, store Store, prefix string) (Catalog, error) {
 	var keys []string
 	for o, err := range store.List(ctx, prefix) {
 		if err != nil {
-			return Catalog{}, fmt.Errorf("backup: scan %q: %w", prefix, err)
+			return Catalog{}, fmt.Errorf("list %q: %w", prefix, err)
 		}
 		rel := strings.TrimPrefix(o.Name, prefix)
 		dir, base := path.Split(rel)
@@ -159,16 +159,16 @@ func Scan(ctx context.Context, store Store, prefix string) (Catalog, error) {
 func ReadManifest(ctx context.Context, store Store, e Entry) (Manifest, error) {
 	rc, err := store.Open(ctx, e.ManifestObject)
 	if err != nil {
-		return Manifest{}, fmt.Errorf("backup: open manifest: %w", err)
+		return Manifest{}, fmt.Errorf("read manifest %s: %w", e.ManifestObject, err)
 	}
 	defer rc.Close()
 	var m Manifest
 	dec := json.NewDecoder(io.LimitReader(rc, 1<<20))
 	if err := dec.Decode(&m); err != nil {
-		return Manifest{}, fmt.Errorf("backup: manifest %s: %w", e.ManifestObject, err)
+		return Manifest{}, fmt.Errorf("read manifest %s: %w", e.ManifestObject, err)
 	}
 	if m.Format != ManifestFormat || m.Object != e.DataObject || m.SHA256 == "" {
-		return Manifest{}, fmt.Errorf("backup: manifest %s: format %d, object %q: not a manifest for %s",
+		return Manifest{}, fmt.Errorf("read manifest %s: format %d, object %q: not a manifest for %s",
 			e.ManifestObject, m.Format, m.Object, e.DataObject)
 	}
 	return m, nil

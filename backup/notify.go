@@ -4,68 +4,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"time"
-
-	"github.com/slack-go/slack"
 )
 
-// Notifier tells people how a run went: SlackNotifier (incoming webhook),
-// LogNotifier (slog).
+// Notifier tells people how a run went: LogNotifier (slog),
+// backup/slacknotify (a Slack incoming webhook), backup/metricsnotify
+// (Prometheus).
 type Notifier interface {
 	Notify(ctx context.Context, r Report) error
-}
-
-// SlackNotifier posts one message per run to a Slack incoming webhook
-// (SLACK_WEBHOOK_URL): a line per source with size, duration and result;
-// a failed run is red and mentions Mention.
-type SlackNotifier struct {
-	WebhookURL string       // secret: never logged
-	Mention    string       // prefixed on failure; "" = "<!channel>", "-" = none
-	Username   string       // optional display name
-	HTTPClient *http.Client // nil = a client with a 20 s timeout
-}
-
-// Notify posts the report.
-func (s *SlackNotifier) Notify(ctx context.Context, r Report) error {
-	return s.post(ctx, "Backup", r.Host, r.Failed(), Summary(r), Details(r))
-}
-
-// post sends one run's message: green, or red with Mention when it failed.
-func (s *SlackNotifier) post(ctx context.Context, what, host string, failed bool, summary, details string) error {
-	if s.WebhookURL == "" {
-		return fmt.Errorf("backup: slack: SLACK_WEBHOOK_URL is empty")
-	}
-	client := s.HTTPClient
-	if client == nil {
-		client = &http.Client{Timeout: 20 * time.Second}
-	}
-	msg := &slack.WebhookMessage{Username: s.Username, Text: summary}
-	color, title := "good", fmt.Sprintf("%s OK on %s", what, host)
-	if failed {
-		color, title = "danger", fmt.Sprintf(":rotating_light: %s FAILED on %s", strings.ToUpper(what), host)
-		mention := s.Mention
-		if mention == "" {
-			mention = "<!channel>"
-		}
-		if mention != "-" {
-			msg.Text = mention + " " + msg.Text
-		}
-	}
-	msg.Attachments = []slack.Attachment{{Color: color, Title: title, Text: details, MarkdownIn: []string{"text"}}}
-	if err := slack.PostWebhookCustomHTTPContext(ctx, s.WebhookURL, client, msg); err != nil {
-		// The webhook URL is the secret; slack-go's errors carry only the status.
-		return fmt.Errorf("backup: slack webhook: %s", redactURL(err.Error(), s.WebhookURL))
-	}
-	return nil
-}
-
-func redactURL(msg, secret string) string {
-	if secret == "" {
-		return msg
-	}
-	return strings.ReplaceAll(msg, secret, "[webhook]")
 }
 
 // Summary is the one-line outcome of a run.

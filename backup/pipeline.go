@@ -14,14 +14,11 @@ import (
 	"path"
 	"sync/atomic"
 	"time"
-
-	"filippo.io/age"
-	"github.com/klauspost/compress/zstd"
 )
 
-// Source produces one database dump as a stream: PostgresSource (pg_dump
-// -Fc over the direct connection), RedisSource (redis-cli --rdb over TLS),
-// MySQLSource (mysqldump --single-transaction).
+// Source produces one database dump as a stream: backup/pgdump (pg_dump
+// -Fc over the direct connection), backup/rdb (redis-cli --rdb over TLS),
+// backup/mysqldump (mysqldump --single-transaction).
 type Source interface {
 	// Name labels the backups (the object folder and the Slack line), e.g.
 	// "postgres". It must be a single path element.
@@ -35,34 +32,56 @@ type Source interface {
 	Dump(ctx context.Context, w io.Writer) error
 }
 
-// Sentinel errors callers branch on.
+// Sealer compresses and encrypts a dump on its way to the Store; its
+// Unsealer reverses that on restore. backup/agezstd is the one fediops
+// ships: zstd, then age to the admins' public keys.
+type Sealer interface {
+	// Seal returns a writer that compresses and encrypts what is written to
+	// it into w. Close writes the rest into w and does not close w. The
+	// writer may report the compressed size with a method
+	// Compressed() int64; the manifest records it.
+	Seal(w io.Writer) (io.WriteCloser, error)
+	// Sealing says what the manifest records and how objects are named.
+	Sealing() Sealing
+}
+
+// Sealing describes a Sealer's output for the manifest.
+type Sealing struct {
+	Compression string   // e.g. "zstd"
+	Encryption  string   // e.g. "age"; backups without it are not the point
+	Recipients  []string // who can decrypt: public keys, never private ones
+	Extension   string   // appended to the object name, e.g. ".zst.age"
+}
+
+// Unsealer turns a stored object back into the dump: backup/agezstd's
+// Unsealer holds the private keys (kept off the backup host).
+type Unsealer interface {
+	// Unseal returns the dump held by the stored object r. It must fail a
+	// Read, before the bad bytes reach the caller, when r was tampered with
+	// or cut short. Close releases it (not r).
+	Unseal(r io.Reader) (io.ReadCloser, error)
+}
+
+// Errors callers branch on.
 var (
-	ErrNoRecipients = errors.New("backup: no age recipients: backups are always encrypted")
-	ErrChecksum     = errors.New("backup: sha256 of the stored object does not match its manifest")
+	ErrNoSealer = errors.New("no sealer: backups are compressed and encrypted on their way (backup/agezstd)")
+	ErrChecksum = errors.New("sha256 of the stored object does not match its manifest")
 )
 
 var extByKind = map[string]string{"postgres": "pgdump", "redis": "rdb", "mysql": "sql"}
 
-// Pipeline turns a Source into an encrypted object in a Store:
-// dump → zstd → age → sha256 → Store.Put, all streaming through an
-// io.Pipe, with no temporary file and memory bounded by the encoder
-// window and the store's buffers, whatever the dump's size.
+// Pipeline turns a Source into a sealed object in a Store:
+// dump → Sealer (zstd → age) → sha256 → Store.Put, all streaming through
+// an io.Pipe, with no temporary file and memory bounded by the sealer's
+// and the store's buffers, whatever the dump's size.
 type Pipeline struct {
-	Store      Store
-	Prefix     string          // object name prefix, e.g. "db/"; "" allowed
-	Recipients []age.Recipient // at least one; only public keys are needed
-	// ZstdLevel defaults to zstd.SpeedDefault (about zstd -3): on posts-like
-	// text it stores 0.8x of pg_dump's gzip output, where SpeedFastest
-	// stores 1.08x (BENCHMARKS.md).
-	ZstdLevel zstd.EncoderLevel
-	// ZstdWorkers > 1 compresses 2 MiB segments on that many goroutines as
-	// concatenated zstd frames (like pzstd); 0 or 1 is one streaming
-	// encoder with a 4 MiB window.
-	ZstdWorkers int
-	Host        string                        // recorded in manifests; "" = os.Hostname
-	Now         func() time.Time              // nil = time.Now
-	Progress    func(source string) io.Writer // optional: receives the raw dump bytes
-	Logger      *slog.Logger                  // nil = slog.Default()
+	Store    Store
+	Prefix   string                        // object name prefix, e.g. "db/"; "" allowed
+	Sealer   Sealer                        // required: backup/agezstd.Sealer
+	Host     string                        // recorded in manifests; "" = os.Hostname
+	Now      func() time.Time              // nil = time.Now
+	Progress func(source string) io.Writer // optional: receives the raw dump bytes
+	Logger   *slog.Logger                  // nil = slog.Default()
 }
 
 func (p *Pipeline) now() time.Time {
@@ -99,15 +118,16 @@ func (c *counter) Write(b []byte) (int, error) {
 // Backup runs one source through the pipeline and stores data then
 // manifest. On any failure nothing is listed: the data upload is abandoned
 // (and cancelled), or, when only the manifest failed, the data object is
-// deleted again.
+// deleted again. Its errors read "back up <source>: ...".
 func (p *Pipeline) Backup(ctx context.Context, src Source) (Manifest, error) {
 	name := src.Name()
 	if name == "" || path.Base(name) != name || name == "." || name == ".." {
-		return Manifest{}, fmt.Errorf("backup: source name %q must be one path element", name)
+		return Manifest{}, fmt.Errorf("back up %q: the source name must be one path element", name)
 	}
-	if len(p.Recipients) == 0 {
-		return Manifest{}, ErrNoRecipients
+	if p.Sealer == nil {
+		return Manifest{}, fmt.Errorf("back up %s: %w", name, ErrNoSealer)
 	}
+	sealing := p.Sealer.Sealing()
 	ext := extByKind[src.Kind()]
 	if ext == "" {
 		ext = "dump"
@@ -118,18 +138,12 @@ func (p *Pipeline) Backup(ctx context.Context, src Source) (Manifest, error) {
 		host, _ = os.Hostname()
 	}
 	m := Manifest{Format: ManifestFormat, Source: name, Kind: src.Kind(), ID: start.Format(StampLayout),
-		Host: host, Started: start, Compression: "zstd", Encryption: "age", Tools: moduleVersions()}
-	m.Object = p.Prefix + name + "/" + m.ID + "." + ext + ".zst.age"
-	for _, r := range p.Recipients {
-		if s, ok := r.(fmt.Stringer); ok {
-			m.Recipients = append(m.Recipients, s.String())
-		} else {
-			m.Recipients = append(m.Recipients, fmt.Sprintf("%T", r))
-		}
-	}
+		Host: host, Started: start, Compression: sealing.Compression, Encryption: sealing.Encryption,
+		Recipients: sealing.Recipients, Tools: moduleVersions()}
+	m.Object = p.Prefix + name + "/" + m.ID + "." + ext + sealing.Extension
 	v, err := src.Version(ctx)
 	if err != nil {
-		return m, fmt.Errorf("backup: %s: tool version: %w", name, err)
+		return m, fmt.Errorf("back up %s: %w", name, err)
 	}
 	m.Tools[src.Kind()+"_dump_tool"] = v
 
@@ -148,7 +162,7 @@ func (p *Pipeline) Backup(ctx context.Context, src Source) (Manifest, error) {
 			cancel()               // and the dump tool
 		} else {
 			// A store that returned early must not leave the producer blocked.
-			pr.CloseWithError(errors.New("backup: store finished reading early"))
+			pr.CloseWithError(errors.New("the store finished reading early"))
 		}
 		done <- putResult{info, err}
 	}()
@@ -156,42 +170,25 @@ func (p *Pipeline) Backup(ctx context.Context, src Source) (Manifest, error) {
 	hash := sha256.New()
 	stored := &counter{w: io.MultiWriter(hash, pw)}
 	encErr := func() error {
-		aw, err := age.Encrypt(stored, p.Recipients...)
+		sw, err := p.Sealer.Seal(stored)
 		if err != nil {
-			return fmt.Errorf("age: %w", err)
+			return err
 		}
-		compressed := &counter{w: aw}
-		level := p.ZstdLevel
-		if level == 0 {
-			level = zstd.SpeedDefault
-		}
-		// One goroutine, a 4 MiB window, and not WithLowerEncoderMem (which
-		// triples the time in history copies): ~50 MiB peak RSS in all.
-		var zw io.WriteCloser
-		if p.ZstdWorkers > 1 {
-			zw, err = newParallelZstd(compressed, level, p.ZstdWorkers, 2<<20)
-		} else {
-			zw, err = zstd.NewWriter(compressed, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1),
-				zstd.WithWindowSize(4<<20))
-		}
-		if err != nil {
-			return fmt.Errorf("zstd: %w", err)
-		}
-		raw := &counter{w: zw}
+		raw := &counter{w: sw}
 		if p.Progress != nil {
 			raw.tee = p.Progress(name)
 		}
 		if err := src.Dump(ctx, raw); err != nil {
-			zw.Close()
+			sw.Close()
 			return err
 		}
-		if err := zw.Close(); err != nil {
-			return fmt.Errorf("zstd: %w", err)
+		if err := sw.Close(); err != nil {
+			return err
 		}
-		if err := aw.Close(); err != nil {
-			return fmt.Errorf("age: %w", err)
+		m.DumpBytes = raw.n.Load()
+		if c, ok := sw.(interface{ Compressed() int64 }); ok {
+			m.ZstdBytes = c.Compressed()
 		}
-		m.DumpBytes, m.ZstdBytes = raw.n.Load(), compressed.n.Load()
 		return nil
 	}()
 	if encErr != nil {
@@ -205,22 +202,22 @@ func (p *Pipeline) Backup(ctx context.Context, src Source) (Manifest, error) {
 		if put.err == nil { // the store finished early and kept a truncated object
 			p.deleteQuietly(ctx, m.Object)
 		}
-		return m, fmt.Errorf("backup: %s: %w", name, encErr)
+		return m, fmt.Errorf("back up %s: %w", name, encErr)
 	case put.err != nil:
-		return m, fmt.Errorf("backup: %s: store %s: %w", name, m.Object, put.err)
+		return m, fmt.Errorf("back up %s: store %s: %w", name, m.Object, put.err)
 	}
 	m.StoredBytes = stored.n.Load()
 	m.SHA256 = hex.EncodeToString(hash.Sum(nil))
 	if put.info.Size != m.StoredBytes {
 		p.deleteQuietly(ctx, m.Object)
-		return m, fmt.Errorf("backup: %s: store kept %d bytes of %d", name, put.info.Size, m.StoredBytes)
+		return m, fmt.Errorf("back up %s: store %s: it kept %d bytes of %d", name, m.Object, put.info.Size, m.StoredBytes)
 	}
 	m.Finished = p.now()
 	body, _ := json.MarshalIndent(m, "", "  ")
 	mname := p.Prefix + name + "/" + m.ID + manifestSuffix
 	if _, err := p.Store.Put(ctx, mname, bytes.NewReader(body)); err != nil {
 		p.deleteQuietly(ctx, m.Object)
-		return m, fmt.Errorf("backup: %s: store manifest: %w", name, err)
+		return m, fmt.Errorf("back up %s: store %s: %w", name, mname, err)
 	}
 	p.logger().Info("backup stored", "source", name, "object", m.Object, "dump_bytes", m.DumpBytes,
 		"stored_bytes", m.StoredBytes, "duration", m.Finished.Sub(m.Started).Round(time.Millisecond))
@@ -231,6 +228,6 @@ func (p *Pipeline) deleteQuietly(ctx context.Context, name string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	if err := p.Store.Delete(ctx, name); err != nil {
-		p.logger().Warn("backup: remove unlisted data object", "object", name, "err", err)
+		p.logger().Warn("remove an unlisted data object", "object", name, "err", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/fediops/fediops/backup"
 	"github.com/fediops/fediops/backup/filestore"
+	"github.com/fediops/fediops/backup/internal/backuptest"
 )
 
 // shortStore stores only the first n bytes it is given and reports
@@ -28,8 +29,8 @@ func TestStoreReadingEarlyLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, recips := newKey(t)
-	p := &backup.Pipeline{Store: shortStore{fs, 1000}, Recipients: recips, Logger: quiet}
+	_, sealer, _ := backuptest.Keys(t)
+	p := &backup.Pipeline{Store: shortStore{fs, 1000}, Sealer: sealer, Logger: quiet}
 	noise := make([]byte, 1<<20) // does not compress
 	rand.Read(noise)
 	src := memSource{name: "postgres", data: string(noise)}

@@ -28,7 +28,7 @@ type Retention struct {
 
 func (r Retention) withDefaults() (Retention, error) {
 	if r.KeepFor < 0 || r.KeepLast < 0 || r.OrphanAge < 0 {
-		return r, errors.New("backup: retention: KeepFor, KeepLast and OrphanAge must not be negative")
+		return r, errors.New("retention: KeepFor, KeepLast and OrphanAge must not be negative")
 	}
 	if r.KeepFor == 0 {
 		r.KeepFor = DefaultKeepFor
@@ -113,16 +113,16 @@ func Prune(ctx context.Context, store Store, prefix, source string, r Retention,
 	}
 	for _, e := range drop {
 		if err := store.Delete(ctx, e.ManifestObject); err != nil {
-			return res, fmt.Errorf("backup: prune %s: %w", e.ManifestObject, err)
+			return res, fmt.Errorf("prune %s: %w", e.ManifestObject, err)
 		}
 		if err := store.Delete(ctx, e.DataObject); err != nil {
-			return res, fmt.Errorf("backup: prune %s: %w", e.DataObject, err)
+			return res, fmt.Errorf("prune %s: %w", e.DataObject, err)
 		}
 		res.Deleted = append(res.Deleted, e)
 	}
 	for _, o := range res.Orphans {
 		if err := store.Delete(ctx, o.Name); err != nil {
-			return res, fmt.Errorf("backup: prune orphan %s: %w", o.Name, err)
+			return res, fmt.Errorf("prune unlisted %s: %w", o.Name, err)
 		}
 	}
 	return res, nil

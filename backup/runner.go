@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -47,12 +48,12 @@ func (r Report) Failed() bool {
 	return false
 }
 
-// Err joins the sources' errors.
+// Err joins the sources' errors (each names its source).
 func (r Report) Err() error {
 	var errs []error
 	for _, x := range r.Results {
 		if x.Err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", x.Source, x.Err))
+			errs = append(errs, x.Err)
 		}
 	}
 	return errors.Join(errs...)
@@ -66,21 +67,30 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 		rep.Host, _ = os.Hostname()
 	}
 	if len(r.Sources) == 0 {
-		return rep, errors.New("backup: no sources configured")
+		return rep, errors.New("no sources configured")
 	}
 	for _, src := range r.Sources {
 		rep.Results = append(rep.Results, r.one(ctx, src))
 	}
 	rep.Finished = r.now()
-	err := rep.Err()
-	for _, n := range r.Notifiers {
+	err := NotifyAll(ctx, r.Notifiers, func(ctx context.Context, n Notifier) error { return n.Notify(ctx, rep) })
+	return rep, errors.Join(rep.Err(), err)
+}
+
+// NotifyAll has send tell every notifier, each within 30 seconds of its
+// own that ctx's end does not cut short (a run stopped by SIGTERM still
+// reports how far it got), and joins their errors, each naming its
+// notifier's type.
+func NotifyAll[N any](ctx context.Context, notifiers []N, send func(context.Context, N) error) error {
+	var errs []error
+	for _, n := range notifiers {
 		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		if nerr := n.Notify(nctx, rep); nerr != nil {
-			err = errors.Join(err, fmt.Errorf("backup: notify: %w", nerr))
+		if err := send(nctx, n); err != nil {
+			errs = append(errs, fmt.Errorf("notify %s: %w", strings.TrimPrefix(fmt.Sprintf("%T", n), "*"), err))
 		}
 		cancel()
 	}
-	return rep, err
+	return errors.Join(errs...)
 }
 
 func (r *Runner) one(ctx context.Context, src Source) Result {
@@ -88,9 +98,9 @@ func (r *Runner) one(ctx context.Context, src Source) Result {
 	t0 := time.Now()
 	if c, ok := r.Store.(Canceler); ok {
 		if n, err := c.CancelUnfinished(ctx, r.Prefix+src.Name()+"/"); err != nil {
-			r.logger().Warn("backup: cancel unfinished uploads", "source", src.Name(), "err", err)
+			r.logger().Warn("cancel unfinished uploads", "source", src.Name(), "err", err)
 		} else if n > 0 {
-			r.logger().Info("backup: cancelled unfinished uploads of an earlier run", "source", src.Name(), "count", n)
+			r.logger().Info("cancelled unfinished uploads of an earlier run", "source", src.Name(), "count", n)
 		}
 	}
 	m, err := r.Backup(ctx, src)
@@ -107,7 +117,7 @@ func (r *Runner) one(ctx context.Context, src Source) Result {
 	pr, err := Prune(ctx, r.Store, r.Prefix, src.Name(), r.Retention, r.now(), false)
 	res.Pruned = len(pr.Deleted)
 	if err != nil {
-		res.Err = fmt.Errorf("backup stored, prune failed: %w", err)
+		res.Err = fmt.Errorf("prune %s after storing %s: %w", src.Name(), m.Object, err)
 		r.logger().Error("prune failed", "source", src.Name(), "err", err)
 	}
 	return res

@@ -8,9 +8,9 @@ import (
 	"time"
 )
 
-// ErrNotExist is returned (wrapped) by Store.Open and Store.Stat for an
-// object that is not there.
-var ErrNotExist = errors.New("backup: object does not exist")
+// ErrNotExist is returned by Store.Open and Store.Stat for an object that
+// is not there (errors.Is finds it when wrapped).
+var ErrNotExist = errors.New("object does not exist")
 
 // Store is where backups go: an object store with flat, slash-separated
 // names, the seam between the pipeline and B2 (backup/b2store), a local
@@ -22,6 +22,11 @@ var ErrNotExist = errors.New("backup: object does not exist")
 // service refused) nothing is listed under name and no unfinished upload is
 // left behind. Implementations must stream: Put may not hold r whole in
 // memory nor spool it to disk.
+//
+// A Store's errors name neither the store nor the object: its callers
+// (Pipeline, Restore, Scan, Prune) know both and say them once, as in
+// "restore db/postgres/20261126T000000Z.pgdump.zst.age: object does not
+// exist". backup/storetest checks an implementation against this contract.
 type Store interface {
 	// Put stores everything r yields under name, replacing an older object.
 	Put(ctx context.Context, name string, r io.Reader) (ObjectInfo, error)

@@ -1,8 +1,11 @@
-// Package deploy_test checks the Grafana dashboards (grafana/*.json) and the
-// Prometheus rules (prometheus/fediops-rules.yml) against the code: every
-// metric they name must be one a fediops collector or registry exports,
-// gathered from the real collectors, and promtool must accept the rules,
-// their unit tests and every dashboard expression.
+// Package deploy_test checks the Grafana dashboards (grafana/*.json), the
+// Prometheus configuration and rules (prometheus/) and the statsd_exporter
+// mapping (statsd/) against the code: every metric they name must be one a
+// fediops collector or registry exports, gathered from the real collectors,
+// or one Mastodon's exporters serve (the mastofake stand-ins, names taken
+// from Mastodon's and the gems' source), and promtool must accept the
+// configuration, the rules, their unit tests and every dashboard
+// expression. mastodon_test.go runs the configuration end to end.
 package deploy_test
 
 import (
@@ -22,11 +25,13 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fediops/fediops/backup"
+	"github.com/fediops/fediops/backup/metricsnotify"
+	"github.com/fediops/fediops/backup/mirror"
 	"github.com/fediops/fediops/internal/promfile"
 	"github.com/fediops/fediops/pgpool"
 	"github.com/fediops/fediops/redistls"
 	"github.com/fediops/fediops/sidekiqq"
-	"github.com/fediops/fediops/tiers"
+	"github.com/fediops/fediops/tiers/health"
 )
 
 // recorder is a Registerer that keeps the names its collectors describe.
@@ -61,7 +66,7 @@ func (p pkgRecorder) Unregister(prometheus.Collector) bool { return true }
 func exported(t *testing.T) recorder {
 	t.Helper()
 	rec := recorder{}
-	if _, err := tiers.NewMetrics(pkgRecorder{rec, "tiers"}); err != nil {
+	if _, err := health.NewMetrics(pkgRecorder{rec, "tiers/health"}); err != nil {
 		t.Fatal(err)
 	}
 	rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // Describe never dials
@@ -81,13 +86,13 @@ func exported(t *testing.T) recorder {
 	}
 	// Backup and mirror metrics as the notifier writes them.
 	dir := t.TempDir()
-	n := backup.MetricsNotifier{Dir: dir}
+	n := metricsnotify.Notifier{Dir: dir}
 	now := time.Now()
 	if err := n.Notify(context.Background(), backup.Report{Started: now, Finished: now,
 		Results: []backup.Result{{Source: "postgres", StoredBytes: 1}}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.NotifyMirror(context.Background(), backup.MirrorReport{Source: "media", Started: now, Finished: now}); err != nil {
+	if err := n.NotifyMirror(context.Background(), mirror.Report{Source: "media", Started: now, Finished: now}); err != nil {
 		t.Fatal(err)
 	}
 	for _, job := range []string{"backup", "mirror"} {
@@ -96,8 +101,11 @@ func exported(t *testing.T) recorder {
 			t.Fatalf("%s textfile: %v (%d families)", job, err, len(mfs))
 		}
 		for name := range mfs {
-			rec[name] = "backup.MetricsNotifier"
+			rec[name] = "backup/metricsnotify"
 		}
+	}
+	for name, src := range mastodonNames(t) {
+		rec[name] = src
 	}
 	return rec
 }
@@ -371,6 +379,11 @@ func TestDashboardsAndRulesUseExportedMetrics(t *testing.T) {
 	have := exported(t)
 	_, dexprs := dashboards(t)
 	rexprs, records := rules(t, "prometheus/fediops-rules.yml")
+	mexprs, mrecords := rules(t, "prometheus/mastodon-rules.yml")
+	rexprs = append(rexprs, mexprs...)
+	for r := range mrecords {
+		records[r] = true
+	}
 	used := map[string]bool{}
 	for _, e := range append(dexprs, rexprs...) {
 		names, err := metricNames(e.q)
@@ -384,14 +397,16 @@ func TestDashboardsAndRulesUseExportedMetrics(t *testing.T) {
 		for _, n := range names {
 			used[n] = true
 			if have[n] == "" && !records[n] && !builtin[n] {
-				t.Errorf("%s uses %s, which no fediops collector exports", e.where, n)
+				t.Errorf("%s uses %s, which no fediops collector or Mastodon stand-in exports", e.where, n)
 			}
 		}
 	}
 	// Every fediops family a dashboard should show is shown (collectors'
 	// extras such as sidekiq_queue_size may be left out).
 	for _, n := range []string{"fediops_backup_last_success_timestamp_seconds", "fediops_mirror_last_success_timestamp_seconds",
-		"sidekiq_queue_latency_seconds", "redistls_failovers_total", "fediops_check_status", "fediops_db_connections_limit"} {
+		"sidekiq_queue_latency_seconds", "redistls_failovers_total", "fediops_check_status", "fediops_db_connections_limit",
+		"ruby_http_requests_total", "ruby_puma_max_threads", "ruby_active_record_connection_pool_busy", "ruby_sidekiq_queue_latency_seconds",
+		"ruby_sidekiq_jobs_total", "connected_clients", "nodejs_eventloop_lag_p99_seconds"} {
 		if !used[n] {
 			t.Errorf("no dashboard or rule uses %s", n)
 		}
@@ -419,8 +434,9 @@ func TestPromtool(t *testing.T) {
 			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	run("check", "rules", "prometheus/fediops-rules.yml")
-	run("test", "rules", "prometheus/fediops-rules.test.yml")
+	run("check", "config", "prometheus/prometheus.yml") // which checks the rules files it loads and the target files
+	run("check", "rules", "prometheus/fediops-rules.yml", "prometheus/mastodon-rules.yml")
+	run("test", "rules", "prometheus/fediops-rules.test.yml", "prometheus/mastodon-rules.test.yml")
 
 	_, dexprs := dashboards(t)
 	vars := strings.NewReplacer("$__rate_interval", "5m", "$service", ".*", "$queue", ".*", "$source", ".*", "$check", ".*")

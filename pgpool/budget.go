@@ -46,14 +46,17 @@ func (l Limits) Connections(memGiB int) int {
 	return n
 }
 
-var slugMem = regexp.MustCompile(`(\d+)gb$`)
+// slugMem finds the memory in a DO database size slug: "<n>vcpu-<m>gb",
+// then an optional CPU family ("-intel").
+var slugMem = regexp.MustCompile(`\d+vcpu-(\d+)gb(?:-[a-z]+)?$`)
 
-// SizeGiB reads the memory from a DO database size slug such as
-// "db-s-2vcpu-4gb" or "gd-8vcpu-32gb".
+// SizeGiB reads the memory from a DO database size slug: every size DO
+// lists, such as "db-s-2vcpu-4gb", "gd-8vcpu-32gb", "gd-2vcpu-8gb-intel",
+// "so1_5-4vcpu-32gb" or "m3-2vcpu-16gb".
 func SizeGiB(slug string) (int, error) {
 	m := slugMem.FindStringSubmatch(strings.ToLower(slug))
 	if m == nil {
-		return 0, fmt.Errorf("pgpool: size slug %q: %w: want a name ending in <n>gb", slug, ErrInvalid)
+		return 0, fmt.Errorf("size slug %q: %w: want a DigitalOcean database size such as db-s-2vcpu-4gb (or set %s)", slug, ErrInvalid, EnvConnLimit)
 	}
 	return strconv.Atoi(m[1])
 }
@@ -130,7 +133,7 @@ func intVar(env fediops.Lookup, key string, def int) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 0 {
-		return 0, fmt.Errorf("pgpool: %s=%q: %w: want a whole number", key, v, ErrInvalid)
+		return 0, fmt.Errorf("%s=%q: %w: want a whole number", key, v, ErrInvalid)
 	}
 	return n, nil
 }
@@ -176,7 +179,7 @@ func LimitsFromEnv(env fediops.Lookup) (Limits, error) {
 		return Limits{}, err
 	}
 	if v, ok := get(env, EnvConnLimit); ok && l.Fixed < 1 {
-		return Limits{}, fmt.Errorf("pgpool: %s=%q: %w: want a whole number >= 1", EnvConnLimit, v, ErrInvalid)
+		return Limits{}, fmt.Errorf("%s=%q: %w: want a whole number >= 1", EnvConnLimit, v, ErrInvalid)
 	}
 	if l.MaxPools, err = intVar(env, EnvMaxPools, l.MaxPools); err != nil {
 		return Limits{}, err

@@ -1,11 +1,16 @@
 package pgpool_test
 
 import (
+	"bytes"
 	"errors"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fediops/fediops"
+	"github.com/fediops/fediops/internal/dofake"
 	"github.com/fediops/fediops/pgpool"
 )
 
@@ -95,5 +100,61 @@ func TestBudgetSeed(t *testing.T) {
 	}
 	if _, err := pgpool.WebDemandFromEnv(fediops.MapLookup(map[string]string{"MAX_THREADS": "lots"}), "x"); !errors.Is(err, pgpool.ErrInvalid) || !strings.Contains(err.Error(), "MAX_THREADS") {
 		t.Fatalf("bad MAX_THREADS: %v", err)
+	}
+}
+
+// TestSizeGiBEveryDOSlug: every database size DigitalOcean lists gives its
+// memory, the 13 "-intel" ones included.
+func TestSizeGiBEveryDOSlug(t *testing.T) {
+	raw, err := os.ReadFile("testdata/do-database-sizes.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, slug := range strings.Split(string(raw), "\n") {
+		if slug == "" || strings.HasPrefix(slug, "#") {
+			continue
+		}
+		n++
+		gib, err := pgpool.SizeGiB(slug)
+		_, mem, _ := strings.Cut(slug, "vcpu-")
+		mem, _, _ = strings.Cut(mem, "gb")
+		if err != nil || strconv.Itoa(gib) != mem {
+			t.Errorf("%s: %d %v", slug, gib, err)
+		}
+	}
+	if n != 59 {
+		t.Errorf("%d slugs, want the 59 DO lists", n)
+	}
+	for slug, want := range map[string]int{"gd-2vcpu-8gb-intel": 8, "so1_5-48vcpu-384gb-intel": 384, "db-s-2vcpu-2gb": 2, "m3-2vcpu-16gb": 16, "db-amd-1vcpu-1gb": 1} {
+		if got, err := pgpool.SizeGiB(slug); got != want || err != nil {
+			t.Errorf("%s: %d %v, want %d", slug, got, err, want)
+		}
+	}
+	for _, bad := range []string{"db-s-small", "4gb", "gd-2vcpu-8gb-", ""} {
+		if _, err := pgpool.SizeGiB(bad); !errors.Is(err, pgpool.ErrInvalid) {
+			t.Errorf("%q accepted: %v", bad, err)
+		}
+	}
+}
+
+// TestBudgetOfAnIntelCluster: a cluster on a "-intel" size gets its limit
+// (8 GiB: 197), and a fixed FEDIOPS_DB_CONN_LIMIT needs no size at all.
+func TestBudgetOfAnIntelCluster(t *testing.T) {
+	f := newFake(t, "gd-2vcpu-8gb-intel", 197, nil)
+	var logs bytes.Buffer
+	m := f.manager(t, &logs)
+	ctx := ctxT(t, 30*time.Second)
+	b, err := m.Budget(ctx)
+	if err != nil || b.Limit != 197 {
+		t.Fatalf("budget %+v %v", b, err)
+	}
+	f.AddCluster(dofake.Cluster{ID: clusterID, Size: "xl-custom"})
+	if _, err := m.Budget(ctx); !errors.Is(err, pgpool.ErrInvalid) || !strings.Contains(err.Error(), pgpool.EnvConnLimit) {
+		t.Errorf("unknown size: %v", err)
+	}
+	m.Limits = pgpool.Limits{Fixed: 300}
+	if b, err := m.Budget(ctx); err != nil || b.Limit != 300 {
+		t.Errorf("fixed limit, unknown size: %+v %v", b, err)
 	}
 }

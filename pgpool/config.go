@@ -137,6 +137,7 @@ type Config struct {
 	User           string
 	TLS            TLSMode
 	CASource       string // the variable or option the CA came from ("" = system roots or none)
+	CAFile         string // the CA file's path ("" when the CA came from Options.CAPEM, or none was given)
 	PreparedStmts  bool   // what Rails would do: PREPARED_STATEMENTS as Rails reads it
 	Warnings       []string
 }
@@ -193,7 +194,7 @@ func readSettings(env fediops.Lookup) (settings, error) {
 	if v, ok := get(env, "DB_PORT"); ok {
 		p, err := parsePort(v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("pgpool: DB_PORT=%q: %w", v, err))
+			errs = append(errs, fmt.Errorf("DB_PORT=%q: %w", v, err))
 		}
 		s.port = p
 	}
@@ -226,7 +227,7 @@ func readSettings(env fediops.Lookup) (settings, error) {
 func (s *settings) mergeURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return fmt.Errorf("pgpool: DATABASE_URL: %w: want postgres://user:password@host:port/database", ErrInvalid)
+		return fmt.Errorf("DATABASE_URL: %w: want postgres://user:password@host:port/database", ErrInvalid)
 	}
 	if h := u.Hostname(); h != "" {
 		s.host = h
@@ -234,7 +235,7 @@ func (s *settings) mergeURL(raw string) error {
 	if p := u.Port(); p != "" {
 		n, err := parsePort(p)
 		if err != nil {
-			return fmt.Errorf("pgpool: DATABASE_URL port %q: %w", p, err)
+			return fmt.Errorf("DATABASE_URL port %q: %w", p, err)
 		}
 		s.port, s.portVar = n, "DATABASE_URL"
 	}
@@ -288,7 +289,7 @@ func lookupBool(env fediops.Lookup, key string) (bool, bool, error) {
 	}
 	b, err := strconv.ParseBool(v)
 	if err != nil {
-		return false, true, fmt.Errorf("pgpool: %s=%q: %w: want true or false", key, v, ErrInvalid)
+		return false, true, fmt.Errorf("%s=%q: %w: want true or false", key, v, ErrInvalid)
 	}
 	return b, true, nil
 }
@@ -318,7 +319,7 @@ func resolveEndpoints(env fediops.Lookup, opt *Options) (endpoints, error) {
 		if v, ok := get(env, EnvDirectPort); ok {
 			p, err := parsePort(v)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("pgpool: %s=%q: %w", EnvDirectPort, v, err))
+				errs = append(errs, fmt.Errorf("%s=%q: %w", EnvDirectPort, v, err))
 			}
 			directPort = p
 		}
@@ -348,9 +349,9 @@ func resolveEndpoints(env fediops.Lookup, opt *Options) (endpoints, error) {
 	}
 	switch {
 	case directName == "":
-		ep.directOK = fmt.Errorf("pgpool: %w: set %s to the database behind pool %q (DO's API has it: Manager.DirectDatabase)", ErrNoDirect, EnvDirectName, s.db)
+		ep.directOK = fmt.Errorf("%w: set %s to the database behind pool %q (DO's API has it: Manager.DirectDatabase)", ErrNoDirect, EnvDirectName, s.db)
 	case directPort == 0:
-		ep.directOK = fmt.Errorf("pgpool: %w: the pool is on port %d, not DO's %d: set %s", ErrNoDirect, s.port, PoolPort, EnvDirectPort)
+		ep.directOK = fmt.Errorf("%w: the pool is on port %d, not DO's %d: set %s", ErrNoDirect, s.port, PoolPort, EnvDirectPort)
 	default:
 		ep.direct = Endpoint{Host: directHost, Port: directPort, Database: directName}
 	}
@@ -361,7 +362,7 @@ func resolveEndpoints(env fediops.Lookup, opt *Options) (endpoints, error) {
 		if s.preparedRaw != "" {
 			how = fmt.Sprintf("%q (true for Rails)", s.preparedRaw)
 		}
-		errs = append(errs, fmt.Errorf("pgpool: %s is %s on pool port %d: %w: set PREPARED_STATEMENTS=false", s.preparedVar, how, s.port, ErrPreparedStatements))
+		errs = append(errs, fmt.Errorf("%s is %s on pool port %d: %w: set PREPARED_STATEMENTS=false", s.preparedVar, how, s.port, ErrPreparedStatements))
 	}
 	if err := checkPoolName(s, directName, nameVar, opt.KnownPools); err != nil {
 		errs = append(errs, err)
@@ -376,13 +377,13 @@ func checkPoolName(s settings, directName, nameVar string, known []string) error
 				return nil
 			}
 		}
-		return fmt.Errorf("pgpool: %s=%q on pool port %d: %w: the cluster's pools are %s", s.dbVar, s.db, s.port, ErrNotPoolName, strings.Join(known, ", "))
+		return fmt.Errorf("%s=%q on pool port %d: %w: the cluster's pools are %s", s.dbVar, s.db, s.port, ErrNotPoolName, strings.Join(known, ", "))
 	}
 	if !s.dbSet {
-		return fmt.Errorf("pgpool: DB_NAME unset on pool port %d: %w: Mastodon would ask for database %q; set DB_NAME to the pool's name", s.port, ErrNotPoolName, DefaultDatabase)
+		return fmt.Errorf("DB_NAME unset on pool port %d: %w: Mastodon would ask for database %q; set DB_NAME to the pool's name", s.port, ErrNotPoolName, DefaultDatabase)
 	}
 	if directName != "" && s.db == directName {
-		return fmt.Errorf("pgpool: %s=%q on pool port %d is the database %s names: %w: set it to the pool's name (or list the pools in Options.KnownPools)", s.dbVar, s.db, s.port, nameVar, ErrNotPoolName)
+		return fmt.Errorf("%s=%q on pool port %d is the database %s names: %w: set it to the pool's name (or list the pools in Options.KnownPools)", s.dbVar, s.db, s.port, nameVar, ErrNotPoolName)
 	}
 	return nil
 }
@@ -412,7 +413,7 @@ func ConfigFromEnv(env fediops.Lookup, opt Options) (*Config, error) {
 	}
 
 	c := &Config{IsPooled: ep.pooled, Pool: ep.pool, DirectEndpoint: ep.direct, User: s.user,
-		TLS: tlsMode, CASource: caSource, PreparedStmts: s.prepared, DirectErr: ep.directOK}
+		TLS: tlsMode, CASource: caSource, CAFile: caFileOf(env, &opt, s, caSource), PreparedStmts: s.prepared, DirectErr: ep.directOK}
 	if warn != "" {
 		c.Warnings = append(c.Warnings, warn)
 		log.Warn(warn, "host", s.host, "sslmode", s.sslmode)
@@ -459,7 +460,7 @@ func poolConfig(e Endpoint, user, pass string, tlsCfg *tls.Config, timeout time.
 		kvQuote(e.Host), e.Port, kvQuote(e.Database), kvQuote(user), int(timeout.Seconds()+0.5))
 	pc, err := pgxpool.ParseConfig(kv)
 	if err != nil {
-		return nil, fmt.Errorf("pgpool: config for %s: %w", e, err)
+		return nil, fmt.Errorf("config for %s: %w", e, err)
 	}
 	pc.ConnConfig.Password = pass
 	pc.ConnConfig.Fallbacks = nil
@@ -495,7 +496,7 @@ func decideTLS(env fediops.Lookup, opt *Options, s settings) (TLSMode, *tls.Conf
 	case "disable":
 		warn := ""
 		if !isLoopback(s.host) {
-			warn = fmt.Sprintf("pgpool: %s=disable: connecting without TLS (DO's clusters refuse plain text)", s.sslVar)
+			warn = fmt.Sprintf("%s=disable: connecting without TLS (DO's clusters refuse plain text)", s.sslVar)
 		}
 		return TLSDisable, nil, "", warn, nil
 	case "allow", "prefer", "require", "no-verify":
@@ -503,16 +504,16 @@ func decideTLS(env fediops.Lookup, opt *Options, s settings) (TLSMode, *tls.Conf
 			return TLSVerifyFull, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, source, "", nil
 		}
 		if mode == "require" || mode == "no-verify" {
-			warn := fmt.Sprintf("pgpool: %s=%s and no CA: TLS without verifying the host; set %s to DO's CA (FetchCA) to verify it", s.sslVar, mode, EnvCAFile)
+			warn := fmt.Sprintf("%s=%s and no CA: TLS without verifying the host; set %s to DO's CA (FetchCA) to verify it", s.sslVar, mode, EnvCAFile)
 			return TLSRequire, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, "", warn, nil
 		}
-		return "", nil, "", "", fmt.Errorf("pgpool: %s=%s: %w: set %s to DO's CA file (FetchCA writes it), or DB_SSLMODE=require to connect without verifying the host", s.sslVar, mode, ErrNoCA, EnvCAFile)
+		return "", nil, "", "", fmt.Errorf("%s=%s: %w: set %s to DO's CA file (FetchCA writes it), or DB_SSLMODE=require to connect without verifying the host", s.sslVar, mode, ErrNoCA, EnvCAFile)
 	case "verify-full":
 		return TLSVerifyFull, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, source, "", nil
 	case "verify-ca":
 		return TLSVerifyCA, verifyCAOnly(pool), source, "", nil
 	}
-	return "", nil, "", "", fmt.Errorf("pgpool: %s=%q: %w: want disable, require, verify-ca or verify-full", s.sslVar, s.sslmode, ErrInvalid)
+	return "", nil, "", "", fmt.Errorf("%s=%q: %w: want disable, require, verify-ca or verify-full", s.sslVar, s.sslmode, ErrInvalid)
 }
 
 // verifyCAOnly checks the chain but not the host name (libpq's verify-ca).
@@ -520,7 +521,7 @@ func verifyCAOnly(pool *x509.CertPool) *tls.Config {
 	return &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12,
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 {
-				return errors.New("pgpool: server sent no certificate")
+				return errors.New("server sent no certificate")
 			}
 			inter := x509.NewCertPool()
 			for _, c := range cs.PeerCertificates[1:] {
@@ -546,25 +547,17 @@ func loadCA(env fediops.Lookup, opt *Options, s settings) (*x509.CertPool, strin
 	if len(opt.CAPEM) > 0 {
 		p, err := parseCA(opt.CAPEM)
 		if err != nil {
-			return nil, "", fmt.Errorf("pgpool: Options.CAPEM: %w", err)
+			return nil, "", fmt.Errorf("Options.CAPEM: %w", err)
 		}
 		return p, "Options.CAPEM", nil
 	}
-	type src struct{ name, file string }
-	srcs := []src{{"Options.CAFile", opt.CAFile}}
-	v, _ := get(env, EnvCAFile)
-	srcs = append(srcs, src{EnvCAFile, v}, src{"DATABASE_URL sslrootcert", s.sslrootcert})
-	for _, k := range caVars {
-		v, _ := get(env, k)
-		srcs = append(srcs, src{k, v})
-	}
-	for _, c := range srcs {
+	for _, c := range caFiles(env, opt, s) {
 		if c.file == "" {
 			continue
 		}
 		p, err := ReadCA(c.file)
 		if err != nil {
-			return nil, "", fmt.Errorf("pgpool: %s=%s: %w", c.name, c.file, err)
+			return nil, "", fmt.Errorf("%s=%s: %w", c.name, c.file, err)
 		}
 		return p, c.name, nil
 	}
@@ -612,11 +605,11 @@ func parseCA(b []byte) (*x509.CertPool, error) {
 // whose error names the endpoint and never the password.
 func Open(ctx context.Context, cfg *pgxpool.Config) (*pgxpool.Pool, error) {
 	if cfg == nil {
-		return nil, errors.New("pgpool: open: nil config")
+		return nil, errors.New("open: nil config")
 	}
 	p, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("pgpool: open %s:%d/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, err)
+		return nil, fmt.Errorf("open %s:%d/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, err)
 	}
 	return p, nil
 }

@@ -11,10 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/digitalocean/godo"
-	"golang.org/x/oauth2"
+
+	"github.com/fediops/fediops/doapi"
 )
 
 // DatabasesAPI is the part of godo's DatabasesService pgpool uses;
@@ -28,59 +28,9 @@ type DatabasesAPI interface {
 	UpdatePool(ctx context.Context, databaseID, name string, req *godo.DatabaseUpdatePoolRequest) (*godo.Response, error)
 }
 
-// GodoOptions configure NewGodo.
-type GodoOptions struct {
-	BaseURL string // default DO's API; a test server's URL in tests
-	// Retries of 429 and 5xx answers; default 3, -1 for none. A 429's
-	// Retry-After is honoured as sent (DO's hourly limit can ask for
-	// minutes): bound every call with its ctx.
-	Retries int
-	WaitMin time.Duration // first backoff; default 1 s
-	WaitMax time.Duration // longest backoff without Retry-After; default 30 s
-	Timeout time.Duration // per request; default 30 s
-}
-
-// NewGodo returns a godo client with an OAuth2 token transport and godo's
-// retries (WithRetryAndBackoffs, which needs that transport). Retries
-// repeat POSTs too: Manager makes its creates idempotent by name. The
-// token never appears in an error.
-func NewGodo(token string, o GodoOptions) (*godo.Client, error) {
-	hc := oauth2.NewClient(context.Background(), oauth2.StaticTokenSource(&oauth2.Token{AccessToken: token}))
-	if o.Timeout == 0 {
-		o.Timeout = 30 * time.Second
-	}
-	hc.Timeout = o.Timeout
-	var opts []godo.ClientOpt
-	if o.BaseURL != "" {
-		u := o.BaseURL
-		if !strings.HasSuffix(u, "/") {
-			u += "/"
-		}
-		opts = append(opts, godo.SetBaseURL(u))
-	}
-	if o.Retries == 0 {
-		o.Retries = 3
-	}
-	if o.Retries > 0 {
-		rc := godo.RetryConfig{RetryMax: o.Retries}
-		if o.WaitMin > 0 {
-			rc.RetryWaitMin = godo.PtrTo(o.WaitMin.Seconds())
-		}
-		if o.WaitMax > 0 {
-			rc.RetryWaitMax = godo.PtrTo(o.WaitMax.Seconds())
-		}
-		opts = append(opts, godo.WithRetryAndBackoffs(rc))
-	}
-	c, err := godo.New(hc, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("pgpool: godo client: %w", err)
-	}
-	return c, nil
-}
-
 // Manager manages one cluster's CA and pools through the DO API.
 type Manager struct {
-	API     DatabasesAPI // (*godo.Client).Databases
+	API     DatabasesAPI // (*godo.Client).Databases, the client from doapi.New
 	Cluster string       // the database cluster's ID
 	Limits  Limits       // zero value: DO; LimitsFromEnv adds the FEDIOPS_DB_* overrides
 	// Reserve is how many connections to keep free of pools for direct
@@ -90,8 +40,9 @@ type Manager struct {
 	Logger  *slog.Logger // one line per applied step; default slog.Default()
 }
 
-// ErrNotFound: the API answered 404 for the cluster or pool.
-var ErrNotFound = errors.New("not found")
+// ErrNotFound: the API answered 404 for the cluster or pool (the same
+// value as doapi.ErrNotFound).
+var ErrNotFound = doapi.ErrNotFound
 
 func (m *Manager) log() *slog.Logger {
 	if m.Logger == nil {
@@ -107,38 +58,17 @@ func (m *Manager) limits() Limits {
 	return m.Limits
 }
 
-// apiErr wraps an API error with the operation and turns 404 into ErrNotFound.
-func apiErr(op string, resp *godo.Response, err error) error {
-	var er *godo.ErrorResponse
-	if errors.As(err, &er) && er.Response != nil {
-		msg := er.Message
-		if er.Response.StatusCode == http.StatusNotFound {
-			return fmt.Errorf("pgpool: %s: %w (404 %s)", op, ErrNotFound, msg)
-		}
-		return fmt.Errorf("pgpool: %s: API %d: %s (request %s, %d attempts)", op, er.Response.StatusCode, msg, er.RequestID, max(er.Attempts, 1))
-	}
-	return fmt.Errorf("pgpool: %s: %w", op, err)
-}
-
-func statusOf(err error) int {
-	var er *godo.ErrorResponse
-	if errors.As(err, &er) && er.Response != nil {
-		return er.Response.StatusCode
-	}
-	return 0
-}
-
 // CA returns the cluster's CA certificate as PEM.
 func (m *Manager) CA(ctx context.Context) ([]byte, error) {
-	ca, resp, err := m.API.GetCA(ctx, m.Cluster)
+	ca, _, err := m.API.GetCA(ctx, m.Cluster)
 	if err != nil {
-		return nil, apiErr("fetch CA for "+m.Cluster, resp, err)
+		return nil, doapi.Wrap("fetch CA for "+m.Cluster, err)
 	}
 	if ca == nil || len(ca.Certificate) == 0 {
-		return nil, fmt.Errorf("pgpool: fetch CA for %s: %w: empty answer", m.Cluster, ErrBadCA)
+		return nil, fmt.Errorf("fetch CA for %s: %w: empty answer", m.Cluster, ErrBadCA)
 	}
 	if _, err := parseCA(ca.Certificate); err != nil {
-		return nil, fmt.Errorf("pgpool: fetch CA for %s: %w", m.Cluster, err)
+		return nil, fmt.Errorf("fetch CA for %s: %w", m.Cluster, err)
 	}
 	return ca.Certificate, nil
 }
@@ -156,7 +86,7 @@ func (m *Manager) FetchCA(ctx context.Context, path string) (changed bool, err e
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
-		return false, fmt.Errorf("pgpool: write CA %s: %w", path, err)
+		return false, fmt.Errorf("write CA %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name())
 	_, err = tmp.Write(pem)
@@ -173,7 +103,7 @@ func (m *Manager) FetchCA(ctx context.Context, path string) (changed bool, err e
 		err = os.Rename(tmp.Name(), path)
 	}
 	if err != nil {
-		return false, fmt.Errorf("pgpool: write CA %s: %w", path, err)
+		return false, fmt.Errorf("write CA %s: %w", path, err)
 	}
 	return true, nil
 }
@@ -190,7 +120,7 @@ func (m *Manager) CAChanged(ctx context.Context, path string) (bool, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return true, nil
 	} else if err != nil {
-		return false, fmt.Errorf("pgpool: read CA %s: %w", path, err)
+		return false, fmt.Errorf("read CA %s: %w", path, err)
 	}
 	return !bytes.Equal(old, pem), nil
 }
@@ -199,16 +129,16 @@ func (m *Manager) CAChanged(ctx context.Context, path string) (bool, error) {
 // with private the one inside the cluster's VPC (for droplets in that VPC).
 // DO serves the pool (25061) and the database (25060) on the same name.
 func (m *Manager) Host(ctx context.Context, private bool) (string, error) {
-	db, resp, err := m.API.Get(ctx, m.Cluster)
+	db, _, err := m.API.Get(ctx, m.Cluster)
 	if err != nil {
-		return "", apiErr("get cluster "+m.Cluster, resp, err)
+		return "", doapi.Wrap("get cluster "+m.Cluster, err)
 	}
 	conn, which := db.Connection, "public"
 	if private {
 		conn, which = db.PrivateConnection, "private"
 	}
 	if conn == nil || conn.Host == "" {
-		return "", fmt.Errorf("pgpool: host of cluster %s: the API gave no %s host", m.Cluster, which)
+		return "", fmt.Errorf("host of cluster %s: the API gave no %s host", m.Cluster, which)
 	}
 	return conn.Host, nil
 }
@@ -228,7 +158,7 @@ func (m *Manager) Room(ctx context.Context, pool string) (int, error) {
 	}
 	r := b.WithPool(pool, 0).Add(Direct("reserve (Manager.Reserve)", m.Reserve)).Report()
 	if r.Headroom < 1 {
-		return 0, fmt.Errorf("pgpool: cluster %s: %w for pool %s: limit %d - other pools %d - reserve %d; shrink a pool or lower the reserve",
+		return 0, fmt.Errorf("cluster %s: %w for pool %s: limit %d - other pools %d - reserve %d; shrink a pool or lower the reserve",
 			m.Cluster, ErrNoRoom, pool, r.Limit, r.PoolSum, r.Direct)
 	}
 	return r.Headroom, nil
@@ -236,32 +166,18 @@ func (m *Manager) Room(ctx context.Context, pool string) (int, error) {
 
 // Pools lists the cluster's connection pools, all pages.
 func (m *Manager) Pools(ctx context.Context) ([]godo.DatabasePool, error) {
-	var all []godo.DatabasePool
-	opt := &godo.ListOptions{Page: 1, PerPage: 100}
-	for range 100 { // at most 21 pools per cluster: a bound, not a loop forever
-		ps, resp, err := m.API.ListPools(ctx, m.Cluster, opt)
-		if err != nil {
-			return nil, apiErr("list pools of "+m.Cluster, resp, err)
-		}
-		all = append(all, ps...)
-		if resp == nil || resp.Links == nil || resp.Links.IsLastPage() {
-			return all, nil
-		}
-		p, err := resp.Links.CurrentPage()
-		if err != nil {
-			return all, nil
-		}
-		opt.Page = p + 1
-	}
-	return all, nil
+	all, err := doapi.All(ctx, func(ctx context.Context, o *godo.ListOptions) ([]godo.DatabasePool, *godo.Response, error) {
+		return m.API.ListPools(ctx, m.Cluster, o)
+	})
+	return all, doapi.Wrap("list pools of "+m.Cluster, err)
 }
 
 // DirectDatabase returns the database behind pool: the value for
 // FEDIOPS_DB_DIRECT_NAME.
 func (m *Manager) DirectDatabase(ctx context.Context, pool string) (string, error) {
-	p, resp, err := m.API.GetPool(ctx, m.Cluster, pool)
+	p, _, err := m.API.GetPool(ctx, m.Cluster, pool)
 	if err != nil {
-		return "", apiErr(fmt.Sprintf("get pool %s of %s", pool, m.Cluster), resp, err)
+		return "", doapi.Wrap(fmt.Sprintf("get pool %s of %s", pool, m.Cluster), err)
 	}
 	return p.Database, nil
 }
@@ -274,19 +190,22 @@ func (m *Manager) Budget(ctx context.Context) (Budget, error) {
 }
 
 func (m *Manager) state(ctx context.Context) (Budget, []godo.DatabasePool, error) {
-	db, resp, err := m.API.Get(ctx, m.Cluster)
+	db, _, err := m.API.Get(ctx, m.Cluster)
 	if err != nil {
-		return Budget{}, nil, apiErr("get cluster "+m.Cluster, resp, err)
+		return Budget{}, nil, doapi.Wrap("get cluster "+m.Cluster, err)
 	}
-	gib, err := SizeGiB(db.SizeSlug)
-	if err != nil {
-		return Budget{}, nil, err
+	// A fixed limit (FEDIOPS_DB_CONN_LIMIT) needs no size; otherwise the
+	// size slug gives the memory the limit follows.
+	l, gib := m.limits(), 0
+	if l.Fixed == 0 {
+		if gib, err = SizeGiB(db.SizeSlug); err != nil {
+			return Budget{}, nil, fmt.Errorf("cluster %s: %w", m.Cluster, err)
+		}
 	}
 	pools, err := m.Pools(ctx)
 	if err != nil {
 		return Budget{}, nil, err
 	}
-	l := m.limits()
 	b := Budget{Limit: l.Connections(gib), MaxPools: l.MaxPools}
 	for _, p := range pools {
 		b.Pools = append(b.Pools, PoolSize{p.Name, p.Size})
@@ -393,7 +312,7 @@ func (m *Manager) PlanPools(ctx context.Context, want ...PoolSpec) (*Plan, error
 			w.Mode = "transaction"
 		}
 		if w.Name == "" || w.Database == "" || w.Size < 1 {
-			return nil, fmt.Errorf("pgpool: plan pools: %w: pool %q needs a name, a database and a size >= 1", ErrInvalid, w.Name)
+			return nil, fmt.Errorf("plan pools: %w: pool %q needs a name, a database and a size >= 1", ErrInvalid, w.Name)
 		}
 		h, ok := have[w.Name]
 		switch {
@@ -414,7 +333,7 @@ func (m *Manager) PlanPools(ctx context.Context, want ...PoolSpec) (*Plan, error
 	}
 	plan.Report = b.Report()
 	if err := plan.Report.Err(); err != nil {
-		return plan, fmt.Errorf("pgpool: plan pools for %s: %w", m.Cluster, err)
+		return plan, fmt.Errorf("plan pools for %s: %w", m.Cluster, err)
 	}
 	return plan, nil
 }
@@ -429,29 +348,29 @@ func (m *Manager) Apply(ctx context.Context, p *Plan) error {
 		case StepKeep:
 			continue
 		case StepCreate:
-			_, resp, err := m.API.CreatePool(ctx, m.Cluster, &godo.DatabaseCreatePoolRequest{
+			_, _, err := m.API.CreatePool(ctx, m.Cluster, &godo.DatabaseCreatePoolRequest{
 				Name: w.Name, Database: w.Database, User: w.User, Size: w.Size, Mode: w.Mode})
 			if err != nil {
-				if code := statusOf(err); code == http.StatusUnprocessableEntity || code == http.StatusConflict {
+				if code := doapi.Status(err); code == http.StatusUnprocessableEntity || code == http.StatusConflict {
 					if h, _, gerr := m.API.GetPool(ctx, m.Cluster, w.Name); gerr == nil && h.Size == w.Size && h.Mode == w.Mode && h.Database == w.Database {
-						m.log().Info("pgpool: pool already created", "cluster", m.Cluster, "pool", w.Name)
+						m.log().Info("pool already created", "cluster", m.Cluster, "pool", w.Name)
 						continue
 					}
 				}
-				return apiErr(fmt.Sprintf("create pool %s in %s", w.Name, m.Cluster), resp, err)
+				return doapi.Wrap(fmt.Sprintf("create pool %s in %s", w.Name, m.Cluster), err)
 			}
 		case StepUpdate:
 			user := w.User
 			if user == "" {
 				user = s.Have.User
 			}
-			resp, err := m.API.UpdatePool(ctx, m.Cluster, w.Name, &godo.DatabaseUpdatePoolRequest{
+			_, err := m.API.UpdatePool(ctx, m.Cluster, w.Name, &godo.DatabaseUpdatePoolRequest{
 				User: user, Size: w.Size, Database: w.Database, Mode: w.Mode})
 			if err != nil {
-				return apiErr(fmt.Sprintf("update pool %s in %s", w.Name, m.Cluster), resp, err)
+				return doapi.Wrap(fmt.Sprintf("update pool %s in %s", w.Name, m.Cluster), err)
 			}
 		}
-		m.log().Info("pgpool: "+s.String(), "cluster", m.Cluster)
+		m.log().Info(""+s.String(), "cluster", m.Cluster)
 	}
 	return nil
 }

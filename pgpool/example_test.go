@@ -52,10 +52,10 @@ FEDIOPS_DB_DIRECT_NAME=mastodon_production
 	_, err = pgpool.ConfigFromEnv(env2.Lookup, pgpool.Options{Logger: slog.New(slog.DiscardHandler)})
 	fmt.Println(errors.Is(err, pgpool.ErrPreparedStatements), err)
 	// Output:
-	// level=WARN msg="pgpool: DB_SSLMODE=require and no CA: TLS without verifying the host; set FEDIOPS_DB_CA_FILE to DO's CA (FetchCA) to verify it" host=path-to-postgres-database.ondigitalocean.com sslmode=require
+	// level=WARN msg="DB_SSLMODE=require and no CA: TLS without verifying the host; set FEDIOPS_DB_CA_FILE to DO's CA (FetchCA) to verify it" host=path-to-postgres-database.ondigitalocean.com sslmode=require
 	// pooled: port 25061, database the_mastodon_connection_pool, exec mode, statement cache 0
 	// direct: port 25060, database mastodon_production, cache statement mode
-	// true pgpool: PREPARED_STATEMENTS is "true" (true for Rails) on pool port 25061: prepared statements through a transaction pool: set PREPARED_STATEMENTS=false
+	// true PREPARED_STATEMENTS is "true" (true for Rails) on pool port 25061: prepared statements through a transaction pool: set PREPARED_STATEMENTS=false
 }
 
 // The seed's 4 GiB cluster with one pool of 90 and a migration's direct

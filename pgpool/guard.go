@@ -38,7 +38,7 @@ func (g SessionGuard) TraceQueryStart(ctx context.Context, conn *pgx.Conn, d pgx
 		if l == nil {
 			l = slog.Default()
 		}
-		l.Warn("pgpool: session state outside a transaction through a transaction pool; use SET LOCAL inside a transaction or the direct config",
+		l.Warn("session state outside a transaction through a transaction pool; use SET LOCAL inside a transaction or the direct config",
 			"statement", kind)
 	}
 	return ctx

@@ -19,7 +19,7 @@ import (
 // does not open the console to customers; self-run pgBouncers do.
 func (c *Config) AdminConfig(user, password string) (*pgx.ConnConfig, error) {
 	if c.Pooled == nil {
-		return nil, errors.New("pgpool: admin console: the settings do not point at a pool")
+		return nil, errors.New("admin console: the settings do not point at a pool")
 	}
 	cc := c.Pooled.ConnConfig.Copy()
 	cc.Database = "pgbouncer"
@@ -57,7 +57,7 @@ type BouncerStats struct {
 func showRows(ctx context.Context, conn *pgx.Conn, what string) ([]map[string]string, error) {
 	rows, err := conn.Query(ctx, "SHOW "+what, pgx.QueryExecModeSimpleProtocol)
 	if err != nil {
-		return nil, fmt.Errorf("pgpool: SHOW %s: %w", what, err)
+		return nil, fmt.Errorf("SHOW %s: %w", what, err)
 	}
 	defer rows.Close()
 	fds := rows.FieldDescriptions()
@@ -70,7 +70,7 @@ func showRows(ctx context.Context, conn *pgx.Conn, what string) ([]map[string]st
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("pgpool: SHOW %s: %w", what, err)
+		return nil, fmt.Errorf("SHOW %s: %w", what, err)
 	}
 	return out, nil
 }
@@ -129,7 +129,7 @@ func Check(ctx context.Context, pool *pgxpool.Pool, admin *pgx.ConnConfig) (*Hea
 	start := time.Now()
 	if err := pool.Ping(ctx); err != nil {
 		cc := pool.Config().ConnConfig
-		return nil, fmt.Errorf("pgpool: ping %s:%d/%s: %w", cc.Host, cc.Port, cc.Database, err)
+		return nil, fmt.Errorf("ping %s:%d/%s: %w", cc.Host, cc.Port, cc.Database, err)
 	}
 	h.Ping = time.Since(start)
 	if admin == nil {
@@ -137,7 +137,7 @@ func Check(ctx context.Context, pool *pgxpool.Pool, admin *pgx.ConnConfig) (*Hea
 	}
 	conn, err := pgx.ConnectConfig(ctx, admin)
 	if err != nil {
-		h.AdminErr = fmt.Errorf("pgpool: admin console %s:%d: %w", admin.Host, admin.Port, err)
+		h.AdminErr = fmt.Errorf("admin console %s:%d: %w", admin.Host, admin.Port, err)
 		return h, nil
 	}
 	defer conn.Close(ctx)

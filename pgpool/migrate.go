@@ -52,10 +52,18 @@ func sum(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:
 // and owner kept). Run it only on the machine that runs the migration;
 // ToPooled goes back.
 func ToDirect(path string, opt Options) (Endpoint, error) {
+	d, err := toDirect(path, opt)
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("point %s at the database: %w", path, err)
+	}
+	return d, nil
+}
+
+func toDirect(path string, opt Options) (Endpoint, error) {
 	side := path + SidecarSuffix
 	f, err := envfile.Read(path)
 	if err != nil {
-		return Endpoint{}, fmt.Errorf("pgpool: to direct: %w", err)
+		return Endpoint{}, err
 	}
 	orig := f.Bytes()
 	if b, err := os.ReadFile(side); err == nil {
@@ -63,26 +71,26 @@ func ToDirect(path string, opt Options) (Endpoint, error) {
 		if json.Unmarshal(b, &sc) == nil && bytes.Equal(sc.Original, orig) {
 			// A ToDirect that stopped between the two writes: start again.
 		} else {
-			return Endpoint{}, fmt.Errorf("pgpool: to direct: %s: %w (run ToPooled first)", side, ErrAlreadyDirect)
+			return Endpoint{}, fmt.Errorf("%s: %w (run ToPooled first)", side, ErrAlreadyDirect)
 		}
 	}
 	ep, err := resolveEndpoints(f.Get, &opt)
 	// A pooled file Rails could not use (prepared statements on, DB_NAME
 	// not a pool) is no reason to refuse the migration; a bad value is.
 	if err != nil && errors.Is(err, ErrInvalid) {
-		return Endpoint{}, fmt.Errorf("pgpool: to direct: %w", err)
+		return Endpoint{}, err
 	}
 	if !ep.pooled {
-		return Endpoint{}, fmt.Errorf("pgpool: to direct: %s: already points at the database (%s), not a pool", path, ep.direct)
+		return Endpoint{}, fmt.Errorf("it already points at the database (%s), not a pool", ep.direct)
 	}
 	if ep.directOK != nil {
-		return Endpoint{}, fmt.Errorf("pgpool: to direct: %w", ep.directOK)
+		return Endpoint{}, ep.directOK
 	}
 	d := ep.direct
 	if raw, ok := f.Get("DATABASE_URL"); ok && raw != "" {
 		u, err := url.Parse(raw)
 		if err != nil {
-			return Endpoint{}, fmt.Errorf("pgpool: to direct: DATABASE_URL: %w", ErrInvalid)
+			return Endpoint{}, fmt.Errorf("DATABASE_URL: %w", ErrInvalid)
 		}
 		if u.Port() != "" || ep.s.portVar == "DATABASE_URL" {
 			u.Host = hostPort(u.Hostname(), d.Port)
@@ -96,26 +104,26 @@ func ToDirect(path string, opt Options) (Endpoint, error) {
 			u.RawQuery = q.Encode()
 		}
 		if err := f.Set("DATABASE_URL", u.String()); err != nil {
-			return Endpoint{}, fmt.Errorf("pgpool: to direct: set DATABASE_URL: %w", err)
+			return Endpoint{}, fmt.Errorf("set DATABASE_URL: %w", err)
 		}
 	}
 	if ep.s.portVar == "DB_PORT" {
 		if err := f.Set("DB_PORT", strconv.Itoa(d.Port)); err != nil {
-			return Endpoint{}, fmt.Errorf("pgpool: to direct: set DB_PORT: %w", err)
+			return Endpoint{}, fmt.Errorf("set DB_PORT: %w", err)
 		}
 	}
 	if ep.s.dbVar == "DB_NAME" {
 		if err := f.Set("DB_NAME", d.Database); err != nil {
-			return Endpoint{}, fmt.Errorf("pgpool: to direct: set DB_NAME: %w", err)
+			return Endpoint{}, fmt.Errorf("set DB_NAME: %w", err)
 		}
 	}
 	if err := f.Delete("PREPARED_STATEMENTS"); err != nil {
-		return Endpoint{}, fmt.Errorf("pgpool: to direct: delete PREPARED_STATEMENTS: %w", err)
+		return Endpoint{}, fmt.Errorf("delete PREPARED_STATEMENTS: %w", err)
 	}
 	if _, pooled := f.Get(EnvPooled); pooled {
 		// The file itself says "pooled": it must not any more.
 		if err := f.Set(EnvPooled, "false"); err != nil {
-			return Endpoint{}, fmt.Errorf("pgpool: to direct: set %s: %w", EnvPooled, err)
+			return Endpoint{}, fmt.Errorf("set %s: %w", EnvPooled, err)
 		}
 	}
 	sc := sidecar{Version: 1, Original: orig, DirectSHA256: sum(f.Bytes()), Direct: d.String()}
@@ -124,10 +132,10 @@ func ToDirect(path string, opt Options) (Endpoint, error) {
 		return Endpoint{}, err
 	}
 	if err := writeSidecar(side, b); err != nil {
-		return Endpoint{}, fmt.Errorf("pgpool: to direct: %w", err)
+		return Endpoint{}, err
 	}
 	if err := f.WriteFile(path); err != nil {
-		return Endpoint{}, fmt.Errorf("pgpool: to direct: %w", err)
+		return Endpoint{}, err
 	}
 	return d, nil
 }
@@ -137,38 +145,45 @@ func ToDirect(path string, opt Options) (Endpoint, error) {
 // the file is no longer what ToDirect wrote, unless force is set; when the
 // file already holds the original bytes it only removes the sidecar.
 func ToPooled(path string, force bool) error {
+	if err := toPooled(path, force); err != nil {
+		return fmt.Errorf("point %s at the pool again: %w", path, err)
+	}
+	return nil
+}
+
+func toPooled(path string, force bool) error {
 	side := path + SidecarSuffix
 	b, err := os.ReadFile(side)
 	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("pgpool: to pooled: %s: %w", side, ErrNotDirect)
+		return fmt.Errorf("%s: %w", side, ErrNotDirect)
 	}
 	if err != nil {
-		return fmt.Errorf("pgpool: to pooled: %w", err)
+		return err
 	}
 	var sc sidecar
 	if err := json.Unmarshal(b, &sc); err != nil || sc.Version != 1 {
-		return fmt.Errorf("pgpool: to pooled: %s: %w: not a fediops sidecar", side, ErrInvalid)
+		return fmt.Errorf("%s: %w: not a fediops sidecar", side, ErrInvalid)
 	}
 	cur, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("pgpool: to pooled: %w", err)
+		return err
 	}
 	if !bytes.Equal(cur, sc.Original) {
 		if sum(cur) != sc.DirectSHA256 && !force {
-			return fmt.Errorf("pgpool: to pooled: %s: %w; merge by hand from %s, or force", path, ErrEnvChanged, side)
+			return fmt.Errorf("%w; merge by hand from %s, or force", ErrEnvChanged, side)
 		}
 		// envfile.Parse keeps the bytes; WriteFile replaces atomically and
 		// keeps the file's mode and owner.
 		f, err := envfile.Parse(path, sc.Original, envfile.WithLookup(nil))
 		if err != nil {
-			return fmt.Errorf("pgpool: to pooled: %w", err)
+			return err
 		}
 		if err := f.WriteFile(path); err != nil {
-			return fmt.Errorf("pgpool: to pooled: %w", err)
+			return err
 		}
 	}
 	if err := os.Remove(side); err != nil {
-		return fmt.Errorf("pgpool: to pooled: %w", err)
+		return err
 	}
 	return nil
 }

@@ -37,25 +37,25 @@ func ProbePreparedStatements(ctx context.Context, cc *pgx.ConnConfig, maxHolders
 
 	prep, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
-		return Probe{}, fmt.Errorf("pgpool: probe: connect: %w", err)
+		return Probe{}, fmt.Errorf("probe: connect: %w", err)
 	}
 	defer prep.Close(ctx)
 	// Transaction 1: prepare on server X and learn X's backend pid.
 	var pidX uint32
 	tx, err := prep.Begin(ctx)
 	if err != nil {
-		return Probe{}, fmt.Errorf("pgpool: probe: %w", err)
+		return Probe{}, fmt.Errorf("probe: %w", err)
 	}
 	if err := tx.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pidX); err != nil {
 		_ = tx.Rollback(ctx)
-		return Probe{}, fmt.Errorf("pgpool: probe: %w", err)
+		return Probe{}, fmt.Errorf("probe: %w", err)
 	}
 	if _, err := prep.Prepare(ctx, name, "SELECT 42"); err != nil {
 		_ = tx.Rollback(ctx)
-		return Probe{}, fmt.Errorf("pgpool: probe: prepare: %w", err)
+		return Probe{}, fmt.Errorf("probe: prepare: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return Probe{}, fmt.Errorf("pgpool: probe: %w", err)
+		return Probe{}, fmt.Errorf("probe: %w", err)
 	}
 
 	// Hold X with another client inside a transaction. pgBouncer hands out
@@ -71,17 +71,17 @@ func ProbePreparedStatements(ctx context.Context, cc *pgx.ConnConfig, maxHolders
 	for range maxHolders {
 		c, err := pgx.ConnectConfig(ctx, cc)
 		if err != nil {
-			return Probe{}, fmt.Errorf("pgpool: probe: connect: %w", err)
+			return Probe{}, fmt.Errorf("probe: connect: %w", err)
 		}
 		h, err := c.Begin(ctx)
 		if err != nil {
 			c.Close(ctx)
-			return Probe{}, fmt.Errorf("pgpool: probe: %w", err)
+			return Probe{}, fmt.Errorf("probe: %w", err)
 		}
 		holders = append(holders, h)
 		var pid uint32
 		if err := h.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
-			return Probe{}, fmt.Errorf("pgpool: probe: %w", err)
+			return Probe{}, fmt.Errorf("probe: %w", err)
 		}
 		if pid == pidX {
 			held = true
@@ -89,21 +89,21 @@ func ProbePreparedStatements(ctx context.Context, cc *pgx.ConnConfig, maxHolders
 		}
 	}
 	if !held {
-		return Probe{}, fmt.Errorf("pgpool: probe: %w: server %d not reached with %d clients", ErrInconclusive, pidX, maxHolders)
+		return Probe{}, fmt.Errorf("probe: %w: server %d not reached with %d clients", ErrInconclusive, pidX, maxHolders)
 	}
 
 	// Transaction 2: necessarily on another server connection.
 	tx, err = prep.Begin(ctx)
 	if err != nil {
-		return Probe{}, fmt.Errorf("pgpool: probe: %w", err)
+		return Probe{}, fmt.Errorf("probe: %w", err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
 	var pidY uint32
 	if err := tx.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pidY); err != nil {
-		return Probe{}, fmt.Errorf("pgpool: probe: %w", err)
+		return Probe{}, fmt.Errorf("probe: %w", err)
 	}
 	if pidY == pidX {
-		return Probe{}, fmt.Errorf("pgpool: probe: %w: the pool is not in transaction mode (same server twice)", ErrInconclusive)
+		return Probe{}, fmt.Errorf("probe: %w: the pool is not in transaction mode (same server twice)", ErrInconclusive)
 	}
 	var v int
 	execErr := tx.QueryRow(ctx, name).Scan(&v)

@@ -13,6 +13,7 @@ import (
 	"github.com/digitalocean/godo"
 
 	"github.com/fediops/fediops"
+	"github.com/fediops/fediops/internal/dofake"
 	"github.com/fediops/fediops/internal/envfile"
 	"github.com/fediops/fediops/pgpool"
 )
@@ -21,19 +22,18 @@ import (
 // the host, the room left for a pool, the CA dry run and the .env lines.
 
 func TestHost(t *testing.T) {
-	f, srv := newFake(t, "db-s-2vcpu-4gb", 97, nil)
-	f.host, f.vpc = "majel-do-user-1-0.b.db.ondigitalocean.com", "private-majel-do-user-1-0.b.db.ondigitalocean.com"
+	f := newFake(t, "db-s-2vcpu-4gb", 97, nil)
+	host, vpc := "majel-do-user-1-0.b.db.ondigitalocean.com", "private-majel-do-user-1-0.b.db.ondigitalocean.com"
+	f.AddCluster(dofake.Cluster{ID: clusterID, Size: "db-s-2vcpu-4gb", Host: host, PrivateHost: vpc})
 	var logs bytes.Buffer
-	m := manager(t, srv, &logs)
+	m := f.manager(t, &logs)
 	ctx := ctxT(t, 30*time.Second)
-	for private, want := range map[bool]string{false: f.host, true: f.vpc} {
+	for private, want := range map[bool]string{false: host, true: vpc} {
 		if got, err := m.Host(ctx, private); err != nil || got != want {
 			t.Errorf("Host(private=%t) = %q, %v; want %q", private, got, err, want)
 		}
 	}
-	f.mu.Lock()
-	f.vpc = ""
-	f.mu.Unlock()
+	f.AddCluster(dofake.Cluster{ID: clusterID, Size: "db-s-2vcpu-4gb", Host: host})
 	if h, err := m.Host(ctx, true); err == nil || !strings.Contains(err.Error(), "no private host") {
 		t.Errorf("no VPC host: %q, %v", h, err)
 	}
@@ -47,11 +47,11 @@ func TestHost(t *testing.T) {
 
 func TestRoom(t *testing.T) {
 	const pool = "the_mastodon_connection_pool"
-	_, srv := newFake(t, "db-s-2vcpu-4gb", 97, nil, // 4 GiB: 97
+	f := newFake(t, "db-s-2vcpu-4gb", 97, nil, // 4 GiB: 97
 		godo.DatabasePool{Name: "sidekiq", Database: "mastodon_production", User: "u", Size: 20, Mode: "transaction"},
 		godo.DatabasePool{Name: pool, Database: "mastodon_production", User: "u", Size: 10, Mode: "transaction"})
 	var logs bytes.Buffer
-	m := manager(t, srv, &logs)
+	m := f.manager(t, &logs)
 	m.Reserve = 5
 	ctx := ctxT(t, 30*time.Second)
 
@@ -120,9 +120,9 @@ func TestLimitsFromEnv(t *testing.T) {
 
 func TestCAChanged(t *testing.T) {
 	ca := mustRead(t, caFile(t))
-	f, srv := newFake(t, "db-s-2vcpu-4gb", 97, ca)
+	f := newFake(t, "db-s-2vcpu-4gb", 97, ca)
 	var logs bytes.Buffer
-	m := manager(t, srv, &logs)
+	m := f.manager(t, &logs)
 	ctx := ctxT(t, 30*time.Second)
 	path := filepath.Join(t.TempDir(), "do-ca.crt")
 
@@ -147,7 +147,7 @@ func TestCAChanged(t *testing.T) {
 	if _, err := m.CAChanged(ctx, filepath.Dir(path)); err == nil || !strings.Contains(err.Error(), "read CA") {
 		t.Errorf("a directory: %v", err)
 	}
-	f.ca = []byte("not a certificate")
+	f.SetCA(clusterID, []byte("not a certificate"))
 	if _, err := m.CAChanged(ctx, path); !errors.Is(err, pgpool.ErrBadCA) {
 		t.Errorf("bad CA from the API: %v", err)
 	}

@@ -22,12 +22,26 @@ type CheckConfig struct {
 	// DefaultLatency for queues not in Latency; default 5 minutes.
 	DefaultLatency time.Duration
 	// StaleAfter is the heartbeat age that makes a process stale; default
-	// 60 s (the process hash's TTL; Sidekiq beats every 5 to 10 s).
+	// DefaultStaleAfter. It must stay below ProcessExpiry: Sidekiq deletes
+	// a process's record ProcessExpiry after its last beat, so a longer
+	// threshold could never fail (Check then fails "sidekiq heartbeat
+	// threshold" instead). A process gone past it is Remember's to report.
 	StaleAfter time.Duration
 	// Expect are queues that must be served even when empty; default
-	// Mastodon's default, push, ingress, mailers, pull and scheduler. An
-	// empty non-nil slice expects none beyond the non-empty queues.
+	// Mastodon's default, push, ingress, mailers, pull and scheduler, and
+	// fasp when ExperimentalFeatures names it. An empty non-nil slice
+	// expects none beyond the non-empty queues.
 	Expect []string
+	// ExperimentalFeatures is Mastodon's EXPERIMENTAL_FEATURES: with fasp
+	// in it, the fasp queue must be served (Mastodon's admin dashboard
+	// warns when no process lists it).
+	ExperimentalFeatures string
+	// SeenKey is the Redis hash in which Remember keeps the processes it
+	// saw; default DefaultSeenKey, "-" for none (no vanished check).
+	SeenKey string
+	// Forget is how long a vanished process nothing replaced stays
+	// reported; default DefaultForget.
+	Forget time.Duration
 	// Namespace is Mastodon 4.3's REDIS_NAMESPACE (NamespaceFromEnv) for
 	// whoever reads the snapshot Check takes: tiers.SidekiqCheck passes it
 	// to ReadNamespace. Check itself does not read Redis.
@@ -58,12 +72,44 @@ func (c CheckConfig) withDefaults() CheckConfig {
 		c.DefaultLatency = 5 * time.Minute
 	}
 	if c.StaleAfter == 0 {
-		c.StaleAfter = 60 * time.Second
+		c.StaleAfter = DefaultStaleAfter
 	}
 	if c.Expect == nil {
 		c.Expect = []string{QueueDefault, QueuePush, QueueIngress, QueueMailers, QueuePull, QueueScheduler}
+		if HasFeature(c.ExperimentalFeatures, QueueFASP) {
+			c.Expect = append(c.Expect, QueueFASP)
+		}
+	}
+	if c.SeenKey == "" {
+		c.SeenKey = DefaultSeenKey
+	}
+	if c.Forget <= 0 {
+		c.Forget = DefaultForget
 	}
 	return c
+}
+
+// ProcessExpiry is how long Sidekiq keeps a process's record after its
+// last heartbeat (the TTL of its hash, in 6.5 to 8.1): a process that
+// stops beating is gone from Redis that long after.
+const ProcessExpiry = 60 * time.Second
+
+// DefaultStaleAfter is the heartbeat age CheckConfig.StaleAfter defaults
+// to: three missed beats of Sidekiq 7 and 8 (every 10 s), six of 6.5
+// (every 5 s), and half of ProcessExpiry, so that a frozen process fails
+// the check for the 30 s before its record expires; after that Remember
+// reports it as vanished.
+const DefaultStaleAfter = 30 * time.Second
+
+// HasFeature reports whether EXPERIMENTAL_FEATURES (a comma-separated
+// list) names feature.
+func HasFeature(experimentalFeatures, feature string) bool {
+	for _, f := range strings.Split(experimentalFeatures, ",") {
+		if strings.TrimSpace(f) == feature {
+			return true
+		}
+	}
+	return false
 }
 
 // Check runs the health checks on a snapshot, in this order:
@@ -75,7 +121,10 @@ func (c CheckConfig) withDefaults() CheckConfig {
 //   - "sidekiq scheduler": exactly one process lists scheduler, and it is
 //     not quiet;
 //   - "sidekiq heartbeat IDENTITY", per process: its last beat is at most
-//     StaleAfter old.
+//     StaleAfter old ("sidekiq heartbeat threshold" fails instead when
+//     StaleAfter is not below ProcessExpiry, which no beat can exceed);
+//   - "sidekiq vanished IDENTITY", per process of s.Vanished (Remember):
+//     always failed.
 func Check(s *Stats, cfg CheckConfig) []CheckResult {
 	c := cfg.withDefaults()
 	var out []CheckResult
@@ -126,6 +175,9 @@ func Check(s *Stats, cfg CheckConfig) []CheckResult {
 				size = qs.Size
 			}
 			r.Detail = fmt.Sprintf("no live, non-quiet process lists %s (%d jobs waiting)", q, size)
+			if q == QueueFASP && HasFeature(c.ExperimentalFeatures, QueueFASP) {
+				r.Detail += ": EXPERIMENTAL_FEATURES names fasp, and Mastodon's admin dashboard warns that no Sidekiq process handles it"
+			}
 		}
 		out = append(out, r)
 	}
@@ -155,6 +207,11 @@ func Check(s *Stats, cfg CheckConfig) []CheckResult {
 	}
 	out = append(out, r)
 
+	if c.StaleAfter >= ProcessExpiry {
+		out = append(out, CheckResult{Name: "sidekiq heartbeat threshold", Detail: fmt.Sprintf(
+			"StaleAfter %s can never fail: Sidekiq deletes a process's record %s after its last beat; use less than %s (default %s)",
+			c.StaleAfter, ProcessExpiry, ProcessExpiry, DefaultStaleAfter)})
+	}
 	for _, p := range s.Processes {
 		r := CheckResult{Name: "sidekiq heartbeat " + p.Identity}
 		switch {
@@ -167,6 +224,15 @@ func Check(s *Stats, cfg CheckConfig) []CheckResult {
 			r.Detail = fmt.Sprintf("last beat %s ago, %d of %d threads busy", p.HeartbeatAge.Round(100*time.Millisecond), p.Busy, p.Concurrency)
 		}
 		out = append(out, r)
+	}
+	for _, v := range s.Vanished {
+		ago := "at an unknown time"
+		if !v.Beat.IsZero() {
+			ago = fmt.Sprintf("%s ago (%s)", s.At.Sub(v.Beat).Round(time.Second), v.Beat.UTC().Format(time.RFC3339))
+		}
+		out = append(out, CheckResult{Name: "sidekiq vanished " + v.Identity, Detail: fmt.Sprintf(
+			"gone since a check saw it beat %s, serving %s; no process on %s started since",
+			ago, strings.Join(v.Queues, ", "), v.Hostname)})
 	}
 	return out
 }

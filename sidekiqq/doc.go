@@ -26,8 +26,15 @@
 // data (job timestamps as float seconds or integer milliseconds, detected
 // per job; concurrency from the hash, info or capsules). What Sidekiq would
 // not have written is reported in Stats.Problems, never a panic. Check
-// turns a snapshot into health results; Collector exports it to Prometheus
-// under the names of the common Sidekiq exporters.
+// turns a snapshot into health results: a heartbeat older than 30 s fails
+// (Sidekiq deletes a process's record 60 s after its last beat, so a
+// threshold at 60 s could never fail), and Remember, run between Read and
+// Check, keeps the processes seen in a Redis hash so that the next run
+// reports one that vanished with nothing started in its place. With
+// EXPERIMENTAL_FEATURES=fasp the fasp queue must be served, and
+// Layout.Notes says so of a layout that lists it nowhere. Collector
+// exports a snapshot to Prometheus under the names of the common Sidekiq
+// exporters.
 //
 // # REDIS_NAMESPACE
 //

@@ -44,6 +44,35 @@ type Layout struct {
 	Mastodon  string    `json:"mastodon"` // release line, e.g. "4.4"
 	Nodes     []Node    `json:"nodes"`
 	Processes []Process `json:"processes"`
+	// ExperimentalFeatures is the EXPERIMENTAL_FEATURES the processes run
+	// with (Plan sets it from PlanConfig); Notes reads it.
+	ExperimentalFeatures string `json:"experimental_features,omitempty"`
+}
+
+// Notes says what the layout leaves undone for its ExperimentalFeatures:
+// with fasp named, a layout in which no process lists the fasp queue (the
+// seed's, one written by hand) leaves fasp's jobs waiting for ever, and
+// Mastodon's admin dashboard warns that no Sidekiq process handles fasp;
+// Mastodon 4.3 has no fasp queue at all. WriteText prints the notes.
+func (l Layout) Notes() []string {
+	if !HasFeature(l.ExperimentalFeatures, QueueFASP) {
+		return nil
+	}
+	rel, err := LookupRelease(l.Mastodon)
+	if err != nil {
+		return nil // Validate reports it
+	}
+	if !rel.HasQueue(QueueFASP) {
+		return []string{fmt.Sprintf("EXPERIMENTAL_FEATURES names fasp, which Mastodon %s does not have (its fasp queue comes with 4.4)", rel.Mastodon)}
+	}
+	for _, p := range l.Processes {
+		if p.Serves(QueueFASP) {
+			return nil
+		}
+	}
+	return []string{"EXPERIMENTAL_FEATURES names fasp but no process lists the fasp queue: its jobs would wait for ever, " +
+		"and Mastodon's admin dashboard warns that no Sidekiq process handles fasp; add fasp to a process's queues " +
+		"(Plan does when PlanConfig.ExperimentalFeatures names it)"}
 }
 
 // Connections is the number of database connections the layout's processes
@@ -61,13 +90,13 @@ var (
 	// ErrScheduler: the scheduler queue is not in exactly one process.
 	// sidekiq-scheduler pushes `every` and `interval` jobs once per process
 	// listening on it, so a second one runs Mastodon's periodic jobs twice.
-	ErrScheduler = errors.New("sidekiqq: scheduler must be served by exactly one process")
+	ErrScheduler = errors.New("scheduler must be served by exactly one process")
 	// ErrBudget: the database connection budget cannot hold the layout.
-	ErrBudget = errors.New("sidekiqq: connection budget too small")
+	ErrBudget = errors.New("connection budget too small")
 	// ErrMemory: a node's memory cannot hold a Sidekiq process.
-	ErrMemory = errors.New("sidekiqq: node memory too small")
+	ErrMemory = errors.New("node memory too small")
 	// ErrInvalid: a field of a layout or plan configuration is wrong.
-	ErrInvalid = errors.New("sidekiqq: invalid layout")
+	ErrInvalid = errors.New("invalid layout")
 )
 
 // Validate checks the layout: known nodes with unique names, at least one
@@ -77,7 +106,7 @@ var (
 // ErrInvalid or ErrScheduler.
 func (l Layout) Validate() error {
 	if _, err := LookupRelease(l.Mastodon); err != nil {
-		return fmt.Errorf("%w: mastodon: %w", ErrInvalid, err)
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	nodes := map[string]bool{}
 	for i, n := range l.Nodes {

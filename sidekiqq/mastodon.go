@@ -61,7 +61,7 @@ const DefaultMastodon = "4.5"
 
 // ErrUnknownRelease is returned for a Mastodon version this package has no
 // queue table for.
-var ErrUnknownRelease = errors.New("sidekiqq: unknown Mastodon release")
+var ErrUnknownRelease = errors.New("unknown Mastodon release")
 
 var (
 	queues43 = []Queue{{QueueDefault, 8}, {QueuePush, 6}, {QueueIngress, 4}, {QueueMailers, 2}, {QueuePull, 0}, {QueueScheduler, 0}}
@@ -110,12 +110,7 @@ func LookupRelease(version string) (Release, error) {
 // EXPERIMENTAL_FEATURES (a comma-separated list): the fasp queue is included
 // only when it names "fasp" and the release has the queue (4.4 and later).
 func (r Release) Queues(experimentalFeatures string) []Queue {
-	fasp := false
-	for _, f := range strings.Split(experimentalFeatures, ",") {
-		if strings.TrimSpace(f) == QueueFASP {
-			fasp = true
-		}
-	}
+	fasp := HasFeature(experimentalFeatures, QueueFASP)
 	out := make([]Queue, 0, len(r.queues))
 	for _, q := range r.queues {
 		if q.Name == QueueFASP && !fasp {

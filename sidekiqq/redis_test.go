@@ -242,16 +242,18 @@ func TestReadSidekiq73(t *testing.T) {
 		}
 	}
 
-	// A minute later both heartbeats are stale (clock skew, or a process
-	// stuck since its last beat).
-	later, err := Read(ctx(t), r, fixedNow.Add(time.Minute))
+	// 40 s later both heartbeats are stale (clock skew, or a process stuck
+	// since its last beat): 44 and 49 s old, over the 30 s threshold and
+	// under the 60 s after which Sidekiq deletes the records (with the
+	// threshold at 60 s, as it was, this could never fail).
+	later, err := Read(ctx(t), r, fixedNow.Add(40*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	stale := 0
 	for _, c := range Check(later, CheckConfig{Latency: map[string]time.Duration{}, DefaultLatency: time.Hour}) {
 		if strings.HasPrefix(c.Name, "sidekiq heartbeat ") {
-			if c.OK || !strings.Contains(c.Detail, "over 1m0s") {
+			if c.OK || !strings.Contains(c.Detail, "over 30s") {
 				t.Errorf("%s: %v %s", c.Name, c.OK, c.Detail)
 			}
 			stale++
@@ -472,7 +474,7 @@ func TestReadUnreachable(t *testing.T) {
 	ln.Close()
 	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
 	defer c.Close()
-	if s, err := Read(ctx(t), c, fixedNow); err == nil || s != nil || !strings.Contains(err.Error(), "sidekiqq: read stats") {
+	if s, err := Read(ctx(t), c, fixedNow); err == nil || s != nil || !strings.Contains(err.Error(), "read Sidekiq stats: ") {
 		t.Errorf("Read = %v, %v", s, err)
 	}
 }

@@ -27,6 +27,9 @@ type Stats struct {
 	// Gone are members of the processes set whose hash has expired: a
 	// process that died without cleaning up (Sidekiq prunes them later).
 	Gone []string `json:"gone,omitempty"`
+	// Vanished are the processes an earlier check saw alive that are gone
+	// with nothing started in their place; Remember sets it, Read does not.
+	Vanished []SeenProcess `json:"vanished,omitempty"`
 	// Problems are data Sidekiq would not have written; Read goes on.
 	Problems []Problem `json:"problems,omitempty"`
 	// RoundTrips is the number of pipelines Read sent (1 or 2).
@@ -128,11 +131,11 @@ func ReadNamespace(ctx context.Context, c redis.Cmdable, namespace string, now t
 	failedCmd := p1.Get(ctx, ns("stat:failed"))
 	s.RoundTrips++
 	if _, err := p1.Exec(ctx); err != nil && fatal(err) {
-		return nil, fmt.Errorf("sidekiqq: read stats: %w", err)
+		return nil, fmt.Errorf("read Sidekiq stats: %w", err)
 	}
 	for _, cmd := range p1.Cmds() {
 		if err := cmd.Err(); fatal(err) {
-			return nil, fmt.Errorf("sidekiqq: read stats: %s: %w", cmd.Name(), err)
+			return nil, fmt.Errorf("read Sidekiq stats: %s: %w", cmd.Name(), err)
 		}
 	}
 	members := func(key string, cmd *redis.StringSliceCmd) []string {
@@ -193,11 +196,11 @@ func ReadNamespace(ctx context.Context, c redis.Cmdable, namespace string, now t
 	}
 	s.RoundTrips++
 	if _, err := p2.Exec(ctx); err != nil && fatal(err) {
-		return nil, fmt.Errorf("sidekiqq: read stats: %w", err)
+		return nil, fmt.Errorf("read Sidekiq stats: %w", err)
 	}
 	for _, cmd := range p2.Cmds() {
 		if err := cmd.Err(); fatal(err) {
-			return nil, fmt.Errorf("sidekiqq: read stats: %s: %w", cmd.Name(), err)
+			return nil, fmt.Errorf("read Sidekiq stats: %s: %w", cmd.Name(), err)
 		}
 	}
 	for i, name := range queueNames {

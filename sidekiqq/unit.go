@@ -139,12 +139,16 @@ func (l Layout) Commands(opts UnitOptions) []Command {
 	return out
 }
 
-// WriteText writes the layout for a person: per process a header naming the
-// node, unit and connections, the command line, then the unit file.
+// WriteText writes the layout for a person: its Notes as "# note:" lines,
+// then per process a header naming the node, unit and connections, the
+// command line, then the unit file.
 func (l Layout) WriteText(w io.Writer, opts UnitOptions) error {
 	ew := &errWriter{w: w}
 	fmt.Fprintf(ew, "# Mastodon %s: %d Sidekiq processes on %d nodes, %d database connections (DB_POOL total)\n",
 		l.Mastodon, len(l.Processes), len(l.Nodes), l.Connections())
+	for _, n := range l.Notes() {
+		fmt.Fprintf(ew, "# note: %s\n", n)
+	}
 	for _, p := range l.Processes {
 		u := p.SystemdUnit(opts)
 		fmt.Fprintf(ew, "\n## %s: /etc/systemd/system/%s (threads %d, DB_POOL %d)\n# command line:\n# %s\n%s",

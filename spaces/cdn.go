@@ -7,11 +7,12 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/digitalocean/godo"
+
+	"github.com/fediops/fediops/doapi"
 )
 
 // TTLs are the cache lifetimes (seconds) DigitalOcean's CDN accepts.
@@ -24,7 +25,7 @@ const DefaultTTL uint32 = 3600
 const FlushLimit = 50
 
 // ErrBadTTL is returned for a TTL that is not one of TTLs.
-var ErrBadTTL = errors.New("spaces: CDN TTL must be one of 60, 600, 3600, 86400, 604800")
+var ErrBadTTL = errors.New("CDN TTL must be one of 60, 600, 3600, 86400, 604800")
 
 // CDNConfig says what the CDN endpoint in front of a Space should look like.
 type CDNConfig struct {
@@ -34,7 +35,10 @@ type CDNConfig struct {
 	// CustomDomain is the alias host (S3_ALIAS_HOST) the endpoint answers
 	// for; "" leaves the endpoint's domain alone.
 	CustomDomain string
-	// CertificateID is the DO certificate for CustomDomain; required with it.
+	// CertificateID is the DO certificate for CustomDomain. It is needed
+	// to create the endpoint or to give it CustomDomain; "" keeps the
+	// certificate of an endpoint that already serves CustomDomain (Plan
+	// returns a *ConfigError naming CertificateID when one is needed).
 	CertificateID string
 	// TTL in seconds, one of TTLs; 0 = DefaultTTL for a new endpoint and
 	// no change for an existing one.
@@ -64,9 +68,6 @@ func NewCDN(svc godo.CDNService, cfg CDNConfig) (*CDN, error) {
 		e.add("Origin", "missing")
 	} else if !strings.HasSuffix(cfg.Origin, ".digitaloceanspaces.com") || strings.Contains(cfg.Origin, "/") {
 		e.add("Origin", "%q is not <bucket>.<region>.digitaloceanspaces.com", cfg.Origin)
-	}
-	if cfg.CustomDomain != "" && cfg.CertificateID == "" {
-		e.add("CertificateID", "missing for custom domain %s", cfg.CustomDomain)
 	}
 	if strings.Contains(cfg.CustomDomain, "/") {
 		e.add("CustomDomain", "%q must be a bare host name", cfg.CustomDomain)
@@ -103,34 +104,23 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// call runs f, retrying after the wait a 429 asks for.
+// call runs f, retrying after the wait a 429 asks for (doapi.RetryAfter).
 func (c *CDN) call(ctx context.Context, op string, f func() (*godo.Response, error)) error {
+	op = "cdn " + op
 	for attempt := 0; ; attempt++ {
 		resp, err := f()
 		if err == nil {
 			return nil
 		}
-		if resp == nil || resp.StatusCode != http.StatusTooManyRequests || attempt >= c.cfg.MaxRetries {
-			return fmt.Errorf("spaces: cdn %s: %w", op, err)
+		if doapi.Status(err) != http.StatusTooManyRequests || attempt >= c.cfg.MaxRetries {
+			return doapi.Wrap(op, err)
 		}
-		d := retryAfter(resp)
-		c.cfg.Logger.WarnContext(ctx, "spaces: DigitalOcean API rate limit", "op", op, "wait", d)
+		d := doapi.RetryAfter(resp, 10*time.Second)
+		c.cfg.Logger.WarnContext(ctx, "DigitalOcean API rate limit", "op", op, "wait", d)
 		if err := c.cfg.Wait(ctx, d); err != nil {
-			return fmt.Errorf("spaces: cdn %s: waiting out rate limit: %w", op, err)
+			return fmt.Errorf("%s: waiting out the rate limit: %w", op, err)
 		}
 	}
-}
-
-func retryAfter(resp *godo.Response) time.Duration {
-	if s, err := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After"))); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
-	}
-	if !resp.Rate.Reset.IsZero() {
-		if d := time.Until(resp.Rate.Reset.Time); d > 0 && d < 10*time.Minute {
-			return d
-		}
-	}
-	return 10 * time.Second
 }
 
 // Find returns the endpoint whose origin is cfg.Origin, or nil.
@@ -142,29 +132,22 @@ func findEndpoint(ctx context.Context, svc godo.CDNService, origin string, c *CD
 	if c == nil {
 		c = &CDN{svc: svc, cfg: CDNConfig{MaxRetries: 5, Wait: sleep, Logger: slog.New(slog.DiscardHandler)}}
 	}
-	opt := &godo.ListOptions{Page: 1, PerPage: 200}
-	for page := 0; page < 1000; page++ {
-		var eps []godo.CDN
-		var resp *godo.Response
-		err := c.call(ctx, "list endpoints", func() (*godo.Response, error) {
-			var err error
-			eps, resp, err = svc.List(ctx, opt)
+	eps, err := doapi.All(ctx, func(ctx context.Context, o *godo.ListOptions) (eps []godo.CDN, resp *godo.Response, err error) {
+		err = c.call(ctx, "list endpoints", func() (*godo.Response, error) {
+			eps, resp, err = svc.List(ctx, o)
 			return resp, err
 		})
-		if err != nil {
-			return nil, err
-		}
-		for i := range eps {
-			if strings.EqualFold(eps[i].Origin, origin) {
-				return &eps[i], nil
-			}
-		}
-		if resp == nil || resp.Links == nil || resp.Links.IsLastPage() || len(eps) == 0 {
-			return nil, nil
-		}
-		opt.Page++
+		return eps, resp, err
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("spaces: cdn list endpoints: more than 1000 pages")
+	for i := range eps {
+		if strings.EqualFold(eps[i].Origin, origin) {
+			return &eps[i], nil
+		}
+	}
+	return nil, nil
 }
 
 // Step is one change a Plan would make.
@@ -176,12 +159,11 @@ type Step struct {
 // Plan is what Apply would do to bring the endpoint to the CDNConfig. An
 // empty Steps means nothing to do.
 type Plan struct {
-	Origin   string
-	Current  *godo.CDN // nil when there is no endpoint yet
-	Steps    []Step
-	cdn      *CDN
-	wantTTL  uint32
-	wantName string
+	Origin  string
+	Current *godo.CDN // nil when there is no endpoint yet
+	Steps   []Step
+	cdn     *CDN
+	wantTTL uint32
 }
 
 // String lists the steps, one a line, for a dry run.
@@ -204,6 +186,16 @@ func (c *CDN) Plan(ctx context.Context) (*Plan, error) {
 		return nil, err
 	}
 	p := &Plan{Origin: c.cfg.Origin, Current: cur, cdn: c, wantTTL: c.cfg.TTL}
+	domain, cert := c.cfg.CustomDomain, c.cfg.CertificateID
+	if domain != "" && cert == "" && (cur == nil || !strings.EqualFold(cur.CustomDomain, domain)) {
+		e := &ConfigError{}
+		if cur == nil {
+			e.add("CertificateID", "missing for custom domain %s: the endpoint of %s does not exist yet", domain, c.cfg.Origin)
+		} else {
+			e.add("CertificateID", "missing for custom domain %s: the endpoint of %s serves %q", domain, c.cfg.Origin, cur.CustomDomain)
+		}
+		return nil, e
+	}
 	if cur == nil {
 		if p.wantTTL == 0 {
 			p.wantTTL = DefaultTTL
@@ -215,9 +207,9 @@ func (c *CDN) Plan(ctx context.Context) (*Plan, error) {
 		p.Steps = append(p.Steps, Step{"create", d})
 		return p, nil
 	}
-	if c.cfg.CustomDomain != "" && (!strings.EqualFold(cur.CustomDomain, c.cfg.CustomDomain) || cur.CertificateID != c.cfg.CertificateID) {
+	if domain != "" && (!strings.EqualFold(cur.CustomDomain, domain) || cert != "" && cur.CertificateID != cert) {
 		p.Steps = append(p.Steps, Step{"update-custom-domain", fmt.Sprintf("%q (certificate %q) -> %q (certificate %q)",
-			cur.CustomDomain, cur.CertificateID, c.cfg.CustomDomain, c.cfg.CertificateID)})
+			cur.CustomDomain, cur.CertificateID, domain, cert)})
 	}
 	if c.cfg.TTL != 0 && cur.TTL != c.cfg.TTL {
 		p.Steps = append(p.Steps, Step{"update-ttl", fmt.Sprintf("%d -> %d", cur.TTL, c.cfg.TTL)})
@@ -265,7 +257,7 @@ func (p *Plan) Apply(ctx context.Context) (*godo.CDN, error) {
 		if err != nil {
 			return nil, err
 		}
-		c.cfg.Logger.InfoContext(ctx, "spaces: cdn", "origin", p.Origin, "step", s.Action, "detail", s.Detail)
+		c.cfg.Logger.InfoContext(ctx, "cdn", "origin", p.Origin, "step", s.Action, "detail", s.Detail)
 	}
 	return ep, nil
 }
@@ -320,7 +312,7 @@ func (c *CDN) Flush(ctx context.Context, paths ...string) error {
 	for i := 0; i < len(files); i += FlushLimit {
 		if i > 0 {
 			if err := c.cfg.Wait(ctx, c.cfg.FlushInterval); err != nil {
-				return fmt.Errorf("spaces: cdn flush %s: %w", ep.ID, err)
+				return fmt.Errorf("cdn flush %s: %w", ep.ID, err)
 			}
 		}
 		batch := files[i:min(i+FlushLimit, len(files))]
@@ -339,10 +331,10 @@ func flushPaths(paths []string) ([]string, error) {
 	for i, p := range paths {
 		p = strings.TrimLeft(strings.TrimSpace(p), "/")
 		if p == "" {
-			return nil, fmt.Errorf("spaces: cdn flush: path %d is empty", i+1)
+			return nil, fmt.Errorf("cdn flush: path %d is empty", i+1)
 		}
 		if strings.ContainsAny(p, "?#") {
-			return nil, fmt.Errorf("spaces: cdn flush: path %q: no query or fragment", p)
+			return nil, fmt.Errorf("cdn flush: path %q: no query or fragment", p)
 		}
 		if p == "*" {
 			return []string{"*"}, nil

@@ -2,136 +2,29 @@ package spaces
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/digitalocean/godo"
+
+	"github.com/fediops/fediops/doapi"
+	"github.com/fediops/fediops/internal/dofake"
 )
 
-// fakeDO is an httptest stand-in for the CDN part of DigitalOcean's API,
-// with the JSON shapes godo's cdn.go reads and writes.
-type fakeDO struct {
-	t        *testing.T
-	mu       sync.Mutex
-	eps      []godo.CDN
-	nextID   int
-	throttle int        // answer this many next requests with 429
-	fail     string     // answer requests whose path contains this with 500
-	flushes  [][]string // files of each flush request
-	calls    []string   // "METHOD path"
-	perPage  int
-}
-
-func newFakeDO(t *testing.T) (*fakeDO, *godo.Client) {
-	f := &fakeDO{t: t, perPage: 2}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
-	c, err := godo.New(srv.Client(), godo.SetBaseURL(srv.URL+"/"))
+// newFakeDO serves the DO stand-in with two endpoints a page, and a godo
+// client without transport retries: the 429s reach CDN's own waits.
+func newFakeDO(t *testing.T) (*dofake.Server, *godo.Client) {
+	f := dofake.New(dofake.Options{PerPage: 2})
+	c, err := doapi.New(doapi.Options{Token: f.Token(), BaseURL: f.Start(t), Retries: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return f, c
-}
-
-func (f *fakeDO) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls = append(f.calls, r.Method+" "+r.URL.Path)
-	reply := func(status int, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		if v != nil {
-			_ = json.NewEncoder(w).Encode(v)
-		}
-	}
-	fail := func(status int, id, msg string) {
-		reply(status, map[string]string{"id": id, "message": msg, "request_id": "req-1"})
-	}
-	if f.throttle > 0 {
-		f.throttle--
-		w.Header().Set("Retry-After", "7")
-		fail(http.StatusTooManyRequests, "too_many_requests", "API Rate limit exceeded.")
-		return
-	}
-	if f.fail != "" && strings.Contains(r.URL.Path, f.fail) {
-		fail(http.StatusInternalServerError, "server_error", "Server was unable to give you a response.")
-		return
-	}
-	rest, ok := strings.CutPrefix(r.URL.Path, "/v2/cdn/endpoints")
-	if !ok {
-		fail(http.StatusNotFound, "not_found", "The resource you were accessing could not be found.")
-		return
-	}
-	id, sub, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
-	find := func() *godo.CDN {
-		for i := range f.eps {
-			if f.eps[i].ID == id {
-				return &f.eps[i]
-			}
-		}
-		return nil
-	}
-	switch {
-	case r.Method == http.MethodGet && id == "":
-		page, _ := strconv.Atoi(r.URL.Query().Get("page"))
-		page = max(page, 1)
-		lo, hi := min((page-1)*f.perPage, len(f.eps)), min(page*f.perPage, len(f.eps))
-		links := map[string]any{}
-		if hi < len(f.eps) {
-			links["pages"] = map[string]string{"next": fmt.Sprintf("http://api.test/v2/cdn/endpoints?page=%d&per_page=%d", page+1, f.perPage)}
-		}
-		reply(http.StatusOK, map[string]any{"endpoints": f.eps[lo:hi], "links": links, "meta": map[string]int{"total": len(f.eps)}})
-	case r.Method == http.MethodPost && id == "":
-		var req godo.CDNCreateRequest
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Origin == "" || !slices.Contains(TTLs, req.TTL) {
-			fail(http.StatusUnprocessableEntity, "unprocessable_entity", "invalid create request")
-			return
-		}
-		f.nextID++
-		ep := godo.CDN{ID: fmt.Sprintf("ep-%d", f.nextID), Origin: req.Origin, Endpoint: strings.Replace(req.Origin, ".digitaloceanspaces.com", ".cdn.digitaloceanspaces.com", 1),
-			TTL: req.TTL, CustomDomain: req.CustomDomain, CertificateID: req.CertificateID, CreatedAt: time.Now().UTC()}
-		f.eps = append(f.eps, ep)
-		reply(http.StatusCreated, map[string]any{"endpoint": ep})
-	case r.Method == http.MethodPut && sub == "":
-		ep := find()
-		if ep == nil {
-			fail(http.StatusNotFound, "not_found", "no such endpoint")
-			return
-		}
-		var req map[string]any
-		_ = json.NewDecoder(r.Body).Decode(&req)
-		if ttl, ok := req["ttl"].(float64); ok {
-			if !slices.Contains(TTLs, uint32(ttl)) {
-				fail(http.StatusUnprocessableEntity, "unprocessable_entity", "invalid ttl")
-				return
-			}
-			ep.TTL = uint32(ttl)
-		}
-		if d, ok := req["custom_domain"].(string); ok {
-			ep.CustomDomain = d
-			ep.CertificateID, _ = req["certificate_id"].(string)
-		}
-		reply(http.StatusOK, map[string]any{"endpoint": ep})
-	case r.Method == http.MethodDelete && sub == "cache":
-		var req godo.CDNFlushCacheRequest
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.Files) == 0 || len(req.Files) > 50 || find() == nil {
-			fail(http.StatusUnprocessableEntity, "unprocessable_entity", "between 1 and 50 files")
-			return
-		}
-		f.flushes = append(f.flushes, req.Files)
-		w.WriteHeader(http.StatusNoContent)
-	default:
-		fail(http.StatusNotFound, "not_found", "no route")
-	}
 }
 
 type waits struct {
@@ -150,8 +43,10 @@ func TestCDNPlanApply(t *testing.T) {
 	ctx := ctxT(t)
 	f, do := newFakeDO(t)
 	// Two other endpoints, so that the Space's is on the second page.
-	f.eps = []godo.CDN{{ID: "other-1", Origin: "a.ams3.digitaloceanspaces.com", TTL: 60}, {ID: "other-2", Origin: "b.sfo3.digitaloceanspaces.com", TTL: 60}}
-	cfg := CDNConfig{Origin: "ourbucketname.nyc3.digitaloceanspaces.com", CustomDomain: "cdn.vmst.io", CertificateID: "cert-1", TTL: 86400}
+	f.AddEndpoint(godo.CDN{Origin: "a.ams3.digitaloceanspaces.com", TTL: 60})
+	f.AddEndpoint(godo.CDN{Origin: "b.sfo3.digitaloceanspaces.com", TTL: 60})
+	cert1, cert2 := dofake.UUID(1), dofake.UUID(2)
+	cfg := CDNConfig{Origin: "ourbucketname.nyc3.digitaloceanspaces.com", CustomDomain: "cdn.vmst.io", CertificateID: cert1, TTL: 86400}
 	cdn, err := NewCDN(do.CDNs, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -161,31 +56,31 @@ func TestCDNPlanApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	if plan.Current != nil || len(plan.Steps) != 1 || plan.Steps[0].Action != "create" ||
-		!strings.Contains(plan.String(), "custom domain cdn.vmst.io, certificate cert-1") || len(f.eps) != 2 {
-		t.Fatalf("plan: %s (%d endpoints)", plan, len(f.eps))
+		!strings.Contains(plan.String(), "custom domain cdn.vmst.io, certificate "+cert1) || len(f.Endpoints()) != 2 {
+		t.Fatalf("plan: %s (%d endpoints)", plan, len(f.Endpoints()))
 	}
 	ep, err := plan.Apply(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ep.Origin != cfg.Origin || ep.TTL != 86400 || ep.CustomDomain != "cdn.vmst.io" || ep.CertificateID != "cert-1" || len(f.eps) != 3 {
-		t.Fatalf("created %+v (%d endpoints)", ep, len(f.eps))
+	if ep.Origin != cfg.Origin || ep.TTL != 86400 || ep.CustomDomain != "cdn.vmst.io" || ep.CertificateID != cert1 || len(f.Endpoints()) != 3 {
+		t.Fatalf("created %+v (%d endpoints)", ep, len(f.Endpoints()))
 	}
 	// Applying the stale plan again finds the endpoint instead of making a second.
-	if _, err := plan.Apply(ctx); err != nil || len(f.eps) != 3 {
-		t.Fatalf("second apply: %v, %d endpoints", err, len(f.eps))
+	if _, err := plan.Apply(ctx); err != nil || len(f.Endpoints()) != 3 {
+		t.Fatalf("second apply: %v, %d endpoints", err, len(f.Endpoints()))
 	}
 	if p, _ := cdn.Plan(ctx); len(p.Steps) != 0 || p.String() != "cdn ourbucketname.nyc3.digitaloceanspaces.com: up to date" {
 		t.Errorf("plan after apply: %s", p)
 	}
 
-	cfg.TTL, cfg.CustomDomain, cfg.CertificateID = 600, "media.vmst.io", "cert-2"
+	cfg.TTL, cfg.CustomDomain, cfg.CertificateID = 600, "media.vmst.io", cert2
 	cdn2, _ := NewCDN(do.CDNs, cfg)
 	p, err := cdn2.Plan(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := p.String(); !strings.Contains(got, `update-custom-domain: "cdn.vmst.io" (certificate "cert-1") -> "media.vmst.io" (certificate "cert-2")`) ||
+	if got := p.String(); !strings.Contains(got, `update-custom-domain: "cdn.vmst.io" (certificate "`+cert1+`") -> "media.vmst.io" (certificate "`+cert2+`")`) ||
 		!strings.Contains(got, "update-ttl: 86400 -> 600") {
 		t.Errorf("plan:\n%s", got)
 	}
@@ -203,15 +98,49 @@ func TestCDNPlanApply(t *testing.T) {
 func TestCDNConfigErrors(t *testing.T) {
 	_, err := NewCDN(nil, CDNConfig{Origin: "https://x.nyc3.digitaloceanspaces.com/", CustomDomain: "cdn.example.org", TTL: 120})
 	var ce *ConfigError
-	if !errors.As(err, &ce) || !slices.Equal(ce.Vars(), []string{"Origin", "CertificateID", "TTL"}) {
+	if !errors.As(err, &ce) || !slices.Equal(ce.Vars(), []string{"Origin", "TTL"}) {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// TestCDNCertificateKept: without CertificateID, an endpoint that already
+// serves the custom domain keeps its certificate; creating the endpoint
+// or giving it the domain needs one, which Plan says before any change.
+func TestCDNCertificateKept(t *testing.T) {
+	ctx := ctxT(t)
+	f, do := newFakeDO(t)
+	cfg := CDNConfig{Origin: "ourbucketname.nyc3.digitaloceanspaces.com", CustomDomain: "cdn.vmst.io"}
+	cdn, err := NewCDN(do.CDNs, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ce *ConfigError
+	if _, err := cdn.Plan(ctx); !errors.As(err, &ce) || !slices.Equal(ce.Vars(), []string{"CertificateID"}) || !strings.Contains(err.Error(), "does not exist yet") {
+		t.Errorf("no endpoint, no certificate: %v", err)
+	}
+	ep := f.AddEndpoint(godo.CDN{Origin: cfg.Origin, TTL: 3600})
+	if _, err := cdn.Plan(ctx); !errors.As(err, &ce) || !strings.Contains(err.Error(), `serves ""`) {
+		t.Errorf("endpoint without the domain, no certificate: %v", err)
+	}
+	cert := dofake.UUID(7)
+	withCert, _ := NewCDN(do.CDNs, CDNConfig{Origin: cfg.Origin, CustomDomain: cfg.CustomDomain, CertificateID: cert})
+	if p, err := withCert.Plan(ctx); err != nil || len(p.Steps) != 1 {
+		t.Fatalf("plan with the certificate: %v %v", p, err)
+	} else if _, err := p.Apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := cdn.Plan(ctx); err != nil || len(p.Steps) != 0 {
+		t.Errorf("endpoint serving the domain, no certificate given: %v %v", p, err)
+	}
+	if got := f.Endpoints(); len(got) != 1 || got[0].ID != ep.ID || got[0].CertificateID != cert {
+		t.Errorf("endpoints: %+v", got)
 	}
 }
 
 func TestCDNFlush(t *testing.T) {
 	ctx := ctxT(t)
 	f, do := newFakeDO(t)
-	f.eps = []godo.CDN{{ID: "ep-9", Origin: "media.nyc3.digitaloceanspaces.com", TTL: 3600}}
+	ep9 := f.AddEndpoint(godo.CDN{Origin: "media.nyc3.digitaloceanspaces.com", TTL: 3600})
 	var w waits
 	cdn, err := NewCDN(do.CDNs, CDNConfig{Origin: "media.nyc3.digitaloceanspaces.com", Wait: w.wait})
 	if err != nil {
@@ -222,43 +151,45 @@ func TestCDNFlush(t *testing.T) {
 		paths = append(paths, fmt.Sprintf("/media_attachments/files/%d/*", i))
 	}
 	paths = append(paths, "media_attachments/files/0/*") // duplicate once the slash goes
-	f.throttle = 2                                       // the List is throttled twice
+	throttled := dofake.Fault{Status: 429, RetryAfter: "7", Message: "API Rate limit exceeded."}
+	f.Fail("GET /v2/cdn/endpoints", throttled, throttled) // the List is throttled twice
 	if err := cdn.Flush(ctx, paths...); err != nil {
 		t.Fatal(err)
 	}
 	var sizes []int
-	for _, fl := range f.flushes {
+	flushes := f.Flushes()
+	for _, fl := range flushes {
 		sizes = append(sizes, len(fl))
 	}
-	if !slices.Equal(sizes, []int{50, 50, 20}) || f.flushes[0][0] != "media_attachments/files/0/*" {
-		t.Errorf("flush batches %v, first %q", sizes, f.flushes[0][0])
+	if !slices.Equal(sizes, []int{50, 50, 20}) || flushes[0][0] != "media_attachments/files/0/*" {
+		t.Errorf("flush batches %v, first %q", sizes, flushes[0][0])
 	}
 	if !slices.Equal(w.d, []time.Duration{7 * time.Second, 7 * time.Second, 20 * time.Second, 20 * time.Second}) {
 		t.Errorf("waits %v: want Retry-After twice, then the flush pace", w.d)
 	}
 
-	f.flushes = nil
-	if err := cdn.Flush(ctx, "a.png", "*", "b.png"); err != nil || len(f.flushes) != 1 || !slices.Equal(f.flushes[0], []string{"*"}) {
-		t.Errorf("flush everything: %v %v", err, f.flushes)
+	if err := cdn.Flush(ctx, "a.png", "*", "b.png"); err != nil || len(f.Flushes()) != 4 || !slices.Equal(f.Flushes()[3], []string{"*"}) {
+		t.Errorf("flush everything: %v %v", err, f.Flushes())
 	}
 	if err := cdn.Flush(ctx, "ok", ""); err == nil {
 		t.Error("empty path accepted")
 	}
 
 	// Too many 429s and a server error are reported with the operation.
-	f.throttle = 100
-	if err := cdn.Flush(ctx, "x"); err == nil || !strings.Contains(err.Error(), "spaces: cdn list endpoints") || !strings.Contains(err.Error(), "429") {
+	for range 6 {
+		f.Fail("GET /v2/cdn/endpoints", throttled)
+	}
+	if err := cdn.Flush(ctx, "x"); err == nil || !strings.HasPrefix(err.Error(), "cdn list endpoints: API 429: API Rate limit exceeded.") {
 		t.Errorf("throttled: %v", err)
 	}
-	f.throttle, f.fail = 0, "/cache"
+	f.Fail("DELETE /v2/cdn/endpoints/{cdn_id}/cache", dofake.Fault{Status: 500, Message: "Server was unable to give you a response."})
 	err = cdn.Flush(ctx, "x")
 	var er *godo.ErrorResponse
-	if !errors.As(err, &er) || er.Response.StatusCode != 500 || !strings.Contains(err.Error(), "spaces: cdn flush 1 paths from ep-9") {
+	if !errors.As(err, &er) || er.Response.StatusCode != 500 || !strings.Contains(err.Error(), "cdn flush 1 paths from "+ep9.ID) {
 		t.Errorf("server error: %v", err)
 	}
 
 	other, _ := NewCDN(do.CDNs, CDNConfig{Origin: "nothere.nyc3.digitaloceanspaces.com"})
-	f.fail = ""
 	if err := other.Flush(ctx, "x"); !errors.Is(err, ErrNoCDN) {
 		t.Errorf("no endpoint: %v", err)
 	}

@@ -17,11 +17,11 @@ import (
 // Sentinel errors of the checks, for errors.Is.
 var (
 	// ErrNoCDN: no CDN endpoint has this Space as its origin.
-	ErrNoCDN = errors.New("spaces: no CDN endpoint for this Space")
+	ErrNoCDN = errors.New("no CDN endpoint for this Space")
 	// ErrAliasMismatch: S3_ALIAS_HOST is not the CDN endpoint's custom domain.
-	ErrAliasMismatch = errors.New("spaces: alias host is not the CDN endpoint's custom domain")
+	ErrAliasMismatch = errors.New("alias host is not the CDN endpoint's custom domain")
 	// ErrNotPublic: the public URL did not answer 200.
-	ErrNotPublic = errors.New("spaces: public URL not served")
+	ErrNotPublic = errors.New("public URL not served")
 )
 
 // Result is the outcome of one check, ready for a health aggregator.
@@ -49,7 +49,8 @@ func timed(name, detail string, f func() error) Result {
 // Health checks that key (an object known to exist, relative to KeyPrefix)
 // can be read: a signed HEAD through the API endpoint ("spaces.endpoint"),
 // then an unsigned HEAD of its public URL ("spaces.alias" through
-// S3_ALIAS_HOST, else "spaces.public") with the Config's HTTP client.
+// S3_ALIAS_HOST, else "spaces.public") with the client's HTTP client, whose
+// connections stay open for the next call.
 func (c *Client) Health(ctx context.Context, key string) []Result {
 	var out []Result
 	out = append(out, timed("spaces.endpoint", c.cfg.Bucket+"/"+c.cfg.FullKey(key), func() error {
@@ -68,16 +69,16 @@ func (c *Client) Health(ctx context.Context, key string) []Result {
 func (c *Client) headURL(ctx context.Context, u string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
 	if err != nil {
-		return fmt.Errorf("spaces: HEAD %s: %w", u, err)
+		return fmt.Errorf("HEAD %s: %w", u, err)
 	}
-	resp, err := c.cfg.httpClient().Do(req)
+	resp, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("spaces: HEAD %s: %w", u, err)
+		return fmt.Errorf("HEAD %s: %w", u, err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%w: HEAD %s: %s", ErrNotPublic, u, resp.Status)
+		return fmt.Errorf("HEAD %s: %s: %w", u, resp.Status, ErrNotPublic)
 	}
 	return nil
 }
@@ -90,7 +91,7 @@ func (c *Client) Consistency(ctx context.Context, cdns godo.CDNService) []Result
 	out := []Result{timed("spaces.bucket", c.cfg.Bucket, func() error {
 		_, err := c.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(c.cfg.Bucket)})
 		if err != nil {
-			return fmt.Errorf("spaces: head bucket %s: %w", c.cfg.Bucket, err)
+			return fmt.Errorf("head bucket %s: %w", c.cfg.Bucket, err)
 		}
 		return nil
 	})}
@@ -104,11 +105,11 @@ func (c *Client) Consistency(ctx context.Context, cdns godo.CDNService) []Result
 			return err
 		}
 		if ep == nil {
-			return fmt.Errorf("%w: origin %s", ErrNoCDN, origin)
+			return fmt.Errorf("origin %s: %w", origin, ErrNoCDN)
 		}
 		if !strings.EqualFold(ep.CustomDomain, c.cfg.aliasDomain()) {
-			return fmt.Errorf("%w: S3_ALIAS_HOST is %q, CDN endpoint %s for %s has custom domain %q",
-				ErrAliasMismatch, c.cfg.AliasHost, ep.ID, origin, ep.CustomDomain)
+			return fmt.Errorf("CDN endpoint %s for %s: custom domain %q, S3_ALIAS_HOST %q: %w",
+				ep.ID, origin, ep.CustomDomain, c.cfg.AliasHost, ErrAliasMismatch)
 		}
 		return nil
 	}))

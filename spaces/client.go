@@ -20,10 +20,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 )
 
 // ErrNotFound is returned (wrapped) by Get and Head for a missing object.
-var ErrNotFound = errors.New("spaces: object not found")
+var ErrNotFound = errors.New("object not found")
 
 // Object is one stored object. Key is relative to Config.KeyPrefix; ETag
 // has no quotes (for a multipart upload it is "<md5 of md5s>-<parts>", not
@@ -64,6 +65,7 @@ func (c *Config) NewS3(optFns ...func(*s3.Options)) (*s3.Client, error) {
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
 		HTTPClient:                 d.httpClient(),
 		RetryMaxAttempts:           d.MaxAttempts,
+		APIOptions:                 []func(*middleware.Stack) error{deleteObjectsMD5},
 	}
 	if d.Endpoint != "" {
 		o.BaseEndpoint = aws.String(d.Endpoint)
@@ -83,17 +85,24 @@ func (c *Config) httpClient() *http.Client {
 	return &http.Client{Transport: tr}
 }
 
-// New validates cfg and returns a Client for its bucket.
+// New validates cfg and returns a Client for its bucket. The S3 client and
+// Health's public-URL checks share one HTTP client (Config.HTTPClient, or
+// one New builds), so their connections are pooled together.
 func New(cfg *Config) (*Client, error) {
-	cl, err := cfg.NewS3()
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	d := cfg.withDefaults()
+	d.HTTPClient = d.httpClient()
+	cl, err := d.NewS3()
+	if err != nil {
+		return nil, err
+	}
 	return &Client{S3: cl, cfg: d, log: d.Logger}, nil
 }
 
-// Config returns the client's configuration, defaults filled in.
+// Config returns the client's configuration, defaults filled in (HTTPClient
+// included).
 func (c *Client) Config() Config { return c.cfg }
 
 func (c *Client) relKey(full string) string {
@@ -116,7 +125,7 @@ func (c *Client) Objects(ctx context.Context, prefix string) iter.Seq2[Object, e
 		for p.HasMorePages() {
 			page, err := p.NextPage(ctx)
 			if err != nil {
-				yield(Object{}, fmt.Errorf("spaces: list %s/%s: %w", c.cfg.Bucket, c.cfg.FullKey(prefix), err))
+				yield(Object{}, fmt.Errorf("list %s/%s: %w", c.cfg.Bucket, c.cfg.FullKey(prefix), err))
 				return
 			}
 			for _, o := range page.Contents {
@@ -146,6 +155,9 @@ type PutOptions struct {
 // Put streams body to key. Bodies under Config.MultipartThreshold go up in
 // one PutObject; larger ones in parts of that size, a few parts in memory at
 // a time. Uploads carry Config.Permission as ACL and Config.StorageClass.
+// A multipart upload that fails or is cancelled half-way is aborted (with a
+// context of its own, for at most 15 s), so that its parts are not left
+// stored; an abort that fails is part of the returned error.
 func (c *Client) Put(ctx context.Context, key string, body io.Reader, opts *PutOptions) (Object, error) {
 	if opts == nil {
 		opts = &PutOptions{}
@@ -170,17 +182,50 @@ func (c *Client) Put(ctx context.Context, key string, body io.Reader, opts *PutO
 	if c.cfg.StorageClass != "" {
 		in.StorageClass = types.StorageClass(c.cfg.StorageClass)
 	}
+	// manager is deprecated in favour of feature/s3/transfermanager, which
+	// is still v0.x and by default also aborts with the caller's context;
+	// manager's v1 API stays until that one is stable.
+	//lint:ignore SA1019 see above
 	up := manager.NewUploader(c.S3, func(u *manager.Uploader) {
 		u.PartSize = c.cfg.MultipartThreshold
 		u.Concurrency = 2
 		u.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		// The uploader would abort with ctx, which fails at once when ctx
+		// is what ended the upload: abortUpload does it instead.
+		u.LeavePartsOnError = true
 	})
+	//lint:ignore SA1019 manager's v1 API, as above
 	out, err := up.Upload(ctx, in)
 	if err != nil {
-		return Object{}, fmt.Errorf("spaces: put %s/%s: %w", c.cfg.Bucket, full, err)
+		var mf manager.MultiUploadFailure
+		if errors.As(err, &mf) && mf.UploadID() != "" {
+			if aerr := c.abortUpload(ctx, full, mf.UploadID()); aerr != nil {
+				err = fmt.Errorf("%w; %w", err, aerr)
+			}
+		}
+		return Object{}, fmt.Errorf("put %s/%s: %w", c.cfg.Bucket, full, err)
 	}
 	c.log.DebugContext(ctx, "spaces: put", "key", full, "bytes", cr.n, "parts", partsOf(out))
 	return Object{Key: key, Size: cr.n, ETag: strings.Trim(aws.ToString(out.ETag), `"`)}, nil
+}
+
+// abortTimeout bounds the AbortMultipartUpload of a failed upload.
+const abortTimeout = 15 * time.Second
+
+// abortUpload aborts a failed multipart upload so that its stored parts are
+// deleted (and no longer billed). It uses a context of its own, as ctx may
+// be what ended the upload, bounded by abortTimeout.
+func (c *Client) abortUpload(ctx context.Context, full, uploadID string) error {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	defer cancel()
+	_, err := c.S3.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+		Bucket: aws.String(c.cfg.Bucket), Key: aws.String(full), UploadId: aws.String(uploadID),
+	})
+	if err != nil {
+		return fmt.Errorf("abort multipart upload %s: %w", uploadID, err)
+	}
+	c.log.DebugContext(ctx, "spaces: aborted multipart upload", "key", full, "upload_id", uploadID)
+	return nil
 }
 
 func partsOf(out *manager.UploadOutput) int {
@@ -207,7 +252,7 @@ func (c *Client) Get(ctx context.Context, key string) (io.ReadCloser, Object, er
 	full := c.cfg.FullKey(key)
 	out, err := c.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(c.cfg.Bucket), Key: aws.String(full)})
 	if err != nil {
-		return nil, Object{}, fmt.Errorf("spaces: get %s/%s: %w", c.cfg.Bucket, full, notFound(err))
+		return nil, Object{}, fmt.Errorf("get %s/%s: %w", c.cfg.Bucket, full, notFound(err))
 	}
 	return out.Body, Object{
 		Key: key, Size: aws.ToInt64(out.ContentLength),
@@ -221,7 +266,7 @@ func (c *Client) Head(ctx context.Context, key string) (Object, error) {
 	full := c.cfg.FullKey(key)
 	out, err := c.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(c.cfg.Bucket), Key: aws.String(full)})
 	if err != nil {
-		return Object{}, fmt.Errorf("spaces: head %s/%s: %w", c.cfg.Bucket, full, notFound(err))
+		return Object{}, fmt.Errorf("head %s/%s: %w", c.cfg.Bucket, full, notFound(err))
 	}
 	return Object{
 		Key: key, Size: aws.ToInt64(out.ContentLength),
@@ -234,17 +279,18 @@ func notFound(err error) error {
 	var nf *types.NotFound
 	var re *awshttp.ResponseError
 	if errors.As(err, &nsk) || errors.As(err, &nf) || (errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound) {
-		return fmt.Errorf("%w (%v)", ErrNotFound, err)
+		return fmt.Errorf("%w (%w)", ErrNotFound, err)
 	}
 	return err
 }
 
 // Delete removes keys (missing keys are not an error) with DeleteObjects in
 // batches of Config.BatchDeleteLimit, retrying keys a batch reports as
-// failed up to Config.BatchDeleteRetry times. If the server refuses
-// DeleteObjects itself (Spaces may, for the CRC32 checksum the SDK always
-// sends with it), the client falls back to one DeleteObject per key from
-// then on.
+// failed up to Config.BatchDeleteRetry times. Each batch carries the
+// Content-MD5 that Spaces requires. If the server still refuses
+// DeleteObjects itself (501 NotImplemented, 405, or a 400 that is not about
+// credentials, the bucket or the body), the client falls back to one
+// DeleteObject per key from then on, and logs that once.
 func (c *Client) Delete(ctx context.Context, keys ...string) error {
 	for len(keys) > 0 {
 		n := min(len(keys), c.cfg.BatchDeleteLimit)
@@ -264,7 +310,7 @@ func (c *Client) Delete(ctx context.Context, keys ...string) error {
 		for _, k := range batch {
 			full := c.cfg.FullKey(k)
 			if _, err := c.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(c.cfg.Bucket), Key: aws.String(full)}); err != nil {
-				return fmt.Errorf("spaces: delete %s/%s: %w", c.cfg.Bucket, full, err)
+				return fmt.Errorf("delete %s/%s: %w", c.cfg.Bucket, full, err)
 			}
 		}
 	}
@@ -283,34 +329,39 @@ func (c *Client) deleteBatch(ctx context.Context, keys []string) error {
 			Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)},
 		})
 		if err != nil {
-			return fmt.Errorf("spaces: delete %d objects from %s: %w", len(keys), c.cfg.Bucket, err)
+			return fmt.Errorf("delete %d objects from %s: %w", len(keys), c.cfg.Bucket, err)
 		}
 		keys, errs = keys[:0:0], errs[:0]
 		for _, e := range out.Errors {
 			keys = append(keys, c.relKey(aws.ToString(e.Key)))
-			errs = append(errs, fmt.Errorf("spaces: delete %s/%s: %s: %s", c.cfg.Bucket, aws.ToString(e.Key), aws.ToString(e.Code), aws.ToString(e.Message)))
+			errs = append(errs, fmt.Errorf("delete %s/%s: %s: %s", c.cfg.Bucket, aws.ToString(e.Key), aws.ToString(e.Code), aws.ToString(e.Message)))
 		}
 	}
 	return errors.Join(errs...)
 }
 
 // refused tells a server that will not do DeleteObjects at all from one that
-// failed for a reason single deletes would share (credentials, bucket).
+// failed for a reason single deletes would share (credentials, bucket, a
+// slow or cut body) or that checked the batch's Content-MD5 and found it
+// wrong (a fault to report, not to hide behind one request per key).
 func refused(err error) bool {
 	var re *awshttp.ResponseError
 	if !errors.As(err, &re) {
 		return false
 	}
 	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		switch ae.ErrorCode() {
-		case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket":
-			return false
-		}
+	if errors.As(err, &ae) && notRefusal[ae.ErrorCode()] {
+		return false
 	}
 	switch re.HTTPStatusCode() {
 	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusLengthRequired, http.StatusNotImplemented:
 		return true
 	}
 	return false
+}
+
+var notRefusal = map[string]bool{
+	"AccessDenied": true, "InvalidAccessKeyId": true, "SignatureDoesNotMatch": true, "ExpiredToken": true,
+	"InvalidToken": true, "AuthorizationHeaderMalformed": true, "NoSuchBucket": true, "InvalidBucketName": true,
+	"RequestTimeout": true, "IncompleteBody": true, "BadDigest": true, "InvalidDigest": true,
 }

@@ -34,7 +34,7 @@ const (
 
 // ErrDisabled is returned by ConfigFromEnv when S3_ENABLED is not "true":
 // Mastodon then keeps media on the local disk and ignores every S3_* variable.
-var ErrDisabled = errors.New("spaces: S3_ENABLED is not true (Mastodon keeps media on local disk)")
+var ErrDisabled = errors.New("S3_ENABLED is not true (Mastodon keeps media on local disk)")
 
 // Config says where a Mastodon instance keeps its media and how to reach it.
 // ConfigFromEnv fills it from the S3_* variables; a Config built by hand gets
@@ -95,7 +95,7 @@ type Problem struct {
 
 func (e *ConfigError) Error() string {
 	var b strings.Builder
-	b.WriteString("spaces: bad S3 settings: ")
+	b.WriteString("bad S3 settings: ")
 	for i, p := range e.Problems {
 		if i > 0 {
 			b.WriteString("; ")

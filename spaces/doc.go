@@ -9,8 +9,10 @@
 // AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and request checksums and
 // response validation only "when required": since aws-sdk-go-v2's
 // service/s3 v1.73 the defaults send CRC32 checksums and aws-chunked bodies
-// that Spaces rejected. DeleteObjects always carries a checksum, so Delete
-// falls back to single deletes when the server refuses it.
+// that Spaces rejected. DeleteObjects, to which the SDK would add a CRC32
+// checksum, carries the Content-MD5 that Spaces requires instead, so Delete
+// removes up to S3_BATCH_DELETE_LIMIT keys a request; it falls back to
+// single deletes only on a server that refuses DeleteObjects.
 //
 // Bad settings come back as one *ConfigError naming every variable at fault
 // (S3_BUCKET missing, S3_ALIAS_HOST with a scheme, S3_ENDPOINT that starts

@@ -43,7 +43,7 @@ func Example() {
 	// https://nyc3.digitaloceanspaces.com/ourbucketname/accounts/avatars/000/000/001/original/me.png
 	// ourbucketname.nyc3.digitaloceanspaces.com
 	// spaces.Config{Bucket:"ourbucketname" Region:"nyc3" Endpoint:"https://nyc3.digitaloceanspaces.com" PathStyle:true AliasHost:"cdn.vmst.io" AccessKeyID:[redacted] SecretAccessKey:[redacted]}
-	// spaces: bad S3 settings: S3_BUCKET: missing; S3_ALIAS_HOST: "https://cdn.vmst.io" must not include a scheme: URLs would read https://https://cdn.vmst.io
+	// bad S3 settings: S3_BUCKET: missing; S3_ALIAS_HOST: "https://cdn.vmst.io" must not include a scheme: URLs would read https://https://cdn.vmst.io
 }
 
 // Put, list and delete against an in-process S3 server, as a mirror or an

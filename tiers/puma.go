@@ -201,19 +201,19 @@ func (p PumaSizing) withDefaults() PumaSizing {
 func (p PumaSizing) Validate() error {
 	switch {
 	case p.VCPU < 0:
-		return fmt.Errorf("tiers: PumaSizing.VCPU: %d is negative", p.VCPU)
+		return fmt.Errorf("PumaSizing.VCPU: %d is negative", p.VCPU)
 	case p.VCPU == 0 && p.WebConcurrency == 0:
-		return fmt.Errorf("tiers: PumaSizing.VCPU: required (or set WebConcurrency)")
+		return fmt.Errorf("PumaSizing.VCPU: required (or set WebConcurrency)")
 	case p.Nodes < 0:
-		return fmt.Errorf("tiers: PumaSizing.Nodes: %d is negative", p.Nodes)
+		return fmt.Errorf("PumaSizing.Nodes: %d is negative", p.Nodes)
 	case p.WorkersPerVCPU < 0 || math.IsNaN(p.WorkersPerVCPU) || math.IsInf(p.WorkersPerVCPU, 0):
-		return fmt.Errorf("tiers: PumaSizing.WorkersPerVCPU: %v is not a positive number", p.WorkersPerVCPU)
+		return fmt.Errorf("PumaSizing.WorkersPerVCPU: %v is not a positive number", p.WorkersPerVCPU)
 	case p.ThreadsPerWorker < 0, p.WebConcurrency < 0, p.MaxThreads < 0, p.DBPool < 0:
-		return fmt.Errorf("tiers: PumaSizing: ThreadsPerWorker, WebConcurrency, MaxThreads and DBPool must not be negative")
+		return fmt.Errorf("PumaSizing: ThreadsPerWorker, WebConcurrency, MaxThreads and DBPool must not be negative")
 	case p.MemoryMiB < 0, p.WorkerRSSMiB < 0, p.ReservedMiB < 0:
-		return fmt.Errorf("tiers: PumaSizing: MemoryMiB, WorkerRSSMiB and ReservedMiB must not be negative")
+		return fmt.Errorf("PumaSizing: MemoryMiB, WorkerRSSMiB and ReservedMiB must not be negative")
 	case p.DBLimit < 0, p.OtherConnections < 0:
-		return fmt.Errorf("tiers: PumaSizing: DBLimit and OtherConnections must not be negative")
+		return fmt.Errorf("PumaSizing: DBLimit and OtherConnections must not be negative")
 	}
 	return nil
 }
@@ -325,11 +325,11 @@ func alternatives(q PumaSizing, s Sizing) []Alternative {
 func (s Sizing) Err() error {
 	var errs []error
 	if s.OverDB {
-		errs = append(errs, fmt.Errorf("tiers: puma: %d connections (%d x %d workers x DB_POOL %d + %d other) exceed the limit %d by %d: %w",
+		errs = append(errs, fmt.Errorf("puma: %d connections (%d x %d workers x DB_POOL %d + %d other) exceed the limit %d by %d: %w",
 			s.TotalConnections, s.Nodes, s.WebConcurrency, s.DBPool, s.Input.OtherConnections, s.Input.DBLimit, -s.Headroom, ErrOverDBBudget))
 	}
 	if s.OverMemory {
-		errs = append(errs, fmt.Errorf("tiers: puma: %d workers need %d MiB per node, the node has %d MiB (%d over): %w",
+		errs = append(errs, fmt.Errorf("puma: %d workers need %d MiB per node, the node has %d MiB (%d over): %w",
 			s.WebConcurrency, s.MemoryNeededMiB, s.MemoryMiB, s.MemoryNeededMiB-s.MemoryMiB, ErrOverMemory))
 	}
 	return errors.Join(errs...)

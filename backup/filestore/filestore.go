@@ -37,7 +37,7 @@ var _ backup.Canceler = (*Store)(nil)
 // New returns a store rooted at dir, creating it (0700) if missing.
 func New(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("filestore: %w", err)
+		return nil, err // *PathError names the directory
 	}
 	return &Store{Dir: dir}, nil
 }
@@ -45,7 +45,7 @@ func New(dir string) (*Store, error) {
 func (s *Store) path(name string) (string, error) {
 	clean := path.Clean("/" + name)[1:]
 	if name == "" || clean != name || strings.Contains(path.Base(name), partial) {
-		return "", fmt.Errorf("filestore: bad object name %q", name)
+		return "", fmt.Errorf("bad object name %q: want a relative, clean path", name)
 	}
 	return filepath.Join(s.Dir, filepath.FromSlash(name)), nil
 }
@@ -57,11 +57,11 @@ func (s *Store) Put(ctx context.Context, name string, r io.Reader) (backup.Objec
 		return backup.ObjectInfo{}, err
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return backup.ObjectInfo{}, fmt.Errorf("filestore: %w", err)
+		return backup.ObjectInfo{}, err
 	}
 	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+partial+"*")
 	if err != nil {
-		return backup.ObjectInfo{}, fmt.Errorf("filestore: %w", err)
+		return backup.ObjectInfo{}, err
 	}
 	n, err := io.Copy(f, ctxReader{ctx, r})
 	if err == nil {
@@ -75,11 +75,11 @@ func (s *Store) Put(ctx context.Context, name string, r io.Reader) (backup.Objec
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return backup.ObjectInfo{}, fmt.Errorf("filestore: put %s: %w", name, err)
+		return backup.ObjectInfo{}, err
 	}
 	st, err := os.Stat(p)
 	if err != nil {
-		return backup.ObjectInfo{}, fmt.Errorf("filestore: %w", err)
+		return backup.ObjectInfo{}, err
 	}
 	return backup.ObjectInfo{Name: name, Size: n, Modified: st.ModTime()}, nil
 }
@@ -104,10 +104,10 @@ func (s *Store) Open(ctx context.Context, name string) (io.ReadCloser, error) {
 	}
 	f, err := os.Open(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("filestore: %s: %w", name, backup.ErrNotExist)
+		return nil, backup.ErrNotExist
 	}
 	if err != nil {
-		return nil, fmt.Errorf("filestore: %w", err)
+		return nil, err
 	}
 	return f, nil
 }
@@ -120,10 +120,10 @@ func (s *Store) Stat(ctx context.Context, name string) (backup.ObjectInfo, error
 	}
 	st, err := os.Stat(p)
 	if errors.Is(err, fs.ErrNotExist) || (err == nil && st.IsDir()) {
-		return backup.ObjectInfo{}, fmt.Errorf("filestore: %s: %w", name, backup.ErrNotExist)
+		return backup.ObjectInfo{}, backup.ErrNotExist
 	}
 	if err != nil {
-		return backup.ObjectInfo{}, fmt.Errorf("filestore: %w", err)
+		return backup.ObjectInfo{}, err
 	}
 	return backup.ObjectInfo{Name: name, Size: st.Size(), Modified: st.ModTime()}, nil
 }
@@ -158,7 +158,7 @@ func (s *Store) List(ctx context.Context, prefix string) iter.Seq2[backup.Object
 			return nil
 		})
 		if err != nil {
-			yield(backup.ObjectInfo{}, fmt.Errorf("filestore: list %q: %w", prefix, err))
+			yield(backup.ObjectInfo{}, err)
 			return
 		}
 		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -177,7 +177,7 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("filestore: %w", err)
+		return err
 	}
 	return nil
 }
@@ -199,7 +199,7 @@ func (s *Store) CancelUnfinished(ctx context.Context, prefix string) (int, error
 		return nil
 	})
 	if err != nil {
-		return n, fmt.Errorf("filestore: remove partial files: %w", err)
+		return n, fmt.Errorf("remove partial files: %w", err)
 	}
 	return n, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fediops/fediops/backup"
 	"github.com/fediops/fediops/backup/filestore"
+	"github.com/fediops/fediops/backup/storetest"
 )
 
 type failing struct{ n int }
@@ -84,4 +85,15 @@ func Example() {
 	// Output:
 	// db/postgres/20261126T000000Z.manifest.json 12 <nil>
 	// {"format":1}
+}
+
+// The directory store meets backup.Store's contract.
+func TestStoreContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) backup.Store {
+		st, err := filestore.New(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	})
 }

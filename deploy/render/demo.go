@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"filippo.io/age"
@@ -25,7 +27,13 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fediops/fediops/backup"
+	"github.com/fediops/fediops/backup/agezstd"
+	"github.com/fediops/fediops/backup/b2store"
 	"github.com/fediops/fediops/backup/filestore"
+	"github.com/fediops/fediops/backup/metricsnotify"
+	"github.com/fediops/fediops/backup/mirror"
+	"github.com/fediops/fediops/backup/pgdump"
+	"github.com/fediops/fediops/backup/rdb"
 	"github.com/fediops/fediops/internal/b2fake"
 	"github.com/fediops/fediops/internal/promfile"
 	"github.com/fediops/fediops/internal/s3fake"
@@ -34,32 +42,36 @@ import (
 	"github.com/fediops/fediops/redistls"
 	"github.com/fediops/fediops/sidekiqq"
 	"github.com/fediops/fediops/spaces"
-	"github.com/fediops/fediops/tiers"
+	"github.com/fediops/fediops/tiers/health"
 )
 
-// demo is the stack and the fediops parts running against it, all
-// exporting to one registry (plus the textfile directory the cron jobs'
-// notifier writes, served the way node_exporter's textfile collector would).
+// demo is the stack and the fediops parts running against it, exporting
+// as they are deployed: the tunnel's own /metrics, the health program's
+// (-prometheus: checks, Sidekiq, pool, budget), and the textfile directory
+// the cron jobs' notifier writes, served the way node_exporter's textfile
+// collector would. A target that fails a scrape (Sidekiq's collector while
+// Redis is unreachable) leaves a gap in its own series only.
 type demo struct {
-	log         *slog.Logger
-	stack       *testenv.Stack
-	pg          *testenv.Postgres
-	r1, r2      *testenv.Redis
-	res         *resolver
-	tun         *redistls.Tunnel
-	rc          *redis.Client // through the tunnel, as Mastodon would
-	pool        *pgxpool.Pool
-	reg         *prometheus.Registry
-	textDir     string
-	health      *tiers.Metrics
-	checks      []tiers.Check
-	budget      *promfile.Budget
-	srv         *http.Server
-	metricsAddr string
-	s3          *s3fake.Server
-	b2          *b2fake.Server
-	media       *spaces.Client
-	closers     []func()
+	log     *slog.Logger
+	stack   *testenv.Stack
+	pg      *testenv.Postgres
+	r1, r2  *testenv.Redis
+	res     *resolver
+	tun     *redistls.Tunnel
+	rc      *redis.Client // through the tunnel, as Mastodon would
+	pool    *pgxpool.Pool
+	tunReg  *prometheus.Registry // the tunnel's /metrics
+	reg     *prometheus.Registry // the health program's /metrics
+	textDir string
+	health  *health.Metrics
+	checks  []health.Check
+	budget  *promfile.Budget
+	targets []string // what Prometheus scrapes
+	s3      *s3fake.Server
+	b2      *b2fake.Server
+	media   *spaces.Client
+	webDown atomic.Bool // the web stand-in answers 503 (a deploy gone wrong)
+	closers []func()
 }
 
 // resolver is the tunnel's name lookup, switched on failover as DO moves
@@ -81,7 +93,7 @@ func startDemo(ctx context.Context, log *slog.Logger) (*demo, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &demo{log: log, stack: s, reg: prometheus.NewRegistry()}
+	d := &demo{log: log, stack: s, reg: prometheus.NewRegistry(), tunReg: prometheus.NewRegistry()}
 	d.closers = append(d.closers, func() { s.Close(false) })
 	fail := func(err error) (*demo, error) { d.close(); return nil, err }
 	if d.pg, err = s.Postgres(ctx); err != nil {
@@ -109,7 +121,7 @@ func startDemo(ctx context.Context, log *slog.Logger) (*demo, error) {
 	}
 	d.res = &resolver{addr: d.r1.Addr()}
 	cfg.Resolve, cfg.Password, cfg.ProbeInterval = d.res.Resolve, d.r1.Password, 250*time.Millisecond
-	cfg.Registerer, cfg.Logger = d.reg, discard
+	cfg.Registerer, cfg.Logger = d.tunReg, discard
 	if d.tun, err = redistls.New(cfg); err != nil {
 		return fail(err)
 	}
@@ -138,10 +150,9 @@ func startDemo(ctx context.Context, log *slog.Logger) (*demo, error) {
 	d.closers = append(d.closers, d.pool.Close)
 	d.reg.MustRegister(pgpool.NewCollector(d.pool, "the_mastodon_connection_pool"))
 
-	if d.health, err = tiers.NewMetrics(d.reg); err != nil {
+	if d.health, err = health.NewMetrics(d.reg); err != nil {
 		return fail(err)
 	}
-	d.checks = []tiers.Check{tiers.DBCheck("database", d.pool), tiers.RedisCheck("redis", d.rc), tiers.SidekiqCheck(d.rc, sidekiqq.CheckConfig{})}
 	if d.budget, err = promfile.NewBudget(d.reg); err != nil {
 		return fail(err)
 	}
@@ -152,7 +163,7 @@ func startDemo(ctx context.Context, log *slog.Logger) (*demo, error) {
 	if err := d.s3.CreateBucket("media"); err != nil {
 		return fail(err)
 	}
-	if d.media, err = spaces.New(&spaces.Config{Bucket: "media", Region: "nyc3", Endpoint: d.s3.URL, PathStyle: true,
+	if d.media, err = spaces.New(&spaces.Config{Bucket: "media", Region: "nyc3", Endpoint: d.s3.URL, PathStyle: true, Protocol: "http", Hostname: d.s3.Addr,
 		AccessKeyID: "AKIDDEMO", SecretAccessKey: "demo-secret"}); err != nil {
 		return fail(err)
 	}
@@ -160,23 +171,59 @@ func startDemo(ctx context.Context, log *slog.Logger) (*demo, error) {
 	d.closers = append(d.closers, d.b2.Close)
 	d.b2.CreateBucket("media-mirror")
 	d.b2.CreateBucket("backups")
+	const probe = "media_attachments/files/000/000/001/original/probe.png"
+	if _, err := d.media.Put(ctx, probe, bytes.NewReader([]byte("\x89PNG\r\n\x1a\n")), nil); err != nil {
+		return fail(err)
+	}
 
-	// /metrics: the registry plus the textfile directory.
+	// Mastodon's web and streaming health endpoints.
+	web, err := d.serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/health" || d.webDown.Load() {
+			http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "OK")
+	}))
+	if err != nil {
+		return fail(err)
+	}
+	streaming, err := d.serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "OK") }))
+	if err != nil {
+		return fail(err)
+	}
+	// Every check the health program runs on an instance without OpenSearch.
+	d.checks = []health.Check{health.WebHealth("web", "http://"+web), health.StreamingHealth("streaming", "http://"+streaming),
+		health.DBCheck("database", d.pool), health.RedisCheck("redis", d.rc),
+		health.SidekiqCheck(d.rc, sidekiqq.CheckConfig{SeenKey: "-"}), health.SpacesCheck(d.media, probe)}
+
+	// The scrape targets: the tunnel, the health program, node_exporter's
+	// textfile collector.
 	d.textDir = filepath.Join(s.Dir, "textfile")
 	if err := os.MkdirAll(d.textDir, 0o755); err != nil {
 		return fail(err)
 	}
+	for _, g := range []prometheus.Gatherer{d.tunReg, d.reg, textfiles(d.textDir)} {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+		addr, err := d.serve(mux)
+		if err != nil {
+			return fail(err)
+		}
+		d.targets = append(d.targets, addr)
+	}
+	return d, nil
+}
+
+// serve runs h on a loopback port until close and returns the address.
+func (d *demo) serve(h http.Handler) (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return fail(err)
+		return "", err
 	}
-	d.metricsAddr = ln.Addr().String()
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(prometheus.Gatherers{d.reg, textfiles(d.textDir)}, promhttp.HandlerOpts{}))
-	d.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go d.srv.Serve(ln)
-	d.closers = append(d.closers, func() { d.srv.Close() })
-	return d, nil
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	d.closers = append(d.closers, func() { srv.Close() })
+	return ln.Addr().String(), nil
 }
 
 func (d *demo) close() {
@@ -248,7 +295,7 @@ func (d *demo) load(ctx context.Context, dur time.Duration) error {
 	sk.setup(ctx)
 	goLoop(250*time.Millisecond, func(ctx context.Context) { sk.tick(ctx, at()) })
 	goLoop(5*time.Second, func(ctx context.Context) {
-		rep := tiers.Run(ctx, 3*time.Second, d.checks...)
+		rep := health.Run(ctx, 3*time.Second, d.checks...)
 		if ctx.Err() == nil { // not the run cut short by the end
 			d.health.Observe(rep)
 		}
@@ -268,6 +315,7 @@ func (d *demo) load(ctx context.Context, dur time.Duration) error {
 		{0.45, "mirror", func(ctx context.Context) error { return d.mirror(ctx, 25) }},
 		{0.52, "name points nowhere", func(ctx context.Context) error { return d.outage(ctx, 6*time.Second) }},
 		{0.58, "backup with a failing redis source", func(ctx context.Context) error { return d.backup(ctx, true) }},
+		{0.62, "web answers 503 for a tenth of the run", func(ctx context.Context) error { return d.webOutage(ctx, dur/10) }},
 		{0.68, "failover back to redis1", func(ctx context.Context) error { return d.failover(ctx, d.r2, d.r1, true) }},
 		{0.78, "mirror", func(ctx context.Context) error { return d.mirror(ctx, 60) }},
 		{0.86, "backup", func(ctx context.Context) error { return d.backup(ctx, false) }},
@@ -324,15 +372,15 @@ func (d *demo) backup(ctx context.Context, breakRedis bool) error {
 		primary = d.r2
 	}
 	r := &backup.Runner{
-		Pipeline: backup.Pipeline{Store: store, Prefix: "db/", Recipients: []age.Recipient{id.Recipient()}, Logger: discard},
+		Pipeline: backup.Pipeline{Store: store, Prefix: "db/", Sealer: &agezstd.Sealer{Recipients: []age.Recipient{id.Recipient()}}, Logger: discard},
 		Sources: []backup.Source{
-			&backup.PostgresSource{Host: d.pg.Host, Port: d.pg.Port, Database: d.pg.Database, User: d.pg.AdminUser,
-				Password: d.pg.AdminPassword, SSLMode: "verify-full", SSLRootCert: d.pg.CAFile},
-			&backup.RedisSource{Host: primary.Host, Port: primary.Port, User: "default", Password: pass, TLS: true,
+			&pgdump.Source{Conn: pgpool.Libpq{Host: d.pg.Host, Port: d.pg.Port, Database: d.pg.Database, User: d.pg.AdminUser,
+				Password: d.pg.AdminPassword, SSLMode: pgpool.TLSVerifyFull, SSLRootCert: d.pg.CAFile}},
+			&rdb.Source{Host: primary.Host, Port: primary.Port, User: "default", Password: pass, TLS: true,
 				CAFile: primary.CAFile, SNI: "localhost"},
 		},
 		NoPrune:   true,
-		Notifiers: []backup.Notifier{backup.MetricsNotifier{Dir: d.textDir}},
+		Notifiers: []backup.Notifier{metricsnotify.Notifier{Dir: d.textDir}},
 	}
 	_, err = r.Run(ctx)
 	return err
@@ -348,9 +396,10 @@ func (d *demo) mirror(ctx context.Context, newObjects int) error {
 			return err
 		}
 	}
-	m, err := backup.NewMirror(backup.MirrorConfig{Source: d.media, SourceName: "spaces:media", B2KeyID: d.b2.KeyID, B2Key: d.b2.Key,
-		B2Bucket: "media-mirror", B2APIBase: d.b2.URL, Workers: 4, Backoff: 10 * time.Millisecond, Logger: discard,
-		Notifiers: []backup.MirrorNotifier{backup.MetricsNotifier{Dir: d.textDir}}})
+	m, err := mirror.New(mirror.Config{Source: d.media, SourceName: "spaces:media",
+		B2:      b2store.Config{KeyID: d.b2.KeyID, Key: d.b2.Key, Bucket: "media-mirror", APIBase: d.b2.URL},
+		Workers: 4, Backoff: 10 * time.Millisecond, Logger: discard,
+		Notifiers: []mirror.Notifier{metricsnotify.Notifier{Dir: d.textDir}}})
 	if err != nil {
 		return err
 	}
@@ -376,6 +425,15 @@ func (d *demo) failover(ctx context.Context, old, new *testenv.Redis, demoteFirs
 		d.res.set(new.Addr())
 	}
 	return <-errc
+}
+
+// webOutage makes the web stand-in answer 503 for a while, without
+// blocking the events that follow.
+func (d *demo) webOutage(ctx context.Context, for_ time.Duration) error {
+	d.webDown.Store(true)
+	context.AfterFunc(ctx, func() { d.webDown.Store(false) })
+	time.AfterFunc(for_, func() { d.webDown.Store(false) })
+	return nil
 }
 
 // outage points the name at a closed port for a while: every dial fails.

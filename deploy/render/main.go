@@ -1,20 +1,30 @@
 // Command render draws the dashboards in deploy/grafana as PNG pictures
-// from a real run: it starts the demo stack (PostgreSQL behind pgBouncer,
+// from a real run: it starts a local stack (PostgreSQL behind pgBouncer,
 // two TLS Redis), runs the fediops parts against it for -duration (the
-// redistls tunnel with client traffic and two failovers, a Sidekiq load
-// generator read by sidekiqq's collector, backup and mirror runs with
-// backup.MetricsNotifier, health checks, the connection budget), lets a
-// real Prometheus (Debian package prometheus) scrape them with the alert
-// rules loaded, then asks Prometheus for every panel's query over the run
-// and draws each dashboard's panels where its grid puts them.
+// redistls tunnel with client traffic, two failovers and an outage of the
+// name, a Sidekiq load generator read by sidekiqq's collector, backup and
+// mirror runs with backup/metricsnotify, every health check of an
+// instance with web answering 503 for a while, the connection budget) and
+// Mastodon's own metric sources (internal/mastofake stand-ins scraped with
+// the Mastodon jobs of deploy/prometheus/prometheus.yml), lets a real
+// Prometheus (Debian package prometheus) scrape them as they
+// are deployed (the tunnel's /metrics, the health program's, the textfile
+// directory) with the alert rules loaded, then asks Prometheus for every
+// panel's query over the run and draws each dashboard's panels where its
+// grid puts them, as Grafana draws them: units on the axes, legends below
+// the plot, steps for stepAfter, gaps where scrapes failed, stat tiles
+// coloured by thresholds and value mappings, state timelines as bands.
+// Before drawing it checks every count panel (a rounded increase()) against
+// the collectors' own counters and fails if they differ.
 //
-//	go run ./deploy/render -out docs/img -duration 2m
+//	make pictures   (go run ./deploy/render -duration 2m -out docs/img)
 //
 // Exit status: 0 pictures written, 1 a failure, 2 bad flags.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,9 +33,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func main() {
@@ -33,7 +46,8 @@ func main() {
 	out := fs.String("out", "docs/img", "`dir`ectory the PNG pictures go to")
 	dur := fs.Duration("duration", 2*time.Minute, "how long the demo load runs")
 	dash := fs.String("dashboards", "deploy/grafana", "`dir`ectory of the Grafana dashboards (*.json)")
-	rules := fs.String("rules", "deploy/prometheus/fediops-rules.yml", "Prometheus rules `file` loaded during the run")
+	rules := fs.String("rules", "deploy/prometheus/fediops-rules.yml,deploy/prometheus/mastodon-rules.yml", "comma-separated Prometheus rules `files` loaded during the run")
+	promYML := fs.String("prometheus-config", "deploy/prometheus/prometheus.yml", "Prometheus configuration `file` whose Mastodon jobs scrape the Mastodon stand-ins")
 	width := fs.Int("width", 1200, "picture width in `pixels`")
 	verbose := fs.Bool("v", false, "log progress")
 	fs.Usage = func() {
@@ -57,20 +71,24 @@ func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, log, *out, *dash, *rules, *dur, *width); err != nil {
+	if err := run(ctx, log, *out, *dash, *rules, *promYML, *dur, *width); err != nil {
 		fmt.Fprintln(os.Stderr, "render:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, log *slog.Logger, out, dashDir, rules string, dur time.Duration, width int) error {
+func run(ctx context.Context, log *slog.Logger, out, dashDir, rules, promYML string, dur time.Duration, width int) error {
 	dashes, err := filepath.Glob(filepath.Join(dashDir, "*.json"))
 	if err != nil || len(dashes) == 0 {
 		return fmt.Errorf("no dashboards in %s", dashDir)
 	}
-	rulesAbs, err := filepath.Abs(rules)
-	if err != nil {
-		return err
+	var rulesAbs []string
+	for _, r := range strings.Split(rules, ",") {
+		abs, err := filepath.Abs(r)
+		if err != nil {
+			return err
+		}
+		rulesAbs = append(rulesAbs, abs)
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
@@ -80,22 +98,44 @@ func run(ctx context.Context, log *slog.Logger, out, dashDir, rules string, dur 
 		return err
 	}
 	defer d.close()
-	prom, err := startPrometheus(ctx, d.stack.Dir, d.metricsAddr, rulesAbs)
+	m, err := startMastodon()
+	if err != nil {
+		return err
+	}
+	defer m.close()
+	extra, err := m.scrapeConfigs(promYML, filepath.Join(d.stack.Dir, "prometheus"))
+	if err != nil {
+		return err
+	}
+	prom, err := startPrometheus(ctx, d.stack.Dir, d.targets, rulesAbs, extra)
 	if err != nil {
 		return err
 	}
 	defer prom.stop()
-	log.Info("prometheus up", "url", prom.url, "metrics", d.metricsAddr)
+	log.Info("prometheus up", "url", prom.url, "targets", d.targets)
 	start := time.Now()
+	mdone := make(chan struct{})
+	go func() { m.load(ctx, dur); close(mdone) }()
 	if err := d.load(ctx, dur); err != nil {
 		return err
 	}
+	<-mdone
 	time.Sleep(3 * time.Second) // the last scrapes and rule evaluations
+	// The pictures end at the last scrape of the tunnel, whose counters the
+	// count panels show: increase() then extrapolates nothing past it.
 	end := time.Now()
+	if ts, err := prom.instant(ctx, fmt.Sprintf(`timestamp(up{instance=%q})`, d.targets[0]), end); err != nil || len(ts) != 1 {
+		return fmt.Errorf("last scrape: %v %v", ts, err)
+	} else {
+		end = time.UnixMilli(int64(ts[0] * 1000))
+	}
 	if res, err := prom.queryRange(ctx, `ALERTS{alertstate="firing"}`, end, end, time.Second); err == nil {
 		for _, r := range res {
 			fmt.Fprintf(os.Stderr, "render: alert firing at the end: %s %v\n", r.labels["alertname"], r.labels)
 		}
+	}
+	if err := checkCounts(ctx, prom, d, dashes, end); err != nil {
+		return err
 	}
 	for _, f := range dashes {
 		name := strings.TrimSuffix(filepath.Base(f), ".json")
@@ -110,3 +150,63 @@ func run(ctx context.Context, log *slog.Logger, out, dashDir, rules string, dur 
 }
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// countRE matches a count panel's query: increase() of one counter over a
+// window, rounded.
+var countRE = regexp.MustCompile(`^round\(sum\(increase\((\w+)\{[^}]*\}\[24h\]\)\)\)$`)
+
+// checkCounts compares every count panel (a stat of rounded increase()
+// over 24 h) of the dashboards, as Prometheus answers it at the end of the
+// run, with the collectors' own counters: a count shown must be the count
+// that happened (a whole number, not a rate or an extrapolation).
+func checkCounts(ctx context.Context, prom *promServer, d *demo, dashes []string, end time.Time) error {
+	truth := map[string]float64{}
+	for _, g := range []prometheus.Gatherer{d.tunReg, d.reg} {
+		mfs, err := g.Gather()
+		if err != nil {
+			return err
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				truth[mf.GetName()] += m.GetCounter().GetValue()
+			}
+		}
+	}
+	checked := 0
+	for _, f := range dashes {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		var dash struct{ Panels []panel }
+		if err := json.Unmarshal(b, &dash); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		for _, pn := range dash.Panels {
+			if pn.Type != "stat" || len(pn.Targets) != 1 {
+				continue
+			}
+			m := countRE.FindStringSubmatch(pn.Targets[0].Expr)
+			if m == nil {
+				continue
+			}
+			want, ok := truth[m[1]]
+			if !ok {
+				continue // not a counter of this process (a textfile's)
+			}
+			got, err := prom.instant(ctx, vars.Replace(pn.Targets[0].Expr), end)
+			if err != nil {
+				return err
+			}
+			if len(got) != 1 || got[0] != want {
+				return fmt.Errorf("%s: panel %q shows %v, the collector counted %v", f, pn.Title, got, want)
+			}
+			fmt.Fprintf(os.Stderr, "render: %s: panel %q shows %v, the collector counted %v\n", filepath.Base(f), pn.Title, got[0], want)
+			checked++
+		}
+	}
+	if checked == 0 {
+		return errors.New("no count panel checked")
+	}
+	return nil
+}

@@ -9,17 +9,20 @@ import (
 	"os"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/fediops/fediops/chart"
 )
 
+// panel is the part of a Grafana panel the pictures follow.
 type panel struct {
 	Title   string                   `json:"title"`
 	Type    string                   `json:"type"`
@@ -29,10 +32,38 @@ type panel struct {
 		LegendFormat string `json:"legendFormat"`
 	} `json:"targets"`
 	FieldConfig struct {
-		Defaults struct {
-			Unit string `json:"unit"`
-		} `json:"defaults"`
+		Defaults  fieldDefaults `json:"defaults"`
+		Overrides []override    `json:"overrides"`
 	} `json:"fieldConfig"`
+	Options struct {
+		Legend struct {
+			Placement  string `json:"placement"`
+			ShowLegend *bool  `json:"showLegend"`
+		} `json:"legend"`
+		GraphMode string `json:"graphMode"`
+		ColorMode string `json:"colorMode"`
+	} `json:"options"`
+}
+
+type fieldDefaults struct {
+	Unit     string   `json:"unit"`
+	Decimals *int     `json:"decimals"`
+	Min      *float64 `json:"min"`
+	Max      *float64 `json:"max"`
+	Mappings []struct {
+		Type    string `json:"type"`
+		Options map[string]struct {
+			Text  string `json:"text"`
+			Color string `json:"color"`
+		} `json:"options"`
+	} `json:"mappings"`
+	Thresholds struct {
+		Steps []struct {
+			Color string   `json:"color"`
+			Value *float64 `json:"value"`
+		} `json:"steps"`
+	} `json:"thresholds"`
+	Custom fieldCustom `json:"custom"`
 }
 
 // vars stands in for the dashboards' variables: every value selected.
@@ -41,6 +72,15 @@ var vars = strings.NewReplacer("$__rate_interval", "15s", "$service", ".*", "$qu
 var legendRE = regexp.MustCompile(`\{\{\s*(\w+)\s*\}\}`)
 
 const cellH = 26 // pixels per grid unit of height
+
+// Grafana's named colours.
+var namedColors = map[string]color.RGBA{
+	"green": {0x73, 0xbf, 0x69, 0xff}, "red": {0xf2, 0x49, 0x5c, 0xff}, "orange": {0xff, 0x98, 0x30, 0xff},
+	"yellow": {0xfa, 0xde, 0x2a, 0xff}, "blue": {0x57, 0x94, 0xf2, 0xff}, "purple": {0xb8, 0x77, 0xd9, 0xff},
+	"text": {0x20, 0x20, 0x20, 0xff},
+}
+
+func init() { plot.DefaultFont.Variant = "Sans" }
 
 // renderDashboard draws every panel of a dashboard where its gridPos puts it,
 // from Prometheus range queries over [start, end].
@@ -66,10 +106,7 @@ func renderDashboard(ctx context.Context, p *promServer, file, png string, start
 	dc := draw.New(img)
 	dc.SetColor(color.RGBA{0xf4, 0xf5, 0xf5, 0xff})
 	dc.Fill(dc.Rectangle.Path())
-	font := plot.DefaultFont
-	font.Size = 16
-	ts := draw.TextStyle{Color: color.Black, Font: font, Handler: plot.DefaultTextHandler}
-	ts.Font.Variant = "Sans"
+	ts := textStyle(16)
 	sub := fmt.Sprintf("%s — demo stack, %s to %s UTC", d.Title, start.UTC().Format("15:04:05"), end.UTC().Format("15:04:05"))
 	dc.FillText(ts, vg.Point{X: 10, Y: vg.Length(H - 24)}, sub)
 	step := max(time.Second, end.Sub(start)/300)
@@ -81,24 +118,25 @@ func renderDashboard(ctx context.Context, p *promServer, file, png string, start
 		bottom := vg.Length(H - header - (pn.GridPos.Y+pn.GridPos.H)*cellH)
 		cell := draw.Canvas{Canvas: img, Rectangle: vg.Rectangle{Min: vg.Point{X: x0 + 3, Y: bottom + 3}, Max: vg.Point{X: x1 - 3, Y: top - 3}}}
 		if pn.Type == "row" {
-			rs := ts
-			rs.Font.Size = 14
-			dc.FillText(rs, vg.Point{X: x0 + 6, Y: bottom + 6}, pn.Title)
+			dc.FillText(textStyle(14), vg.Point{X: x0 + 6, Y: bottom + 6}, pn.Title)
 			continue
 		}
 		cell.SetColor(color.White)
 		cell.Fill(cell.Rectangle.Path())
-		if pn.Type == "table" {
-			if err := drawTable(ctx, p, pn, end, cell, ts); err != nil {
-				return fmt.Errorf("panel %q: %w", pn.Title, err)
-			}
-			continue
+		var err error
+		switch pn.Type {
+		case "table":
+			err = drawTable(ctx, p, pn, end, cell)
+		case "stat":
+			err = drawStat(ctx, p, pn, start, end, step, cell)
+		case "state-timeline":
+			err = drawTimeline(ctx, p, pn, start, end, step, cell)
+		default:
+			err = drawTimeseries(ctx, p, pn, start, end, step, cell)
 		}
-		pl, err := panelPlot(ctx, p, pn, start, end, step)
 		if err != nil {
 			return fmt.Errorf("panel %q: %w", pn.Title, err)
 		}
-		pl.Draw(cell)
 	}
 	f, err := os.Create(png)
 	if err != nil {
@@ -111,90 +149,491 @@ func renderDashboard(ctx context.Context, p *promServer, file, png string, start
 	return f.Close()
 }
 
-func panelPlot(ctx context.Context, p *promServer, pn panel, start, end time.Time, step time.Duration) (*plot.Plot, error) {
-	pl := plot.New()
-	pl.Title.Text = pn.Title
-	pl.Title.TextStyle.Font.Size = 12
-	pl.X.Tick.Marker = plot.TimeTicks{Format: "15:04:05"}
-	pl.X.Tick.Label.Font.Size = 8
-	pl.Y.Tick.Label.Font.Size = 8
-	pl.Legend.TextStyle.Font.Size = 8
-	pl.Legend.Top = true
-	pl.Add(plotter.NewGrid())
-	n := 0
-	var last []string
+func textStyle(size vg.Length) draw.TextStyle {
+	f := plot.DefaultFont
+	f.Size = size
+	return draw.TextStyle{Color: color.Black, Font: f, Handler: plot.DefaultTextHandler}
+}
+
+// named is one series with its legend.
+type named struct {
+	name string
+	series
+}
+
+// query runs every target of a panel over [start, end] and names the
+// series by their legend format, sorted.
+func query(ctx context.Context, p *promServer, pn panel, start, end time.Time, step time.Duration) ([]named, error) {
+	var out []named
 	for _, tg := range pn.Targets {
 		res, err := p.queryRange(ctx, vars.Replace(tg.Expr), start, end, step)
 		if err != nil {
 			return nil, err
 		}
-		sort.Slice(res, func(i, j int) bool {
-			return legend(tg.LegendFormat, res[i].labels) < legend(tg.LegendFormat, res[j].labels)
-		})
+		var part []named
 		for _, s := range res {
-			if len(s.t) == 0 {
-				continue
+			if len(s.t) > 0 {
+				part = append(part, named{legend(tg.LegendFormat, s.labels), s})
 			}
-			xy := make(plotter.XYs, len(s.t))
-			for i := range s.t {
-				xy[i].X, xy[i].Y = s.t[i], s.v[i]
-			}
-			l, err := plotter.NewLine(xy)
-			if err != nil {
-				return nil, err
-			}
-			l.Color = plotutil.Color(n)
-			l.Width = vg.Points(1.5)
-			pl.Add(l)
-			name := legend(tg.LegendFormat, s.labels)
-			if name != "" && len(pn.Targets)+len(res) > 2 && n < 8 {
-				pl.Legend.Add(name, l)
-			}
-			last = append(last, strings.TrimSpace(name+" "+format(s.v[len(s.v)-1], pn.FieldConfig.Defaults.Unit)))
-			n++
 		}
+		sort.Slice(part, func(i, j int) bool { return part[i].name < part[j].name })
+		out = append(out, part...)
 	}
-	if pn.Type == "stat" && len(last) > 0 { // the value a stat panel shows, in its title
-		if len(last) > 6 {
-			last = append(last[:6], "…")
+	return out, nil
+}
+
+// drawTimeseries draws a time series panel as Grafana does: lines (steps
+// for lineInterpolation stepAfter, gaps where samples are missing), the
+// y-axis in the panel's unit with its axis label, the legend below the
+// plot (or right of it), never over the lines.
+func drawTimeseries(ctx context.Context, p *promServer, pn panel, start, end time.Time, step time.Duration, c draw.Canvas) error {
+	res, err := query(ctx, p, pn, start, end, step)
+	if err != nil {
+		return err
+	}
+	fd := pn.FieldConfig.Defaults
+	pl := plot.New()
+	pl.Title.Text = pn.Title
+	pl.Title.TextStyle.Font.Size = 12
+	pl.X.Tick.Marker = plot.TimeTicks{Format: "15:04:05"}
+	pl.X.Tick.Label.Font.Size = 8
+	pl.X.Min, pl.X.Max = float64(start.Unix()), float64(end.Unix())
+	pl.Y.Tick.Label.Font.Size = 8
+	pl.Y.Tick.Marker = unitTicks{fd}
+	pl.Y.Label.Text = cmpOr(fd.Custom.AxisLabel, unitName(fd.Unit))
+	pl.Y.Label.TextStyle.Font.Size = 9
+	pl.Add(plotter.NewGrid())
+	var entries []legendEntry
+	var series []drawn
+	for _, s := range res {
+		xy := make(plotter.XYs, 0, len(s.t))
+		for i := range s.t {
+			if !math.IsNaN(s.v[i]) && !math.IsInf(s.v[i], 0) { // 0/0: a gap in Grafana
+				xy = append(xy, plotter.XY{X: s.t[i], Y: s.v[i]})
+			}
 		}
-		pl.Title.Text += ": " + strings.Join(last, ", ")
+		if len(xy) == 0 {
+			continue
+		}
+		col := chart.Color(len(series))
+		series = append(series, drawn{name: s.name, xy: xy, style: pn.styleFor(s.name), color: col})
+		entries = append(entries, legendEntry{s.name, col})
 	}
-	if n == 0 {
+	if err := addSeries(pl, series, step); err != nil {
+		return err
+	}
+	if len(series) == 0 {
 		pl.Title.Text += " (no data)"
 	}
-	if pl.Y.Min > 0 && !math.IsInf(pl.Y.Min, 0) {
-		pl.Y.Min = 0
+	// The y range: from 0 (or below) to the highest point, stacks summed.
+	lo, hi := 0.0, 0.0
+	stack := map[float64]float64{}
+	for _, s := range series {
+		for _, p := range s.xy {
+			y := p.Y
+			if s.style.Stacking.Mode == "normal" {
+				stack[p.X] += p.Y
+				y = stack[p.X]
+			}
+			lo, hi = math.Min(lo, y), math.Max(hi, y)
+		}
 	}
-	return pl, nil
+	if hi <= lo || fd.Decimals != nil && *fd.Decimals == 0 && hi < 1 {
+		hi = lo + 1
+	}
+	pl.Y.Min, pl.Y.Max = lo, hi*1.05
+	if fd.Min != nil {
+		pl.Y.Min = *fd.Min
+	}
+	if fd.Max != nil {
+		pl.Y.Max = *fd.Max * 1.05
+	}
+	show := (pn.Options.Legend.ShowLegend == nil || *pn.Options.Legend.ShowLegend) && len(entries) > 0 && (len(entries) > 1 || entries[0].name != "")
+	area := c
+	if show {
+		if pn.Options.Legend.Placement == "right" {
+			w := legendWidth(entries)
+			area.Max.X -= w
+			drawLegendColumn(draw.Canvas{Canvas: c.Canvas, Rectangle: vg.Rectangle{Min: vg.Point{X: c.Max.X - w, Y: c.Min.Y}, Max: c.Max}}, entries)
+		} else {
+			h := drawLegendRows(c, entries)
+			area.Min.Y += h
+		}
+	}
+	pl.Draw(area)
+	return nil
+}
+
+type legendEntry struct {
+	name string
+	col  color.Color
+}
+
+const legendFont = 9
+
+func legendWidth(entries []legendEntry) vg.Length {
+	ts := textStyle(legendFont)
+	w := vg.Length(0)
+	for _, e := range entries {
+		w = max(w, ts.Width(e.name))
+	}
+	return w + 30
+}
+
+// drawLegendRows draws the entries left to right under the plot, wrapping,
+// and returns the height they took.
+func drawLegendRows(c draw.Canvas, entries []legendEntry) vg.Length {
+	ts := textStyle(legendFont)
+	const rowH, sample, pad = 13, 14, 12
+	var rows [][]legendEntry
+	var x vg.Length
+	avail := c.Max.X - c.Min.X - 16
+	for _, e := range entries {
+		w := sample + 4 + ts.Width(e.name) + pad
+		if len(rows) == 0 || x+w > avail {
+			rows = append(rows, nil)
+			x = 0
+		}
+		rows[len(rows)-1] = append(rows[len(rows)-1], e)
+		x += w
+	}
+	h := vg.Length(len(rows)*rowH + 4)
+	for i, row := range rows {
+		y := c.Min.Y + h - vg.Length((i+1)*rowH)
+		x := c.Min.X + 8
+		for _, e := range row {
+			legendSample(c, x, y+4, e.col)
+			c.FillText(ts, vg.Point{X: x + sample + 4, Y: y}, e.name)
+			x += sample + 4 + ts.Width(e.name) + pad
+		}
+	}
+	return h
+}
+
+func drawLegendColumn(c draw.Canvas, entries []legendEntry) {
+	ts := textStyle(legendFont)
+	y := c.Max.Y - 24
+	for _, e := range entries {
+		legendSample(c, c.Min.X+4, y+4, e.col)
+		c.FillText(ts, vg.Point{X: c.Min.X + 22, Y: y}, e.name)
+		y -= 13
+	}
+}
+
+func legendSample(c draw.Canvas, x, y vg.Length, col color.Color) {
+	c.StrokeLine2(draw.LineStyle{Color: col, Width: vg.Points(2.5)}, x, y, x+14, y)
+}
+
+// unitTicks labels the y-axis in the panel's unit; counts get whole
+// numbers only.
+type unitTicks struct{ fd fieldDefaults }
+
+func (u unitTicks) Ticks(lo, hi float64) []plot.Tick {
+	count := u.fd.Decimals != nil && *u.fd.Decimals == 0
+	label := func(v float64) string {
+		if text, ok := mapped(v, u.fd); ok {
+			return text
+		}
+		return format(v, u.fd)
+	}
+	if count && hi-lo <= 8 {
+		var ts []plot.Tick
+		for v := math.Ceil(lo); v <= hi; v++ {
+			ts = append(ts, plot.Tick{Value: v, Label: label(v)})
+		}
+		return ts
+	}
+	// Byte units tick at round numbers of the binary unit shown.
+	scale := 1.0
+	if u.fd.Unit == "bytes" || u.fd.Unit == "Bps" {
+		for math.Max(math.Abs(lo), math.Abs(hi))/scale >= 1024 {
+			scale *= 1024
+		}
+	}
+	ts := plot.DefaultTicks{}.Ticks(lo/scale, hi/scale)
+	for i := range ts {
+		ts[i].Value *= scale
+		if ts[i].Label == "" {
+			continue
+		}
+		if count && ts[i].Value != math.Trunc(ts[i].Value) {
+			ts[i].Label = ""
+			continue
+		}
+		ts[i].Label = label(ts[i].Value)
+	}
+	return ts
+}
+
+// unitName is the y-axis label of a unit when the panel names none.
+func unitName(unit string) string {
+	return map[string]string{"s": "seconds", "bytes": "bytes", "Bps": "bytes/s", "ops": "per second", "reqps": "requests/s", "percentunit": "percent"}[unit]
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 func legend(format string, labels map[string]string) string {
 	return legendRE.ReplaceAllStringFunc(format, func(m string) string { return labels[legendRE.FindStringSubmatch(m)[1]] })
 }
 
-func format(v float64, unit string) string {
-	switch unit {
-	case "percentunit":
-		return fmt.Sprintf("%.0f%%", v*100)
-	case "s":
-		if math.Abs(v) < 60 {
-			return fmt.Sprintf("%.1fs", v)
+// format writes v in the panel's unit, with its decimals when it sets them.
+func format(v float64, fd fieldDefaults) string {
+	dec := -1
+	if fd.Decimals != nil {
+		dec = *fd.Decimals
+	}
+	num := func(x float64) string {
+		if dec >= 0 {
+			return strconv.FormatFloat(x, 'f', dec, 64)
 		}
-		return (time.Duration(v * float64(time.Second))).Round(time.Second).String()
+		switch ax := math.Abs(x); {
+		case ax == math.Trunc(ax) && ax < 1e4:
+			return strconv.FormatFloat(x, 'f', 0, 64)
+		case ax >= 100:
+			return strconv.FormatFloat(x, 'f', 0, 64)
+		case ax >= 10:
+			return strconv.FormatFloat(x, 'f', 1, 64)
+		default:
+			return strconv.FormatFloat(x, 'f', 2, 64)
+		}
+	}
+	bytes := func(x float64) string {
+		for _, u := range []string{"B", "KiB", "MiB", "GiB"} {
+			if math.Abs(x) < 1024 || u == "GiB" {
+				if u == "B" {
+					return strconv.FormatFloat(x, 'f', 0, 64) + " B"
+				}
+				return strconv.FormatFloat(x, 'f', 1, 64) + " " + u
+			}
+			x /= 1024
+		}
+		return ""
+	}
+	switch fd.Unit {
+	case "percentunit":
+		if dec < 0 {
+			dec = 0
+		}
+		return strconv.FormatFloat(v*100, 'f', dec, 64) + "%"
+	case "s":
+		switch av := math.Abs(v); {
+		case av == 0:
+			return "0 s"
+		case av < 0.001:
+			return strconv.FormatFloat(v*1e6, 'f', 0, 64) + " µs"
+		case av < 0.01:
+			return strconv.FormatFloat(v*1000, 'f', 1, 64) + " ms"
+		case av < 1:
+			return strconv.FormatFloat(v*1000, 'f', 0, 64) + " ms"
+		case av < 60:
+			return strconv.FormatFloat(v, 'f', 1, 64) + " s"
+		case av < 3600:
+			return strconv.FormatFloat(v/60, 'f', 1, 64) + " min"
+		default:
+			return strconv.FormatFloat(v/3600, 'f', 1, 64) + " h"
+		}
 	case "bytes":
-		return fmt.Sprintf("%.1f MiB", v/(1<<20))
+		return bytes(v)
+	case "Bps":
+		return bytes(v) + "/s"
+	case "ops":
+		return num(v) + "/s"
+	case "reqps":
+		return num(v) + " req/s"
 	}
-	if v == math.Trunc(v) && math.Abs(v) < 1e9 {
-		return fmt.Sprintf("%.0f", v)
+	switch av := math.Abs(v); {
+	case dec < 0 && av >= 1e6:
+		return strconv.FormatFloat(v/1e6, 'f', 1, 64) + " M"
+	case dec < 0 && av >= 1e4:
+		return strconv.FormatFloat(v/1e3, 'f', 1, 64) + " K"
 	}
-	return fmt.Sprintf("%.3g", v)
+	return num(v)
+}
+
+// mapped is the text a value mapping gives v, if one does.
+func mapped(v float64, fd fieldDefaults) (string, bool) {
+	for _, m := range fd.Mappings {
+		if m.Type != "value" {
+			continue
+		}
+		for k, o := range m.Options {
+			if f, err := strconv.ParseFloat(k, 64); err == nil && f == v && o.Text != "" {
+				return o.Text, true
+			}
+		}
+	}
+	return "", false
+}
+
+// shown is how a value is shown: its mapping's text and colour when one
+// matches, else the formatted value and its threshold colour.
+func shown(v float64, fd fieldDefaults) (string, color.RGBA) {
+	for _, m := range fd.Mappings {
+		if m.Type != "value" {
+			continue
+		}
+		for k, o := range m.Options {
+			if f, err := strconv.ParseFloat(k, 64); err == nil && f == v {
+				return cmpOr(o.Text, format(v, fd)), namedColors[cmpOr(o.Color, "text")]
+			}
+		}
+	}
+	col := namedColors["text"]
+	for _, s := range fd.Thresholds.Steps {
+		if s.Value == nil || v >= *s.Value {
+			col = namedColors[s.Color]
+		}
+	}
+	return format(v, fd), col
+}
+
+// drawStat draws a stat panel as Grafana does: per series its name and
+// last value, large, coloured by the thresholds or value mappings (the
+// tile itself with colorMode background), over a faint sparkline unless
+// graphMode is none.
+func drawStat(ctx context.Context, p *promServer, pn panel, start, end time.Time, step time.Duration, c draw.Canvas) error {
+	res, err := query(ctx, p, pn, start, end, step)
+	if err != nil {
+		return err
+	}
+	fd := pn.FieldConfig.Defaults
+	title := panelTitle(c, pn.Title)
+	if len(res) == 0 {
+		c.FillText(title, vg.Point{X: (c.Min.X + c.Max.X) / 2, Y: (c.Min.Y + c.Max.Y) / 2}, "no data")
+		return nil
+	}
+	if len(res) > 8 {
+		res = res[:8]
+	}
+	area := vg.Rectangle{Min: vg.Point{X: c.Min.X + 4, Y: c.Min.Y + 4}, Max: vg.Point{X: c.Max.X - 4, Y: c.Max.Y - 22}}
+	w := (area.Max.X - area.Min.X) / vg.Length(len(res))
+	for i, s := range res {
+		tile := draw.Canvas{Canvas: c.Canvas, Rectangle: vg.Rectangle{
+			Min: vg.Point{X: area.Min.X + vg.Length(i)*w + 2, Y: area.Min.Y}, Max: vg.Point{X: area.Min.X + vg.Length(i+1)*w - 2, Y: area.Max.Y}}}
+		text, col := shown(s.v[len(s.v)-1], fd)
+		fg := color.Color(col)
+		if pn.Options.ColorMode == "none" {
+			fg, col = namedColors["text"], namedColors["blue"]
+		}
+		if pn.Options.ColorMode == "background" {
+			tile.SetColor(col)
+			tile.Fill(tile.Rectangle.Path())
+			fg = color.White
+		}
+		if pn.Options.GraphMode != "none" && len(s.v) > 1 {
+			lo, hi := s.v[0], s.v[0]
+			for _, v := range s.v {
+				lo, hi = math.Min(lo, v), math.Max(hi, v)
+			}
+			lo = math.Min(lo, 0)
+			span := math.Max(hi-lo, 1e-9)
+			x0, x1 := float64(start.Unix()), float64(end.Unix())
+			var pts []vg.Point
+			for j := range s.t {
+				pts = append(pts, vg.Point{
+					X: tile.Min.X + vg.Length((s.t[j]-x0)/(x1-x0))*(tile.Max.X-tile.Min.X),
+					Y: tile.Min.Y + 2 + vg.Length((s.v[j]-lo)/span)*(tile.Max.Y-tile.Min.Y)*0.45})
+			}
+			spark := col
+			spark.A = 0x90
+			tile.StrokeLines(draw.LineStyle{Color: spark, Width: vg.Points(1.2)}, pts)
+		}
+		big := textStyle(min(28, vg.Length(float64(w)/float64(max(len(text), 2))*1.3)))
+		big.Color, big.XAlign, big.YAlign = fg, draw.XCenter, draw.YCenter
+		mid := vg.Point{X: (tile.Min.X + tile.Max.X) / 2, Y: (tile.Min.Y+tile.Max.Y)/2 + 2}
+		tile.FillText(big, mid, text)
+		if s.name != "" {
+			small := textStyle(10)
+			small.Color, small.XAlign = fg, draw.XCenter
+			tile.FillText(small, vg.Point{X: mid.X, Y: tile.Max.Y - 12}, s.name)
+		}
+	}
+	return nil
+}
+
+// drawTimeline draws a state-timeline panel: one band per series, each
+// interval coloured by the value's mapping (green ok, orange warn, red
+// fail), white where there is no sample; the mapping's legend below.
+func drawTimeline(ctx context.Context, p *promServer, pn panel, start, end time.Time, step time.Duration, c draw.Canvas) error {
+	res, err := query(ctx, p, pn, start, end, step)
+	if err != nil {
+		return err
+	}
+	fd := pn.FieldConfig.Defaults
+	title := panelTitle(c, pn.Title)
+	var entries []legendEntry
+	for _, m := range fd.Mappings {
+		keys := make([]string, 0, len(m.Options))
+		for k := range m.Options {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			entries = append(entries, legendEntry{m.Options[k].Text, namedColors[m.Options[k].Color]})
+		}
+	}
+	legendH := drawLegendRows(c, entries)
+	label := textStyle(9)
+	labelW := vg.Length(0)
+	for _, s := range res {
+		labelW = max(labelW, label.Width(s.name))
+	}
+	plotArea := vg.Rectangle{Min: vg.Point{X: c.Min.X + labelW + 12, Y: c.Min.Y + legendH + 14}, Max: vg.Point{X: c.Max.X - 10, Y: c.Max.Y - 24}}
+	x0, x1 := float64(start.Unix()), float64(end.Unix())
+	xOf := func(t float64) vg.Length {
+		return plotArea.Min.X + vg.Length((t-x0)/(x1-x0))*(plotArea.Max.X-plotArea.Min.X)
+	}
+	ticks := plot.TimeTicks{Format: "15:04:05"}.Ticks(x0, x1)
+	tick := textStyle(8)
+	tick.XAlign = draw.XCenter
+	grid := draw.LineStyle{Color: color.Gray{0xdd}, Width: vg.Points(0.5)}
+	for _, t := range ticks {
+		if t.Label == "" {
+			continue
+		}
+		c.StrokeLine2(grid, xOf(t.Value), plotArea.Min.Y, xOf(t.Value), plotArea.Max.Y)
+		c.FillText(tick, vg.Point{X: xOf(t.Value), Y: plotArea.Min.Y - 11}, t.Label)
+	}
+	if len(res) == 0 {
+		c.FillText(title, vg.Point{X: (c.Min.X + c.Max.X) / 2, Y: (c.Min.Y + c.Max.Y) / 2}, "no data")
+		return nil
+	}
+	rowH := (plotArea.Max.Y - plotArea.Min.Y) / vg.Length(len(res))
+	label.YAlign = draw.YCenter
+	for i, s := range res {
+		y1 := plotArea.Max.Y - vg.Length(i)*rowH
+		y0 := y1 - rowH*0.8
+		c.FillText(label, vg.Point{X: c.Min.X + 6, Y: (y0 + y1) / 2}, s.name)
+		// One rectangle per run of equal values (mergeValues), none where
+		// samples are missing.
+		for j := 0; j < len(s.t); {
+			k := j
+			for k+1 < len(s.t) && s.v[k+1] == s.v[j] && s.t[k+1]-s.t[k] <= 1.5*step.Seconds() {
+				k++
+			}
+			next := s.t[k] + step.Seconds()
+			if k+1 < len(s.t) && s.t[k+1]-s.t[k] <= 1.5*step.Seconds() {
+				next = s.t[k+1]
+			}
+			_, col := shown(s.v[j], fd)
+			r := vg.Rectangle{Min: vg.Point{X: xOf(s.t[j]), Y: y0}, Max: vg.Point{X: xOf(math.Min(next, x1)), Y: y1}}
+			c.SetColor(col)
+			c.Fill(r.Path())
+			j = k + 1
+		}
+	}
+	return nil
 }
 
 // drawTable draws a table panel as Grafana's merge transformation shows it:
 // one row per series key (the labels but __name__), one column per query,
 // the values at end.
-func drawTable(ctx context.Context, p *promServer, pn panel, end time.Time, c draw.Canvas, ts draw.TextStyle) error {
+func drawTable(ctx context.Context, p *promServer, pn panel, end time.Time, c draw.Canvas) error {
 	cols := []string{"source"}
 	rows := map[string][]string{}
 	for i, tg := range pn.Targets {
@@ -223,9 +662,8 @@ func drawTable(ctx context.Context, p *promServer, pn panel, end time.Time, c dr
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	ts.Font.Size = 12
-	title := ts
-	title.Font.Size = 13
+	ts := textStyle(12)
+	title := textStyle(13)
 	w := (c.Max.X - c.Min.X - 20) / vg.Length(len(cols))
 	y := c.Max.Y - 18
 	c.FillText(title, vg.Point{X: c.Min.X + 10, Y: y}, pn.Title)
@@ -254,9 +692,18 @@ func cellValue(column string, v float64) string {
 		}
 		return "FAILED"
 	case "age", "duration":
-		return format(v, "s")
+		return format(v, fieldDefaults{Unit: "s"})
 	case "bytes":
-		return fmt.Sprintf("%.1f KiB", v/1024)
+		return format(v, fieldDefaults{Unit: "bytes"})
 	}
-	return format(v, "")
+	return format(v, fieldDefaults{})
+}
+
+// panelTitle writes a panel's title centred at its top and returns the
+// style, for a "no data" in the middle.
+func panelTitle(c draw.Canvas, text string) draw.TextStyle {
+	title := textStyle(12)
+	title.XAlign = draw.XCenter
+	c.FillText(title, vg.Point{X: (c.Min.X + c.Max.X) / 2, Y: c.Max.Y - 15}, text)
+	return title
 }

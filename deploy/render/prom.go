@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -22,7 +23,9 @@ type promServer struct {
 	log string
 }
 
-func startPrometheus(ctx context.Context, dir, target, rules string) (*promServer, error) {
+// startPrometheus scrapes targets as job fediops-demo, plus the jobs of
+// extra (YAML list items of scrape_configs), with the rules files loaded.
+func startPrometheus(ctx context.Context, dir string, targets, rules []string, extra string) (*promServer, error) {
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
 		return nil, fmt.Errorf("prometheus not found; install it with: apt-get install -y prometheus")
@@ -34,12 +37,12 @@ func startPrometheus(ctx context.Context, dir, target, rules string) (*promServe
 	conf := fmt.Sprintf(`global:
   scrape_interval: 1s
   evaluation_interval: 1s
-rule_files: [%q]
+rule_files: %s
 scrape_configs:
   - job_name: fediops-demo
     static_configs:
-      - targets: [%q]
-`, rules, target)
+      - targets: %s
+%s`, quoted(rules), quoted(targets), extra)
 	cf := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		return nil, err
@@ -79,6 +82,14 @@ scrape_configs:
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+func quoted(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = strconv.Quote(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
 }
 
 func (p *promServer) stop() {
@@ -145,3 +156,18 @@ func (p *promServer) queryRange(ctx context.Context, q string, start, end time.T
 }
 
 func unix(t time.Time) string { return strconv.FormatFloat(float64(t.UnixNano())/1e9, 'f', 3, 64) }
+
+// instant asks for q's value at t, one number per series.
+func (p *promServer) instant(ctx context.Context, q string, t time.Time) ([]float64, error) {
+	res, err := p.queryRange(ctx, q, t, t, time.Second)
+	if err != nil {
+		return nil, err
+	}
+	var out []float64
+	for _, s := range res {
+		if len(s.v) > 0 {
+			out = append(out, s.v[len(s.v)-1])
+		}
+	}
+	return out, nil
+}

@@ -51,7 +51,7 @@ func BenchmarkSideBySide(b *testing.B) {
 		seed(b, pg, "bk_bench", "CANARY-bench", mb)
 		b.Logf("seeded %d MB of random text in %s", mb, time.Since(t0).Round(time.Second))
 	}
-	f := newFixture(b, "bk_bench", pg.Port)
+	f := newFixture(b, "bk_bench")
 	pgEnv := []string{"PGPASSWORD=" + pg.AdminPassword, "PGSSLMODE=verify-full", "PGSSLROOTCERT=" + pg.CAFile}
 	conn := fmt.Sprintf("-h %s -p %d -U %s -d bk_bench", pg.Host, pg.Port, pg.AdminUser)
 	shell := func(script string) result {
@@ -98,7 +98,6 @@ func BenchmarkSideBySide(b *testing.B) {
 		r := shell("pg_dump -Z0 " + conn + " | zstd -q -1 -T0 | age -r " + recip + " | wc -c")
 		return r, size(r)
 	})
-	port := strconv.Itoa(pg.Port)
 	variants := "default;fastest" // zstd level, then extra KEY=value environment
 	if v := os.Getenv("FEDIOPS_BENCH_VARIANTS"); v != "" {
 		variants = v
@@ -107,7 +106,7 @@ func BenchmarkSideBySide(b *testing.B) {
 		level, extra, _ := strings.Cut(v, " ")
 		best("fediops run -zstd-level "+v, func() (result, int64) {
 			before := f.b2.Calls("b2_finish_large_file") + f.b2.Calls("b2_upload_file")
-			env, args := append([]string{}, f.env...), f.args("run", "-pg-port", port, "-zstd-level", level, "-keep-last", "1", "-keep", "1ns")
+			env, args := append([]string{}, f.env...), f.args("run", "-zstd-level", level, "-keep-last", "1", "-keep", "1ns")
 			for _, x := range strings.Fields(extra) { // -flag=value or KEY=value
 				if strings.HasPrefix(x, "-") {
 					args = append(args, x)

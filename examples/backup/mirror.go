@@ -7,12 +7,18 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"golang.org/x/term"
 
+	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/backup"
+	"github.com/fediops/fediops/backup/b2store"
+	"github.com/fediops/fediops/backup/metricsnotify"
+	"github.com/fediops/fediops/backup/mirror"
+	"github.com/fediops/fediops/backup/slacknotify"
 	"github.com/fediops/fediops/spaces"
 )
 
@@ -33,7 +39,7 @@ included), 2 bad usage or settings.
 
 `
 
-// mirrorMain is "backup mirror": flags -> spaces.Config + MirrorConfig -> Run.
+// mirrorMain is "backup mirror": flags -> spaces.Config + mirror.Config -> Run.
 func mirrorMain(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("backup mirror", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -42,8 +48,8 @@ func mirrorMain(args []string, stdout, stderr io.Writer) int {
 	bucket := fs.String("b2-bucket", "", "target B2 bucket (default MIRROR_B2_BUCKET, else B2_BUCKET)")
 	prefix := fs.String("b2-prefix", "media/", "name prefix in the bucket; the mirror lists and deletes only under it")
 	apiBase := fs.String("b2-api", "", "B2 API base URL (default B2_API_BASE, else Backblaze)")
-	workers := fs.Int("workers", backup.DefaultMirrorWorkers, "transfers in flight")
-	maxDelete := fs.Float64("max-delete", backup.DefaultMaxDeleteFraction, "refuse a run deleting more than this share of the mirrored objects (-1 = no limit)")
+	workers := fs.Int("workers", mirror.DefaultWorkers, "transfers in flight")
+	maxDelete := fs.Float64("max-delete", mirror.DefaultMaxDeleteFraction, "refuse a run deleting more than this share of the mirrored objects (-1 = no limit)")
 	dryRun := fs.Bool("dry-run", false, "print what would be copied and deleted; change nothing")
 	verify := fs.Bool("verify", false, "list B2 in full and reconcile it with the state")
 	lock := fs.String("lock", "/run/lock/fediops-mirror.lock", "lock file that keeps runs from overlapping")
@@ -55,18 +61,45 @@ func mirrorMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "backup mirror: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	if *units {
-		exe, _ := os.Executable()
-		svc, timer := backup.MirrorUnits(exe + " mirror")
-		fmt.Fprintf(stdout, "# /etc/systemd/system/fediops-mirror.service\n%s\n# /etc/systemd/system/fediops-mirror.timer\n%s", svc, timer)
-		return 0
-	}
-	settings := backup.Settings{EnvFile: *envFile}
-	lookup, err := settings.Lookup()
+	env, err := fediops.ReadEnv(*envFile) // the environment wins, as in Rails
 	if err != nil {
 		return mirrorErr(stderr, 2, err)
 	}
-	get := func(k string) string { v, _ := lookup(k); return v }
+	for _, f := range env.Lint() {
+		fmt.Fprintf(stderr, "backup mirror: warning: %s\n", f)
+	}
+	get := func(k string) string { v, _ := env.Lookup(k); return v }
+	lookup := func(k string) (string, bool) { // the B2 settings, with the flags winning
+		switch k {
+		case "B2_BUCKET":
+			return first(*bucket, get("MIRROR_B2_BUCKET"), get("B2_BUCKET")), true
+		case "B2_API_BASE":
+			return first(*apiBase, get("B2_API_BASE")), true
+		}
+		return env.Lookup(k)
+	}
+	if *units {
+		exe, err := os.Executable()
+		if err != nil {
+			return mirrorErr(stderr, 1, err)
+		}
+		command := []string{exe, "mirror"}
+		if *envFile != "" {
+			abs, err := filepath.Abs(*envFile)
+			if err != nil {
+				return mirrorErr(stderr, 2, err)
+			}
+			command = append(command, "-env", abs)
+		}
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name != "env" && f.Name != "units" && f.Name != "dry-run" {
+				command = append(command, "-"+f.Name, f.Value.String())
+			}
+		})
+		svc, timer := mirror.Units(command)
+		fmt.Fprintf(stdout, "# /etc/systemd/system/fediops-mirror.service\n%s\n# /etc/systemd/system/fediops-mirror.timer\n%s", svc, timer)
+		return 0
+	}
 	scfg, err := spaces.ConfigFromEnv(lookup)
 	if err != nil {
 		return mirrorErr(stderr, 2, err)
@@ -82,23 +115,25 @@ func mirrorMain(args []string, stdout, stderr io.Writer) int {
 	tty := term.IsTerminal(int(os.Stderr.Fd()))
 	level := map[bool]slog.Level{true: slog.LevelInfo, false: slog.LevelWarn}[tty]
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	cfg := backup.MirrorConfig{Source: src, SourceName: "spaces:" + scfg.Bucket, B2KeyID: get("B2_APPLICATION_KEY_ID"),
-		B2Key: get("B2_APPLICATION_KEY"), B2Bucket: first(*bucket, get("MIRROR_B2_BUCKET"), get("B2_BUCKET")),
-		B2APIBase: first(*apiBase, get("B2_API_BASE")), TargetPrefix: *prefix, Workers: *workers,
+	b2cfg, err := b2store.ConfigFromEnv(lookup)
+	if err != nil {
+		return mirrorErr(stderr, 2, err)
+	}
+	cfg := mirror.Config{Source: src, SourceName: "spaces:" + scfg.Bucket, B2: b2cfg, TargetPrefix: *prefix, Workers: *workers,
 		MaxDeleteFraction: *maxDelete, DryRun: *dryRun, Verify: *verify, Logger: log,
-		Notifiers: []backup.MirrorNotifier{backup.LogNotifier{Logger: log}, backup.MetricsNotifierFromEnv(lookup)}}
+		Notifiers: []mirror.Notifier{mirror.LogNotifier{Logger: log}, metricsnotify.NotifierFromEnv(lookup)}}
 	if hook := get("SLACK_WEBHOOK_URL"); hook != "" && !*dryRun {
-		cfg.Notifiers = append(cfg.Notifiers, &backup.SlackNotifier{WebhookURL: hook})
+		cfg.Notifiers = append(cfg.Notifiers, &slacknotify.Notifier{WebhookURL: hook})
 	}
 	if *dryRun {
 		var mu sync.Mutex
-		cfg.OnAction = func(a backup.MirrorAction) {
+		cfg.OnAction = func(a mirror.Action) {
 			mu.Lock()
 			defer mu.Unlock()
 			fmt.Fprintf(stdout, "would %s %s (%s)\n", a.Op, a.Key, backup.HumanBytes(a.Size))
 		}
 	}
-	m, err := backup.NewMirror(cfg)
+	m, err := mirror.New(cfg)
 	if err != nil {
 		return mirrorErr(stderr, 2, err)
 	}
@@ -109,11 +144,11 @@ func mirrorMain(args []string, stdout, stderr io.Writer) int {
 		}
 		defer release()
 	}
-	ctx, stop := backup.SignalContext(backup.DefaultStopGrace, log) // exits 1 if still running 30 s after SIGTERM
+	ctx, stop := signalContext(defaultStopGrace, log) // exits 1 if still running 30 s after SIGTERM
 	defer stop()
 	rep, err := m.Run(ctx)
 	if tty || err != nil || *dryRun {
-		fmt.Fprintf(stderr, "%s\n%s\n", backup.MirrorSummary(rep), backup.MirrorDetails(rep))
+		fmt.Fprintf(stderr, "%s\n%s\n", mirror.Summary(rep), mirror.Details(rep))
 	}
 	if err != nil {
 		return mirrorErr(stderr, 1, err)

@@ -13,8 +13,8 @@ import (
 	"filippo.io/age"
 
 	"github.com/fediops/fediops/backup"
+	"github.com/fediops/fediops/backup/agezstd"
 	"github.com/fediops/fediops/backup/b2store"
-	"github.com/fediops/fediops/internal/b2fake"
 )
 
 // rdbSource is a Source whose dump is a fixed RDB-looking byte string.
@@ -32,28 +32,20 @@ func (rdbSource) Dump(_ context.Context, w io.Writer) error {
 // 1 within B2_RETRY_FOR (plus blazer's backoff), naming the cause, and
 // writes nothing; blazer alone retried for ever.
 func TestCommandRestoreEndsWhenB2FailsDownloads(t *testing.T) {
-	srv := b2fake.New()
-	t.Cleanup(srv.Close)
-	srv.CreateBucket("fediops-backups")
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, env := b2Bucket(t)
+	id, idf := keyFile(t)
 	dir := t.TempDir()
-	idf := filepath.Join(dir, "key.txt")
-	os.WriteFile(idf, []byte(id.String()+"\n"), 0o600)
 	ctx := context.Background()
 	st, err := b2store.Open(ctx, b2store.Config{KeyID: srv.KeyID, Key: srv.Key, Bucket: "fediops-backups", APIBase: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &backup.Pipeline{Store: st, Prefix: "db/", Recipients: []age.Recipient{id.Recipient()},
+	p := &backup.Pipeline{Store: st, Prefix: "db/", Sealer: &agezstd.Sealer{Recipients: []age.Recipient{id.Recipient()}},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if _, err := p.Backup(ctx, rdbSource{}); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"B2_APPLICATION_KEY_ID=" + srv.KeyID, "B2_APPLICATION_KEY=" + srv.Key, "B2_BUCKET=fediops-backups",
-		"B2_API_BASE=" + srv.URL, "B2_RETRY_FOR=2s"}
+	env = append(env, "B2_RETRY_FOR=2s")
 	out := filepath.Join(dir, "restored.rdb")
 	args := []string{"restore", "-env", "", "-source", "redis", "-to-file", out, "-identity", idf}
 	if r := run(t, env, args...); r.code != 0 {

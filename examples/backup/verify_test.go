@@ -9,9 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"filippo.io/age"
-
-	"github.com/fediops/fediops/internal/b2fake"
 	"github.com/fediops/fediops/internal/testenv"
 )
 
@@ -38,19 +35,11 @@ func TestCommandVerifyMySQLAndRedis(t *testing.T) {
 		"INSERT INTO cv_posts SELECT seq FROM seq_1_to_300"); err != nil {
 		t.Fatal(err)
 	}
-	srv := b2fake.New()
-	t.Cleanup(srv.Close)
-	srv.CreateBucket("fediops-backups")
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, env := b2Bucket(t)
+	id, idf := keyFile(t)
 	dir := t.TempDir()
-	idf := filepath.Join(dir, "key.txt")
-	os.WriteFile(idf, []byte(id.String()+"\n"), 0o600)
-	env := []string{"B2_APPLICATION_KEY_ID=" + srv.KeyID, "B2_APPLICATION_KEY=" + srv.Key, "B2_BUCKET=fediops-backups",
-		"B2_API_BASE=" + srv.URL, "MYSQL_HOST=" + mdb.Host, fmt.Sprintf("MYSQL_PORT=%d", mdb.Port), "MYSQL_USER=" + mdb.User,
-		"MYSQL_PASSWORD=" + mdb.Password, "MYSQL_DATABASE=" + mdb.Database, "REDIS_URL=" + rd.URL(), "TMPDIR=" + dir}
+	env = append(env, "MYSQL_HOST="+mdb.Host, fmt.Sprintf("MYSQL_PORT=%d", mdb.Port), "MYSQL_USER="+mdb.User,
+		"MYSQL_PASSWORD="+mdb.Password, "MYSQL_DATABASE="+mdb.Database, "REDIS_URL="+rd.URL(), "TMPDIR="+dir)
 	common := []string{"-env", "", "-redis-cacert", rd.CAFile, "-identity", idf}
 	r := run(t, env, append([]string{"run", "-sources", "mysql,redis", "-lock", filepath.Join(dir, "lock"),
 		"-recipient", id.Recipient().String()}, common...)...)

@@ -2,19 +2,24 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 
-	"github.com/fediops/fediops"
+	"github.com/fediops/fediops/command"
 	"github.com/fediops/fediops/sidekiqq"
 )
 
-func init() {
-	register("sidekiq", "Sidekiq processes, systemd units and command lines per worker node", sidekiqMain)
+var sidekiqHelp = command.Help{
+	Usage: "plan sidekiq [-node NAME:VCPU:MEMORY ...] [-budget N] [flags]",
+	About: `Lays Mastodon's Sidekiq queues over worker nodes within a database connection budget
+(threads per process: up to -max-threads, capped by memory and an even share of the
+budget; DB_POOL = threads; scheduler in exactly one process) and prints each process's
+systemd unit and command line. Without -node and -budget it prints the seed's layout.`,
+	Env: []command.Var{{Name: "EXPERIMENTAL_FEATURES", About: `with -env, from that file or the environment: "fasp" adds the fasp queue (-experimental wins)`}},
 }
 
 // nodeFlags collects -node NAME:VCPU:MEMORY (memory in MB, or with a G/GB
@@ -39,15 +44,14 @@ func (n *nodeFlags) Set(v string) error {
 	return nil
 }
 
-func sidekiqMain(args []string, stdout, stderr io.Writer) int {
+func runSidekiq(_ context.Context, p *command.Program, args []string) error {
 	fs := flag.NewFlagSet("plan sidekiq", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var nodes nodeFlags
 	fs.Var(&nodes, "node", "a worker node as `NAME:VCPU:MEMORY` (repeat; default the seed's Scotty:2:4G and Decker:2:4G)")
 	budget := fs.Int("budget", 0, "database `connections` all Sidekiq processes may hold; 0 with no -node prints the seed's layout as is")
 	version := fs.String("version", sidekiqq.DefaultMastodon, "Mastodon `release` (4.3 to 4.6)")
 	features := fs.String("experimental", "", "EXPERIMENTAL_FEATURES (\"fasp\" adds the fasp queue); default read from -env")
-	envPath := fs.String("env", "", "Mastodon's .env.production `file` to read EXPERIMENTAL_FEATURES from")
+	envPath := fs.String("env", "", "Mastodon's .env.production `file` to read EXPERIMENTAL_FEATURES from (its lint findings are printed)")
 	sched := fs.String("scheduler", "", "`node` whose first process serves scheduler (default the last node)")
 	cfg := sidekiqq.PlanConfig{}
 	fs.IntVar(&cfg.ProcessesPerNode, "processes", 0, "Sidekiq processes per node (default one per vCPU)")
@@ -57,25 +61,13 @@ func sidekiqMain(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&unit.WorkingDirectory, "dir", "/home/mastodon/live", "Mastodon's working `directory`")
 	fs.StringVar(&unit.LDPreload, "ld-preload", "libjemalloc.so", "LD_PRELOAD of the units (\"-\" for none)")
 	asJSON := fs.Bool("json", false, "print the layout, units and commands as JSON")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: plan sidekiq [-node NAME:VCPU:MEMORY ...] [-budget N] [flags]\n\n"+
-			"Lays Mastodon's Sidekiq queues over worker nodes within a database connection budget\n"+
-			"(threads per process: up to -max-threads, capped by memory and an even share of the\n"+
-			"budget; DB_POOL = threads; scheduler in exactly one process) and prints each process's\n"+
-			"systemd unit and command line. Without -node and -budget it prints the seed's layout.\n\n")
-		fs.PrintDefaults()
-	}
-	if code, done := parseFlags(fs, args, stderr); done {
-		return code
+	if err := p.Parse(fs, args, sidekiqHelp); err != nil {
+		return err
 	}
 	if *envPath != "" {
-		env, err := fediops.ReadEnv(*envPath)
+		env, _, err := p.ReadEnv(*envPath)
 		if err != nil {
-			fmt.Fprintln(stderr, "plan sidekiq:", err)
-			return 2
-		}
-		for _, f := range env.Lint() {
-			fmt.Fprintf(stderr, "plan sidekiq: warning: %s\n", f)
+			return err
 		}
 		*features = cmp.Or(*features, env.Get("EXPERIMENTAL_FEATURES"))
 	}
@@ -83,15 +75,15 @@ func sidekiqMain(args []string, stdout, stderr io.Writer) int {
 	if *budget == 0 && len(nodes) == 0 {
 		planning := ""
 		fs.Visit(func(f *flag.Flag) {
-			if !strings.Contains(" dir ld-preload json ", " "+f.Name+" ") {
+			if !strings.Contains(" dir ld-preload json env experimental ", " "+f.Name+" ") {
 				planning = f.Name
 			}
 		})
 		if planning != "" {
-			fmt.Fprintf(stderr, "plan sidekiq: -%s plans a layout: give -budget too\n", planning)
-			return 2
+			return command.Usagef("-%s plans a layout: give -budget too", planning)
 		}
 		layout = sidekiqq.SeedLayout()
+		layout.ExperimentalFeatures = *features // the seed's layout serves no fasp: Notes says so
 	} else {
 		if len(nodes) == 0 {
 			nodes = sidekiqq.SeedNodes()
@@ -99,8 +91,7 @@ func sidekiqMain(args []string, stdout, stderr io.Writer) int {
 		cfg.Mastodon, cfg.ExperimentalFeatures, cfg.Nodes, cfg.Budget, cfg.SchedulerNode = *version, *features, nodes, *budget, *sched
 		var err error
 		if layout, err = sidekiqq.Plan(cfg); err != nil {
-			fmt.Fprintln(stderr, "plan sidekiq:", err)
-			return 2
+			return command.Usage(err)
 		}
 	}
 	if *asJSON {
@@ -110,17 +101,9 @@ func sidekiqMain(args []string, stdout, stderr io.Writer) int {
 			Units       []sidekiqq.Unit    `json:"units"`
 			Commands    []sidekiqq.Command `json:"commands"`
 		}{layout, layout.Connections(), layout.Units(unit), layout.Commands(unit)}
-		enc := json.NewEncoder(stdout)
+		enc := json.NewEncoder(p.Stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
-			fmt.Fprintln(stderr, "plan sidekiq:", err)
-			return 1
-		}
-		return 0
+		return enc.Encode(out)
 	}
-	if err := layout.WriteText(stdout, unit); err != nil {
-		fmt.Fprintln(stderr, "plan sidekiq:", err)
-		return 1
-	}
-	return 0
+	return layout.WriteText(p.Stdout, unit)
 }

@@ -15,7 +15,7 @@ var validKey = regexp.MustCompile(`^[A-Za-z0-9_.]+$`)
 
 func checkKey(key string) error {
 	if !validKey.MatchString(key) || key == "__proto__" {
-		return fmt.Errorf("envfile: key %q: %w", key, ErrInvalidKey)
+		return fmt.Errorf("key %q: %w", key, ErrInvalidKey)
 	}
 	return nil
 }
@@ -77,14 +77,14 @@ func (f *File) Set(key, value string) error {
 	}
 	text, err := Quoted(value)
 	if err != nil {
-		return fmt.Errorf("envfile: set %s: %w", key, err)
+		return fmt.Errorf("set %s: %w", key, err)
 	}
 	i := f.last(key)
 	if i >= 0 && !f.entries[i].why.nodeRead && f.entries[i].span.sepEnd >= 0 {
-		return fmt.Errorf("envfile: set %s: node dotenv does not read line %d as %s (see Lint); fix the file by hand", key, f.entries[i].Line, key)
+		return fmt.Errorf("set %s: node dotenv does not read line %d as %s (see Lint); fix the file by hand", key, f.entries[i].Line, key)
 	}
 	if n, ok := f.node[key]; ok && (i < 0 || n.line != f.entries[i].Line) {
-		return fmt.Errorf("envfile: set %s: node dotenv reads %s from line %d, which Ruby dotenv does not take as an assignment; fix that line by hand", key, key, n.line)
+		return fmt.Errorf("set %s: node dotenv reads %s from line %d, which Ruby dotenv does not take as an assignment; fix that line by hand", key, key, n.line)
 	}
 	var candidates [][]byte
 	want := f.entries
@@ -103,7 +103,7 @@ func (f *File) Set(key, value string) error {
 	}
 	failed := errChangesOthers
 	for _, data := range candidates {
-		g, err := parse(f.name, data, f.lookup)
+		g, err := parse(f.name, data, f.cfg)
 		switch {
 		case err != nil:
 			failed = err
@@ -114,7 +114,7 @@ func (f *File) Set(key, value string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("envfile: set %s: %w", key, failed)
+	return fmt.Errorf("set %s: %w", key, failed)
 }
 
 // Delete removes every assignment of key, each with its whole lines
@@ -137,15 +137,15 @@ func (f *File) Delete(key string) error {
 			return nil
 		}
 	}
-	g, err := parse(f.name, data, f.lookup)
+	g, err := parse(f.name, data, f.cfg)
 	if err != nil {
-		return fmt.Errorf("envfile: delete %s: %w", key, err)
+		return fmt.Errorf("delete %s: %w", key, err)
 	}
 	if err := sameLines(want, g.entries, -1); err != nil {
-		return fmt.Errorf("envfile: delete %s: %w", key, err)
+		return fmt.Errorf("delete %s: %w", key, err)
 	}
 	if _, ok := g.node[key]; ok || !sameNode(f.node, g.node, key) {
-		return fmt.Errorf("envfile: delete %s: %w", key, errChangesOthers)
+		return fmt.Errorf("delete %s: %w", key, errChangesOthers)
 	}
 	*f = *g
 	return nil

@@ -5,17 +5,22 @@ import (
 	"fmt"
 )
 
-// ParseError reports a line that Ruby dotenv would refuse, skip or misread.
-// Its message has the form "file:line: reason" and never contains a value.
+// ParseError reports a line for which Ruby dotenv refuses to load the
+// file, or a command (see WithCommands) that failed. Its message has the
+// form "file:line: reason" and never contains a value.
 type ParseError struct {
 	File   string // the name given to Parse, or the path given to Read
 	Line   int    // 1-based
 	Reason string
+	Err    error // the command's error, if that is what failed
 }
 
 func (e *ParseError) Error() string {
 	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Reason)
 }
+
+// Unwrap returns Err.
+func (e *ParseError) Unwrap() error { return e.Err }
 
 var (
 	// ErrInvalidKey is returned by Set for a key that Ruby dotenv or node

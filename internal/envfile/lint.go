@@ -19,8 +19,12 @@ type Finding struct {
 	Fix     string
 }
 
-// String returns "file:line: KEY: problem. Fix: fix".
+// String returns "file:line: KEY: problem. Fix: fix", or "file:line:
+// problem. Fix: fix" for a line that assigns no key.
 func (f Finding) String() string {
+	if f.Key == "" {
+		return fmt.Sprintf("%s:%d: %s. Fix: %s", f.File, f.Line, f.Problem, f.Fix)
+	}
 	return fmt.Sprintf("%s:%d: %s: %s. Fix: %s", f.File, f.Line, f.Key, f.Problem, f.Fix)
 }
 
@@ -36,11 +40,18 @@ const (
 // "Ourpassw0rd!sNoneofyourbu" and streaming intact), backslashes that Ruby
 // dotenv removes and node dotenv keeps, \n in double quotes, backticks,
 // keys without '='. It also reports every $(command), which Ruby dotenv
-// runs as a shell command when Rails and Sidekiq boot, and unquoted values
-// that a '#' cuts short for both.
+// runs as a shell command when Rails and Sidekiq boot, unquoted values
+// that a '#' cuts short for both, quotes that nothing closes, and lines
+// that Ruby dotenv skips (not KEY=value, an invalid key).
 func Lint(f *File) []Finding {
 	var out []Finding
 	flagged := map[string]bool{}
+	for _, sk := range f.skipped {
+		out = append(out, f.lintSkipped(sk))
+		if sk.key != "" {
+			flagged[sk.key] = true
+		}
+	}
 	for _, e := range f.entries {
 		for _, fd := range f.lintEntry(e) {
 			out = append(out, fd)
@@ -68,6 +79,26 @@ func Lint(f *File) []Finding {
 	}
 	slices.SortStableFunc(out, func(a, b Finding) int { return a.Line - b.Line })
 	return out
+}
+
+// lintSkipped reports a line that Ruby dotenv skips.
+func (f *File) lintSkipped(sk skippedLine) Finding {
+	fd := Finding{File: f.name, Line: sk.line, Key: sk.key}
+	switch {
+	case sk.key != "":
+		fd.Problem = fmt.Sprintf("%s skip this line (%s), but %s reads it as %s", rubyReader, sk.reason, nodeReader, sk.key)
+	default:
+		fd.Problem = fmt.Sprintf("%s and %s both ignore this line (%s)", rubyReader, nodeReader, sk.reason)
+	}
+	switch sk.reason {
+	case reasonBareKey:
+		fd.Fix = "write KEY= for an empty value, or remove the line"
+	case reasonInvalidKey:
+		fd.Fix = "use a key of ASCII letters, digits, '_' and '.', or start the line with # to make it a comment"
+	default:
+		fd.Fix = "write KEY=value, or start the line with # to make it a comment"
+	}
+	return fd
 }
 
 // lintFinal reports a key whose final values differ although no line of
@@ -114,13 +145,17 @@ func (f *File) lintEntry(e Entry) []Finding {
 		add(fmt.Sprintf("runs a shell command under Ruby dotenv: when Rails and Sidekiq boot, %s; %s reads the text as written", what, nodeReader),
 			"write the command's output into the file, or single-quote the value if the text is meant literally ("+onlySingle+")")
 	}
+	if e.why.nameIntoCommand {
+		add("under Ruby dotenv 3.2 a $NAME right before $(...) takes the command's output into the variable's name ($B$(echo a) reads the variable Ba), since 3.2 runs commands before it expands variables",
+			"write ${NAME} with braces to end the name before the command")
+	}
 	for _, r := range e.why.refs {
-		if strings.Contains(r.value, "$(") {
+		if f.cfg.dotenv == Dotenv32 && strings.Contains(r.value, "$(") {
 			name := "a variable"
 			if !secret {
 				name = "$" + r.name
 			}
-			add(fmt.Sprintf("%s expands to text holding $(, which Ruby dotenv 3.1 (it expands variables before commands) runs as a shell command", name),
+			add(fmt.Sprintf("%s expands to text holding $(, which Ruby dotenv 3.1 and 2.x (they expand variables before commands) run as a shell command", name),
 				"single-quote this value, or remove $( from the variable")
 			break
 		}
@@ -137,7 +172,10 @@ func (f *File) lintEntry(e Entry) []Finding {
 		add("the value ends in a backslash right before its closing quote: both readers take \\ and the quote as part of the value when a matching quote follows further down, and then read all the lines in between as this value",
 			f.quoteFix(e, secret))
 	}
-	if e.why.nodeOpenQuote {
+	if e.why.openQuote {
+		add("the value starts with a quote that nothing closes: both readers keep the quote as part of the value, and a matching quote added anywhere below would make them read all the lines in between as this value",
+			f.quoteFix(e, secret))
+	} else if e.why.nodeOpenQuote {
 		add(fmt.Sprintf("%s sees an opening quote without a closing one: it reads the text as written for now, but a matching quote anywhere below would make it read all the lines in between as this value", nodeReader),
 			f.quoteFix(e, secret))
 	}

@@ -9,41 +9,63 @@ import (
 	"unicode/utf8"
 )
 
-// The two line patterns below are the ones the readers use, translated to
-// Go's syntax. Go's regexp picks the same match and submatches as a
+// The line patterns below are the ones the readers use, translated to Go's
+// syntax. Go's regexp picks the same match and submatches as a
 // backtracking engine would (leftmost-first), so scanning a file with them
 // finds exactly the assignments Ruby and node find.
 //
-// rubyLine is Dotenv::Parser::LINE of Ruby dotenv 3.1.5 to 3.2.0. Ruby's \s
-// is ASCII whitespace including \v; its ^ and $ always match at line breaks.
-//
-// nodeLine is LINE of node dotenv 16.5 (lib/main.js). JavaScript's \s also
-// holds the Unicode spaces; node requires a separator, allows '-' in keys and
-// knows backtick quotes.
+// Ruby's \s is ASCII whitespace including \v; its ^ and $ match at line
+// breaks (\n) only. JavaScript's \s also holds the Unicode spaces, and its
+// ^, $ and . also treat U+2028 and U+2029 as line breaks: node's pattern
+// is applied at each of those line starts in turn (see scanner.node).
 const (
-	rubySpace = `[\t\n\v\f\r ]`
-	jsSpace   = `[\t\n\v\f\r \x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}\x{feff}]`
+	rubySpace  = `[\t\n\v\f\r ]`
+	jsSpace    = `[\t\n\v\f\r \x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}\x{feff}]`
+	jsLineEnd  = `[\n\x{2028}\x{2029}]` // after node's \r\n and \r became \n
+	jsNotBreak = `[^\n\r\x{2028}\x{2029}]`
 )
 
 var (
-	rubyLine = regexp.MustCompile(strings.ReplaceAll(
-		`(?m)^\s*(?P<export>export\s+)?(?P<key>[\w.]+)(?:(?P<sep>\s*=\s*?|:\s+?)`+
-			`(?P<value>\s*'(?:\\'|[^'])*'|\s*"(?:\\"|[^"])*"|[^#\n]+)?)?\s*(?:#.*)?$`,
-		`\s`, rubySpace))
-	nodeLine = regexp.MustCompile(strings.ReplaceAll(
-		`(?m)^\s*(?:export\s+)?(?P<key>[\w.-]+)(?P<sep>\s*=\s*?|:\s+?)`+
-			`(?P<value>\s*'(?:\\'|[^'])*'|\s*"(?:\\"|[^"])*"|\s*`+"`(?:\\\\`|[^`])*`"+`|[^#\r\n]+)?\s*(?:#.*)?$`,
-		`\s`, jsSpace))
+	// ruby3Line is Dotenv::Parser::LINE of Ruby dotenv 3.1.5 to 3.2.0.
+	ruby3Line = rubyPattern(`(?m)^\s*(?P<export>export\s+)?(?P<key>[\w.]+)(?:(?P<sep>\s*=\s*?|:\s+?)` +
+		`(?P<value>\s*'(?:\\'|[^'])*'|\s*"(?:\\"|[^"])*"|[^#\n]+)?)?\s*(?:#.*)?$`)
 
-	rubyExport = rubyLine.SubexpIndex("export")
-	rubyKey    = rubyLine.SubexpIndex("key")
-	rubySep    = rubyLine.SubexpIndex("sep")
-	rubyValue  = rubyLine.SubexpIndex("value")
-	nodeKey    = nodeLine.SubexpIndex("key")
-	nodeValue  = nodeLine.SubexpIndex("value")
+	// ruby28Line is LINE of 2.7.1 to 2.8.1: the separator is required.
+	// (Its export group is not a group there; capturing changes nothing.)
+	ruby28Line = rubyPattern(`(?m)^\s*(?P<export>export\s+)?(?P<key>[\w.]+)(?P<sep>\s*=\s*?|:\s+?)` +
+		`(?P<value>\s*'(?:\\'|[^'])*'|\s*"(?:\\"|[^"])*"|[^#\r\n]+)?\s*(?:#.*)?$`)
+
+	// ruby24Line is LINE of 2.4.0, matched against one line at a time.
+	// In Ruby's extended syntax \' is ', so a quoted value is any text
+	// between the first quote and the last one that lets the rest match.
+	ruby24Line = rubyPattern(`\A\s*(?P<export>export\s+)?(?P<key>[\w.]+)(?P<sep>\s*=\s*|:\s+?)` +
+		`(?P<value>'(?:'|[^'])*'|"(?:"|[^"])*"|[^#\n]+)?\s*(?:#.*)?\z`)
+
+	// nodeLine is LINE of node dotenv 16.5 (lib/main.js), anchored at a
+	// line start; its $ is the final group, which holds the line break
+	// that JavaScript's $ only looks at.
+	nodeLine = regexp.MustCompile(strings.NewReplacer(`\s`, jsSpace, `.*`, jsNotBreak+`*`).Replace(
+		`\A\s*(?:export\s+)?(?P<key>[\w.-]+)(?P<sep>\s*=\s*?|:\s+?)`+
+			`(?P<value>\s*'(?:\\'|[^'])*'|\s*"(?:\\"|[^"])*"|\s*`+"`(?:\\\\`|[^`])*`"+`|[^#\r\n]+)?\s*(?:#.*)?`) +
+		`(?:\z|(?P<eol>` + jsLineEnd + `))`)
+
+	nodeKey   = nodeLine.SubexpIndex("key")
+	nodeValue = nodeLine.SubexpIndex("value")
+	nodeEOL   = nodeLine.SubexpIndex("eol")
 )
 
-// linebreakKey switches Ruby dotenv's handling of \n in double quotes.
+func rubyPattern(p string) *rubyLine {
+	re := regexp.MustCompile(strings.ReplaceAll(p, `\s`, rubySpace))
+	return &rubyLine{re, re.SubexpIndex("export"), re.SubexpIndex("key"), re.SubexpIndex("sep"), re.SubexpIndex("value")}
+}
+
+// rubyLine is a line pattern with the indexes of its groups.
+type rubyLine struct {
+	re                      *regexp.Regexp
+	export, key, sep, value int
+}
+
+// linebreakKey switches Ruby dotenv 3's handling of \n in double quotes.
 const linebreakKey = "DOTENV_LINEBREAK_MODE"
 
 var bom = []byte("\uFEFF")
@@ -61,16 +83,18 @@ type span struct {
 // detail records why Ruby's reading of an entry may differ from node's;
 // Lint turns it into words.
 type detail struct {
-	refs          []varRef
-	commands      []string // $(...) that Ruby dotenv would run
-	escapedDollar bool     // \$ read as $ by Ruby
-	newlineEscape bool     // \n or \r in double quotes: node makes it a control character, Ruby (strict) does not
-	backslash     bool     // other backslashes, removed by Ruby
-	noSeparator   bool     // a key alone on its line
-	hashCut       bool     // an unquoted value cut by a '#' right after it
-	nodeRead      bool     // node dotenv reads the same line as this key
-	nodeOpenQuote bool     // node dotenv sees a quote that nothing closes
-	escapedClose  bool     // a quoted value ends in \ before its closing quote
+	refs            []varRef
+	escapedDollar   bool // \$ read as $ by Ruby
+	newlineEscape   bool // \n or \r in double quotes: node makes it a control character, Ruby 3 (strict) does not
+	backslash       bool // other backslashes, removed by Ruby
+	noSeparator     bool // a key alone on its line
+	hashCut         bool // an unquoted value cut by a '#' right after it
+	nodeRead        bool // node dotenv reads the same line as this key
+	nodeOpenQuote   bool // node dotenv sees a quote that nothing closes
+	escapedClose    bool // a quoted value ends in \ before its closing quote
+	openQuote       bool // Ruby reads an unquoted value that starts with a quote it never closes
+	shadowed        bool // Ruby dotenv 3 does not read the line: the environment sets the key
+	nameIntoCommand bool // 3.2 without running commands: a $NAME runs into a command's output
 }
 
 type refSource int
@@ -89,30 +113,41 @@ type varRef struct {
 	value  string
 }
 
+// assigned is what an earlier line gave a key: Ruby's @hash.
 type assigned struct {
-	value string
-	line  int
+	value    string
+	line     int
+	commands []string
 }
 
 type nodeMatch struct {
 	key, value string
 	openQuote  bool // the value starts with a quote that node finds no end for
+	valStart   int  // where the value's text starts and ends in the normalized text
+	valEnd     int
+}
+
+// skippedLine is a line that is neither blank, a comment nor an
+// assignment for Ruby dotenv: it ignores it.
+type skippedLine struct {
+	line   int
+	reason string
+	key    string // the key node dotenv reads from this line, if any
 }
 
 // scanner reads one file. Like both readers it first turns \r\n and lone \r
 // into \n; pos maps the normalized offsets back to the original bytes so
 // that edits can keep every other byte.
 type scanner struct {
-	name   string
-	norm   []byte
-	pos    []int
-	lines  []int // offsets of line starts in norm
-	lookup func(string) (string, bool)
-	hash   map[string]assigned // Ruby's @hash: what earlier lines assigned
+	name  string
+	norm  []byte
+	pos   []int
+	lines []int // offsets of line starts in norm
+	ev    *evaluator
 }
 
-func newScanner(name string, data []byte, lookup func(string) (string, bool)) *scanner {
-	s := &scanner{name: name, lookup: lookup, hash: map[string]assigned{}}
+func newScanner(name string, data []byte) *scanner {
+	s := &scanner{name: name}
 	base := 0
 	if bytes.HasPrefix(data, bom) { // Ruby opens the file with "bom|utf-8"
 		base = len(bom)
@@ -157,33 +192,45 @@ func (s *scanner) lineEnd(off int) int {
 	return len(s.norm)
 }
 
-func (s *scanner) errorf(off int, format string, args ...any) error {
+func (s *scanner) errorf(off int, format string, args ...any) *ParseError {
 	return &ParseError{File: s.name, Line: s.lineOf(off), Reason: fmt.Sprintf(format, args...)}
 }
 
-// checkText rejects what neither reader can be trusted with.
+// checkText rejects what Ruby dotenv refuses to read.
 func (s *scanner) checkText() error {
+	if utf8.Valid(s.norm) {
+		return nil
+	}
 	for i := 0; i < len(s.norm); {
 		r, n := utf8.DecodeRune(s.norm[i:])
-		switch {
-		case r == utf8.RuneError && n == 1:
+		if r == utf8.RuneError && n == 1 {
 			return s.errorf(i, "invalid UTF-8 (Ruby dotenv refuses to load the file)")
-		case r == '\u2028' || r == '\u2029':
-			return s.errorf(i, "character U+%04X is a line break for node dotenv but not for Ruby dotenv", r)
 		}
 		i += n
 	}
 	return nil
 }
 
-// parse reads data as both readers do and returns the entries Ruby dotenv
-// assigns, each with node dotenv's reading of the same line.
-func parse(name string, data []byte, lookup func(string) (string, bool)) (*File, error) {
-	s := newScanner(name, data, lookup)
+// parse reads data as the Ruby dotenv release of c and node dotenv do and
+// returns the entries Ruby dotenv assigns, each with node dotenv's reading
+// of the same line.
+func parse(name string, data []byte, c config) (*File, error) {
+	s := newScanner(name, data)
 	if err := s.checkText(); err != nil {
 		return nil, err
 	}
-	entries, err := s.ruby()
+	s.ev = newEvaluator(c, s.norm)
+	var entries []Entry
+	var skipped []skippedLine
+	var err error
+	switch c.dotenv {
+	case Dotenv28:
+		entries, skipped, err = s.ruby28()
+	case Dotenv24:
+		entries, skipped, err = s.ruby24()
+	default:
+		entries, skipped, err = s.ruby3()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -196,136 +243,259 @@ func parse(name string, data []byte, lookup func(string) (string, bool)) (*File,
 			e.why.nodeOpenQuote = m.openQuote
 		}
 	}
-	return &File{name: name, data: data, entries: entries, node: nodeMap, lookup: lookup, scan: s}, nil
+	for i := range skipped {
+		for ks, m := range byStart {
+			if s.lineOf(ks) == skipped[i].line {
+				skipped[i].key = m.key
+			}
+		}
+	}
+	return &File{name: name, data: data, entries: entries, skipped: skipped, node: nodeMap, nodeSpans: byStart, cfg: c, scan: s}, nil
 }
 
-// ruby scans the text as Dotenv::Parser#call does.
-func (s *scanner) ruby() ([]Entry, error) {
+// ruby3 scans the text as Dotenv::Parser#call of 3.x does.
+func (s *scanner) ruby3() ([]Entry, []skippedLine, error) {
 	var entries []Entry
+	var skipped []skippedLine
 	prev := 0
-	for _, m := range rubyLine.FindAllSubmatchIndex(s.norm, -1) {
-		if err := s.checkGap(prev, m[0]); err != nil {
-			return nil, err
-		}
+	for _, m := range ruby3Line.re.FindAllSubmatchIndex(s.norm, -1) {
+		skipped = append(skipped, s.gap(prev, m[0])...)
 		prev = m[1]
-		e, ok, err := s.rubyEntry(m)
+		g := groups(ruby3Line, m)
+		key := string(s.norm[g.ks:g.ke])
+		shadowed := s.ev.existing(key)
+		if shadowed {
+			// Ruby takes the environment's value and does not read the line.
+			s.ev.hash[key] = assigned{value: s.ev.envValue(key), line: s.lineOf(g.ks)}
+		}
+		if g.xs >= 0 && g.vs < 0 {
+			// "export KEY" without a value only checks that KEY is set.
+			if _, ok := s.ev.hash[key]; !ok {
+				return nil, nil, s.errorf(g.ks, "export %s without a value, and %s is not set before this line (%s refuses to load the file)", key, key, s.ev.rel)
+			}
+			continue
+		}
+		e, err := s.entry(g, shadowed)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if ok {
-			entries = append(entries, e)
-		}
+		entries = append(entries, e)
 	}
-	if err := s.checkGap(prev, len(s.norm)); err != nil {
-		return nil, err
-	}
-	return entries, nil
+	return entries, append(skipped, s.gap(prev, len(s.norm))...), nil
 }
 
-// checkGap reports a line between two assignments that is neither blank nor
-// a comment: Ruby dotenv skips such a line without a word.
-func (s *scanner) checkGap(from, to int) error {
+// ruby28 scans the text as Dotenv::Parser#call of 2.8 does: every
+// assignment first, then each other line that starts with "export" checks
+// that the keys after it are assigned somewhere in the file.
+func (s *scanner) ruby28() ([]Entry, []skippedLine, error) {
+	var entries []Entry
+	var skipped []skippedLine
+	prev := 0
+	for _, m := range ruby28Line.re.FindAllSubmatchIndex(s.norm, -1) {
+		skipped = append(skipped, s.gap(prev, m[0])...)
+		prev = m[1]
+		e, err := s.entry(groups(ruby28Line, m), false)
+		if err != nil {
+			return nil, nil, err
+		}
+		entries = append(entries, e)
+	}
+	skipped = append(skipped, s.gap(prev, len(s.norm))...)
+	var kept []skippedLine
+	for _, sk := range skipped {
+		if sk.reason != exportCheck {
+			kept = append(kept, sk)
+			continue
+		}
+		if err := s.exportCheck(sk.line); err != nil {
+			return nil, nil, err
+		}
+	}
+	return entries, kept, nil
+}
+
+// ruby24 reads the text line by line as Dotenv::Parser#call of 2.4 does.
+func (s *scanner) ruby24() ([]Entry, []skippedLine, error) {
+	var entries []Entry
+	var skipped []skippedLine
+	for i, start := range s.lines {
+		end := len(s.norm)
+		if i+1 < len(s.lines) {
+			end = s.lines[i+1] - 1
+		}
+		if start >= end {
+			continue
+		}
+		m := ruby24Line.re.FindSubmatchIndex(s.norm[start:end])
+		if m == nil {
+			sk := s.gap(start, end)
+			for _, l := range sk {
+				if l.reason != exportCheck {
+					skipped = append(skipped, l)
+				} else if err := s.exportCheck(l.line); err != nil {
+					return nil, nil, err
+				}
+			}
+			continue
+		}
+		for j := range m {
+			if m[j] >= 0 {
+				m[j] += start
+			}
+		}
+		e, err := s.entry(groups(ruby24Line, m), false)
+		if err != nil {
+			return nil, nil, err
+		}
+		entries = append(entries, e)
+	}
+	return entries, skipped, nil
+}
+
+// exportCheck is Ruby dotenv 2's check of a line "export A B": every key
+// after "export" must be assigned in the file (2.8: anywhere in it; 2.4:
+// on an earlier line).
+func (s *scanner) exportCheck(line int) error {
+	start := s.lines[line-1]
+	words := rubyFields(string(s.norm[start:s.lineEnd(start)]))
+	for _, w := range words[1:] {
+		if _, ok := s.ev.hash[w]; !ok {
+			where := "in the file"
+			if s.ev.rel == Dotenv24 {
+				where = "before this line"
+			}
+			return s.errorf(start, "%q after export is not assigned %s (%s refuses to load the file)", w, where, s.ev.rel)
+		}
+	}
+	return nil
+}
+
+// rubyFields is Ruby's String#split without arguments.
+func rubyFields(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return strings.ContainsRune(asciiSpace, r) })
+}
+
+// exportCheck marks a skipped line that Ruby dotenv 2 takes as a check.
+const exportCheck = "export check"
+
+// gap returns the lines between two assignments that are neither blank
+// nor a comment: Ruby dotenv skips them without a word, except lines
+// starting with "export" in dotenv 2, which it takes as checks.
+func (s *scanner) gap(from, to int) []skippedLine {
+	var out []skippedLine
 	for off := from; off < to; {
 		end := bytes.IndexByte(s.norm[off:to], '\n')
 		if end < 0 {
 			end = to - off
 		}
-		line := strings.TrimLeft(string(s.norm[off:off+end]), "\t\v\f ")
+		line := strings.TrimLeft(string(s.norm[off:off+end]), "\t\v\f\r ")
 		if line != "" && line[0] != '#' {
-			return s.errorf(off, "%s", badLineReason(line))
+			reason := s.badLineReason(line)
+			if !s.ev.rel.v3() {
+				if w := rubyFields(line); w[0] == "export" {
+					reason = exportCheck
+				}
+			}
+			out = append(out, skippedLine{line: s.lineOf(off), reason: reason})
 		}
 		off += end + 1
 	}
-	return nil
+	return out
 }
 
 var (
 	colonNoSpace = regexp.MustCompile(`^(?:export\s+)?[\w.]+:[^\s]`)
 	looksLikeKey = regexp.MustCompile(`^(?:export\s+)?[^\s=:#]+\s*(?:=|:\s)`)
+	bareKey      = regexp.MustCompile(`^(?:export\s+)?[\w.]+\s*(?:#.*)?$`)
 )
 
-func badLineReason(line string) string {
+// The reasons a line is skipped.
+const (
+	reasonColon      = "a ':' after the key needs a space after it (KEY: value), or write KEY=value"
+	reasonBareKey    = "a key without '=' or ':'"
+	reasonInvalidKey = "invalid key: only ASCII letters, digits, '_' and '.' make a key"
+	reasonNotKey     = "not a KEY=value line"
+)
+
+func (s *scanner) badLineReason(line string) string {
 	switch {
 	case colonNoSpace.MatchString(line):
-		return "a ':' after the key needs a space after it (KEY: value), or write KEY=value (Ruby dotenv skips this line)"
+		return reasonColon
+	case bareKey.MatchString(line):
+		return reasonBareKey
 	case looksLikeKey.MatchString(line):
-		return "invalid key: use only ASCII letters, digits, '_' and '.' (Ruby dotenv skips this line)"
+		return reasonInvalidKey
 	}
-	return "not a KEY=value line (Ruby dotenv skips it)"
+	return reasonNotKey
 }
 
-func (s *scanner) rubyEntry(m []int) (Entry, bool, error) {
-	group := func(i int) (int, int) { return m[2*i], m[2*i+1] }
-	ks, ke := group(rubyKey)
-	key := string(s.norm[ks:ke])
-	xs, _ := group(rubyExport)
-	_, sepEnd := group(rubySep)
-	vs, ve := group(rubyValue)
-	start := ks
-	if xs >= 0 {
-		start = xs
-	}
-	line := s.lineOf(ks)
+// match holds the group offsets of one line match; -1 when absent.
+type match struct {
+	start, end, xs, ks, ke, sepEnd, vs, ve int
+}
 
-	if xs >= 0 && vs < 0 {
-		// "export KEY" without a value only checks that KEY is set.
-		if _, ok := s.hash[key]; ok {
-			return Entry{}, false, nil
-		}
-		if _, ok := s.env(key); ok && key != linebreakKey {
-			return Entry{}, false, nil
-		}
-		return Entry{}, false, s.errorf(ks, "export %s without a value, and %s is not set before this line (Ruby dotenv refuses to load the file)", key, key)
-	}
+func groups(p *rubyLine, m []int) match {
+	return match{start: m[0], end: m[1], xs: m[2*p.export], ks: m[2*p.key], ke: m[2*p.key+1],
+		sepEnd: m[2*p.sep+1], vs: m[2*p.value], ve: m[2*p.value+1]}
+}
 
-	sp := span{start: s.lineStart(start), keyStart: ks, sepEnd: sepEnd}
-	last := ke
-	if sepEnd >= 0 {
-		last = sepEnd
+// entry reads one assignment. A shadowed one (dotenv 3, the environment
+// sets the key) is read without running anything and without changing
+// what later lines see.
+func (s *scanner) entry(g match, shadowed bool) (Entry, error) {
+	key := string(s.norm[g.ks:g.ke])
+	start := g.ks
+	if g.xs >= 0 {
+		start = g.xs
+	}
+	line := s.lineOf(g.ks)
+	sp := span{start: s.lineStart(start), keyStart: g.ks, sepEnd: g.sepEnd}
+	last := g.ke
+	if g.sepEnd >= 0 {
+		last = g.sepEnd
 	}
 	var raw string
-	if vs >= 0 {
-		capture := string(s.norm[vs:ve])
+	if g.vs >= 0 {
+		capture := string(s.norm[g.vs:g.ve])
 		raw = strings.Trim(capture, rubyStrip)
 		text := strings.TrimLeft(capture, asciiSpace)
-		sp.valStart = vs + len(capture) - len(text)
+		sp.valStart = g.vs + len(capture) - len(text)
 		if text == "" {
-			sp.valStart = vs
+			sp.valStart = g.vs
 		}
 		sp.valEnd = sp.valStart + len(strings.TrimRight(text, asciiSpace))
-		last = ve
+		last = g.ve
 	} else {
 		sp.valStart, sp.valEnd = last, last
 	}
 	sp.end = s.lineEnd(last - 1)
 
-	if raw != "" && (raw[0] == '\'' || raw[0] == '"') && !isQuoted(raw) {
-		kind := "double"
-		if raw[0] == '\'' {
-			kind = "single"
-		}
-		if strings.IndexByte(raw[1:], raw[0]) >= 0 {
-			return Entry{}, false, s.errorf(ks, "text after the closing %s quote of %s", kind, key)
-		}
-		return Entry{}, false, s.errorf(ks, "unterminated %s quote in the value of %s", kind, key)
+	v, err := s.ev.value(raw, line, shadowed)
+	if err != nil {
+		pe := s.errorf(g.ks, "running the $(...) in the value of %s: %v", key, err)
+		pe.Err = err
+		return Entry{}, pe
 	}
-
-	value, quote, why := s.rubyValue(raw)
-	why.noSeparator = sepEnd < 0
-	why.escapedClose = quote != NoQuote && strings.HasSuffix(raw[:len(raw)-1], `\`)
-	why.hashCut = quote == NoQuote && s.cutByHash(sp, vs, ve)
-	s.hash[key] = assigned{value: value, line: line}
+	why := v.why
+	why.shadowed = shadowed
+	why.noSeparator = g.sepEnd < 0
+	why.escapedClose = v.quote != NoQuote && strings.HasSuffix(raw[:len(raw)-1], `\`)
+	why.openQuote = v.quote == NoQuote && raw != "" && strings.IndexByte(`'"`, raw[0]) >= 0 && strings.IndexByte(raw[1:], raw[0]) < 0
+	why.hashCut = v.quote == NoQuote && s.cutByHash(sp, g.vs, g.ve)
+	if !shadowed {
+		s.ev.hash[key] = assigned{value: v.value, line: line, commands: v.commands}
+	}
 	return Entry{
 		Key:      key,
-		Value:    value,
+		Value:    v.rendered,
 		Raw:      raw,
-		Quote:    quote,
+		Quote:    v.quote,
 		Line:     line,
-		Export:   xs >= 0,
-		Commands: why.commands,
+		Export:   g.xs >= 0,
+		Commands: v.commands,
 		span:     sp,
 		why:      why,
-	}, true, nil
+	}, nil
 }
 
 // rubyStrip is what Ruby's String#strip removes; asciiSpace is the part of
@@ -355,240 +525,58 @@ func (s *scanner) cutByHash(sp span, vs, ve int) bool {
 	return at < len(s.norm) && s.norm[at] == '#'
 }
 
-func (s *scanner) env(name string) (string, bool) {
-	if s.lookup == nil {
-		return "", false
-	}
-	return s.lookup(name)
-}
-
-// rubyValue is Dotenv::Parser#parse_value, with the substitutions of 3.2.0
-// (commands first, then variables), except that commands are not run.
-func (s *scanner) rubyValue(raw string) (string, Quote, *detail) {
-	why := &detail{}
-	v, quote := raw, NoQuote
-	if isQuoted(v) {
-		quote = quoteKind(v[0])
-		v = v[1 : len(v)-1]
-	}
-	if quote == SingleQuote {
-		return v, quote, why
-	}
-	s.noteBackslashes(v, quote, why)
-	if quote == DoubleQuote {
-		if s.legacyLinebreaks() {
-			v = strings.ReplaceAll(strings.ReplaceAll(v, `\n`, "\n"), `\r`, "\r")
-		} else {
-			// Ruby replaces \n by \\n, which unescaping turns back into \n.
-			v = strings.ReplaceAll(strings.ReplaceAll(v, `\n`, `\\n`), `\r`, `\\r`)
-		}
-	}
-	return s.substitute(unescape(v), why), quote, why
-}
-
-func quoteKind(c byte) Quote {
-	if c == '\'' {
-		return SingleQuote
-	}
-	return DoubleQuote
-}
-
-func (s *scanner) legacyLinebreaks() bool {
-	if a, ok := s.hash[linebreakKey]; ok {
-		return a.value == "legacy"
-	}
-	v, _ := s.env(linebreakKey)
-	return v == "legacy"
-}
-
-// noteBackslashes records, for Lint, the backslashes Ruby dotenv treats
-// differently from node dotenv.
-func (s *scanner) noteBackslashes(v string, quote Quote, why *detail) {
-	for i := 0; i+1 < len(v); i++ {
-		if v[i] != '\\' {
-			continue
-		}
-		switch c := v[i+1]; {
-		case c == '$':
-			why.escapedDollar = true
-		case quote == DoubleQuote && (c == 'n' || c == 'r'):
-			why.newlineEscape = why.newlineEscape || !s.legacyLinebreaks()
-		default:
-			why.backslash = true
-		}
-		i++
-	}
-}
-
-// unescape is Ruby's value.gsub(/\\([^$])/, '\1').
-func unescape(v string) string {
-	if !strings.Contains(v, `\`) {
-		return v
-	}
-	var b strings.Builder
-	for i := 0; i < len(v); i++ {
-		if v[i] == '\\' && i+1 < len(v) && v[i+1] != '$' {
-			i++
-		}
-		b.WriteByte(v[i])
-	}
-	return b.String()
-}
-
-// substitute applies Dotenv::Substitutions::Command and then ::Variable.
-// A command is recorded and left in the value as written: it is never run.
-func (s *scanner) substitute(v string, why *detail) string {
-	var out, text strings.Builder
-	for i := 0; i < len(v); {
-		if v[i] == '\\' && strings.HasPrefix(v[i+1:], "$(") {
-			if end := parenEnd(v, i+2); end > 0 { // escaped: drop the backslash
-				text.WriteString(v[i+1 : end])
-				why.escapedDollar = true
-				i = end
-				continue
-			}
-		}
-		if strings.HasPrefix(v[i:], "$(") {
-			if end := parenEnd(v, i+1); end > 0 {
-				out.WriteString(s.expand(text.String(), why))
-				text.Reset()
-				out.WriteString(v[i:end])
-				why.commands = append(why.commands, v[i+2:end-1])
-				i = end
-				continue
-			}
-		}
-		text.WriteByte(v[i])
-		i++
-	}
-	out.WriteString(s.expand(text.String(), why))
-	return out.String()
-}
-
-// parenEnd returns the offset after the parenthesis closing the one at i,
-// or -1. Like Ruby's \((?:[^()]|\g<cmd>)+\), every pair must hold something.
-func parenEnd(s string, i int) int {
-	var filled []bool // one per open parenthesis
-	for j := i; j < len(s); j++ {
-		switch s[j] {
-		case '(':
-			if n := len(filled); n > 0 {
-				filled[n-1] = true
-			}
-			filled = append(filled, false)
-		case ')':
-			n := len(filled)
-			if !filled[n-1] {
-				return -1
-			}
-			filled = filled[:n-1]
-			if n == 1 {
-				return j + 1
-			}
-		default:
-			filled[len(filled)-1] = true
-		}
-	}
-	return -1
-}
-
-// expand is Dotenv::Substitutions::Variable: it replaces $NAME and ${NAME}
-// (NAME of [A-Z0-9_], case-insensitive) and turns \$ into $.
-func (s *scanner) expand(t string, why *detail) string {
-	if !strings.Contains(t, "$") {
-		return t
-	}
-	var out strings.Builder
-	for i := 0; i < len(t); {
-		start := i
-		escaped := t[i] == '\\' && i+1 < len(t) && t[i+1] == '$'
-		if escaped {
-			i++
-		}
-		if t[i] != '$' || strings.HasPrefix(t[i+1:], "(") {
-			out.WriteByte(t[start])
-			i = start + 1
-			continue
-		}
-		j := i + 1
-		if j < len(t) && t[j] == '{' {
-			j++
-		}
-		nameStart := j
-		for j < len(t) {
-			r, n := utf8.DecodeRuneInString(t[j:])
-			if !isNameRune(r) {
-				break
-			}
-			j += n
-		}
-		name := t[nameStart:j]
-		if j < len(t) && t[j] == '}' {
-			j++
-		}
-		switch {
-		case escaped:
-			out.WriteString(t[i:j])
-			why.escapedDollar = true
-		case name == "":
-			out.WriteString(t[i:j])
-		default:
-			ref := s.lookupVar(name)
-			why.refs = append(why.refs, ref)
-			out.WriteString(ref.value)
-		}
-		i = j
-	}
-	return out.String()
-}
-
-// isNameRune reports whether Ruby's /[A-Z0-9_]/i matches r; case folding
-// adds the long s and the Kelvin sign.
-func isNameRune(r rune) bool {
-	return r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' ||
-		r == '\u017f' || r == '\u212a'
-}
-
-// lookupVar is Ruby's env[name] || ENV[name] || "": the hash of earlier
-// lines holds the environment's value for every key the environment has
-// (it wins over the file), except DOTENV_LINEBREAK_MODE.
-func (s *scanner) lookupVar(name string) varRef {
-	if name != linebreakKey {
-		if v, ok := s.env(name); ok {
-			return varRef{name: name, source: refEnv, value: v}
-		}
-	}
-	if a, ok := s.hash[name]; ok {
-		return varRef{name: name, source: refLine, line: a.line, value: a.value}
-	}
-	if v, ok := s.env(name); ok {
-		return varRef{name: name, source: refEnv, value: v}
-	}
-	return varRef{name: name, source: refUnset}
-}
-
-// node scans the text as node dotenv 16.5's parse does. It returns node's
-// reading keyed by the offset of each key, and the resulting object.
+// node scans the text as node dotenv 16.5's parse does: from each line
+// start at or after the end of the last match, the first one where the
+// pattern matches. It returns node's reading keyed by the offset of each
+// key, and the resulting object.
 func (s *scanner) node() (map[int]nodeMatch, map[string]nodeMatchAt) {
 	byStart := map[int]nodeMatch{}
 	final := map[string]nodeMatchAt{}
-	for _, m := range nodeLine.FindAllSubmatchIndex(s.norm, -1) {
-		ks, ke := m[2*nodeKey], m[2*nodeKey+1]
-		key := string(s.norm[ks:ke])
-		var capture string
-		if vs := m[2*nodeValue]; vs >= 0 {
-			capture = string(s.norm[vs:m[2*nodeValue+1]])
+	last := 0
+	for p := 0; p <= len(s.norm); {
+		if p >= last {
+			if m := nodeLine.FindSubmatchIndex(s.norm[p:]); m != nil {
+				ks, ke := p+m[2*nodeKey], p+m[2*nodeKey+1]
+				key := string(s.norm[ks:ke])
+				var capture string
+				vs, ve := -1, -1
+				if m[2*nodeValue] >= 0 {
+					vs, ve = p+m[2*nodeValue], p+m[2*nodeValue+1]
+					capture = string(s.norm[vs:ve])
+					vs += len(capture) - len(strings.TrimLeftFunc(capture, isJSSpace))
+				}
+				last = p + m[1]
+				if m[2*nodeEOL] >= 0 {
+					last = p + m[2*nodeEOL]
+				}
+				if key != "__proto__" { // a JavaScript object does not store it
+					v := nodeRead(capture)
+					t := strings.TrimFunc(capture, isJSSpace)
+					open := t != "" && strings.IndexByte("'\"`", t[0]) >= 0 && strings.IndexByte(t[1:], t[0]) < 0
+					if vs < 0 {
+						vs, ve = ke, ke
+					}
+					byStart[ks] = nodeMatch{key: key, value: v, openQuote: open, valStart: vs, valEnd: ve}
+					final[key] = nodeMatchAt{value: v, line: s.lineOf(ks)}
+				}
+			}
 		}
-		if key == "__proto__" { // a JavaScript object does not store it
-			continue
-		}
-		v := nodeRead(capture)
-		t := strings.TrimFunc(capture, isJSSpace)
-		open := t != "" && strings.IndexByte("'\"`", t[0]) >= 0 && (len(t) < 2 || t[len(t)-1] != t[0])
-		byStart[ks] = nodeMatch{key: key, value: v, openQuote: open}
-		final[key] = nodeMatchAt{value: v, line: s.lineOf(ks)}
+		p = nextJSLine(s.norm, p)
 	}
 	return byStart, final
+}
+
+// nextJSLine returns the start of the line after the one holding p for
+// JavaScript (after \n, U+2028 or U+2029), or len(text)+1.
+func nextJSLine(text []byte, p int) int {
+	for p < len(text) {
+		r, n := utf8.DecodeRune(text[p:])
+		p += n
+		if r == '\n' || r == '\u2028' || r == '\u2029' {
+			return p
+		}
+	}
+	return len(text) + 1
 }
 
 type nodeMatchAt struct {
@@ -603,13 +591,44 @@ func nodeRead(v string) string {
 		return v
 	}
 	maybeQuote := v[0]
-	if len(v) >= 2 && strings.IndexByte("'\"`", v[0]) >= 0 && v[len(v)-1] == v[0] {
-		v = v[1 : len(v)-1]
-	}
+	v = jsUnquote(v)
 	if maybeQuote == '"' {
 		v = strings.ReplaceAll(strings.ReplaceAll(v, `\n`, "\n"), `\r`, "\r")
 	}
 	return v
+}
+
+// jsUnquote is v.replace(/^(['"`])([\s\S]*)\1$/mg, '$2'): in JavaScript's
+// multi-line mode ^ and $ also match at line breaks inside v, U+2028 and
+// U+2029 included.
+func jsUnquote(v string) string {
+	var b strings.Builder
+	done := 0 // v[:done] is written or replaced
+	for p := 0; p < len(v); p = nextJSLine([]byte(v), p) {
+		if p < done || strings.IndexByte("'\"`", v[p]) < 0 {
+			continue
+		}
+		q := v[p]
+		for e := len(v) - 1; e > p; e-- { // [\s\S]* is greedy
+			if v[e] == q && (e+1 == len(v) || isJSBreak(v[e+1:])) {
+				b.WriteString(v[done:p])
+				b.WriteString(v[p+1 : e])
+				done = e + 1
+				break
+			}
+		}
+	}
+	if done == 0 {
+		return v
+	}
+	b.WriteString(v[done:])
+	return b.String()
+}
+
+// isJSBreak reports whether s starts with a line break for JavaScript.
+func isJSBreak(s string) bool {
+	r, _ := utf8.DecodeRuneInString(s)
+	return r == '\n' || r == '\r' || r == '\u2028' || r == '\u2029'
 }
 
 // isJSSpace is JavaScript's String.prototype.trim set.

@@ -3,6 +3,7 @@ package envfile
 import (
 	"bytes"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -64,13 +65,20 @@ func sensitive(key string, values ...string) bool {
 // commentAssignment finds "# KEY=value" in a comment line.
 var commentAssignment = regexp.MustCompile(`^([\t\v\f ]*#+[\t\v\f ]*(?:export[\t\v\f ]+)?([\w.]+)[\t\v\f ]*(?:=|:[\t\v\f ]))(.*)$`)
 
+// skippedAssignment finds the key and value of a line that Ruby dotenv
+// skips, such as "DB-PASS=x", "DB_PASS:x" or "DB_PASS x".
+var skippedAssignment = regexp.MustCompile(`^([\t\v\f ]*(?:export[\t\v\f ]+)?([^\s=:#]+)[\t\v\f ]*[=:\t\v\f ][\t\v\f ]*)(.*)$`)
+
 // Redacted returns a copy of the file for printing. The value of each
-// secret key (see IsSecret), with the rest of its lines, becomes Redacted;
-// so do secret values in commented-out assignments such as "# DB_PASS=old"
-// and URL passwords anywhere (see Redact). Keys, other values and comments
-// are kept.
+// secret key (see IsSecret), with the rest of its lines, becomes Redacted,
+// as node dotenv reads the value too; so do secret values in
+// commented-out assignments such as "# DB_PASS=old", the rest of a
+// skipped line that names a secret ("DB-PASS=x", or the whole line when
+// it names one elsewhere) and URL passwords anywhere (see Redact). Keys,
+// other values and comments are kept.
 func (f *File) Redacted() []byte {
-	var edits []edit
+	type hide struct{ from, to int } // normalized offsets
+	var hides []hide
 	covered := map[int]bool{} // normalized line starts that hold entries
 	for _, e := range f.entries {
 		sp := e.span
@@ -84,7 +92,12 @@ func (f *File) Redacted() []byte {
 		if end > sp.valStart && f.scan.norm[end-1] == '\n' {
 			end--
 		}
-		edits = append(edits, edit{f.scan.pos[sp.valStart], f.scan.pos[end], Redacted})
+		hides = append(hides, hide{sp.valStart, end})
+	}
+	for _, m := range f.nodeSpans {
+		if IsSecret(m.key) && m.valEnd > m.valStart {
+			hides = append(hides, hide{m.valStart, m.valEnd})
+		}
 	}
 	for _, start := range f.scan.lines {
 		if covered[start] || start >= len(f.scan.norm) {
@@ -95,9 +108,32 @@ func (f *File) Redacted() []byte {
 			end = start + i
 		}
 		line := string(f.scan.norm[start:end])
-		if m := commentAssignment.FindStringSubmatchIndex(line); m != nil && IsSecret(line[m[4]:m[5]]) && m[6] < m[7] {
-			edits = append(edits, edit{f.scan.pos[start+m[6]], f.scan.pos[end], Redacted})
+		if m := commentAssignment.FindStringSubmatchIndex(line); m != nil {
+			if IsSecret(line[m[4]:m[5]]) && m[6] < m[7] {
+				hides = append(hides, hide{start + m[6], end})
+			}
+			continue
 		}
+		if strings.HasPrefix(strings.TrimLeft(line, "\t\v\f "), "#") || !IsSecret(line) {
+			continue
+		}
+		if m := skippedAssignment.FindStringSubmatchIndex(line); m != nil && IsSecret(line[m[4]:m[5]]) {
+			if m[6] < m[7] {
+				hides = append(hides, hide{start + m[6], end})
+			}
+			continue
+		}
+		lead := len(line) - len(strings.TrimLeft(line, "\t\v\f "))
+		hides = append(hides, hide{start + lead, end})
+	}
+	slices.SortFunc(hides, func(a, b hide) int { return a.from - b.from })
+	var edits []edit
+	for _, h := range hides {
+		if n := len(edits); n > 0 && f.scan.pos[h.from] <= edits[n-1].to {
+			edits[n-1].to = max(edits[n-1].to, f.scan.pos[h.to])
+			continue
+		}
+		edits = append(edits, edit{f.scan.pos[h.from], f.scan.pos[h.to], Redacted})
 	}
 	return []byte(redactURLs(string(applyEdits(f.data, edits))))
 }

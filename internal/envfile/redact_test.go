@@ -69,3 +69,24 @@ func TestFileRedacted(t *testing.T) {
 		t.Error("Redacted() changed the file")
 	}
 }
+
+// TestRedactedSkippedLines: lines that Ruby dotenv skips are printed too,
+// so a secret on them is hidden; so is the part of a secret that node
+// dotenv reads over several lines where Ruby reads one.
+func TestRedactedSkippedLines(t *testing.T) {
+	text := "DB-PASS=dashpass\nSMTP_PASSWORD:colonpass\nDB_PASS spacepass\nmy password is plainpass\n" +
+		"this line is fine\nOTP_SECRET=`tick1\ntickline\n`\nLOCAL_DOMAIN=example.com\n"
+	f := mustParse(t, text)
+	got := string(f.Redacted())
+	for _, secret := range []string{"dashpass", "colonpass", "spacepass", "plainpass", "tick1", "tickline"} {
+		if strings.Contains(got, secret) {
+			t.Errorf("Redacted() shows %q:\n%s", secret, got)
+		}
+	}
+	for _, keep := range []string{"DB-PASS=" + Redacted + "\n", "SMTP_PASSWORD:" + Redacted + "\n", "DB_PASS " + Redacted + "\n",
+		"\nthis line is fine\nOTP_SECRET=" + Redacted + "\nLOCAL_DOMAIN=example.com\n"} {
+		if !strings.Contains(got, keep) {
+			t.Errorf("Redacted() lacks %q:\n%s", keep, got)
+		}
+	}
+}

@@ -11,7 +11,7 @@ import (
 // Save writes the file back to the path it was read from; see WriteFile.
 func (f *File) Save() error {
 	if f.name == "" {
-		return errors.New("envfile: save: the file has no name")
+		return errors.New("save: the file has no name")
 	}
 	return f.WriteFile(f.name)
 }
@@ -25,7 +25,7 @@ func (f *File) Save() error {
 // file it points to is replaced and the link is kept.
 func (f *File) WriteFile(path string) error {
 	if err := writeAtomic(path, f.data); err != nil {
-		return fmt.Errorf("envfile: write %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }

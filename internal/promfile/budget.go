@@ -27,7 +27,7 @@ func NewBudget(reg prometheus.Registerer) (*Budget, error) {
 	}
 	for _, c := range []prometheus.Collector{b.limit, b.used} {
 		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("promfile: register budget metrics: %w", err)
+			return nil, fmt.Errorf("register budget metrics: %w", err)
 		}
 	}
 	return b, nil

@@ -19,8 +19,5 @@
 // backup and mirror metrics (last run and last success time, duration,
 // bytes, objects and failures per source) that the dashboards and alert
 // rules in deploy/ use; Budget holds a database's connection budget;
-// Config.Write writes any registry (the health checks' tiers.Metrics).
-//
-// Example programs add -metrics-dir and -pushgateway with
-// Config.RegisterFlags.
+// Config.Write writes any registry (the health checks' health.Metrics).
 package promfile

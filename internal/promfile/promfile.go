@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -61,13 +60,6 @@ func ConfigFromEnv(env fediops.Lookup) (Config, error) {
 	return c, c.Validate()
 }
 
-// RegisterFlags adds -metrics-dir and -pushgateway to fs, filling c. An
-// example program calls it next to its own flags.
-func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Dir, "metrics-dir", c.Dir, "write the run's metrics to `dir`/fediops_<job>.prom for node_exporter's textfile collector")
-	fs.StringVar(&c.PushURL, "pushgateway", c.PushURL, "push the run's metrics to the Prometheus Pushgateway at `URL`")
-}
-
 // Enabled reports whether metrics go anywhere.
 func (c Config) Enabled() bool { return c.Dir != "" || c.PushURL != "" }
 
@@ -78,11 +70,11 @@ func (c Config) Validate() error {
 	}
 	u, err := url.Parse(c.PushURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("promfile: PushURL: want http(s)://host[:port], got %q", redactURL(c.PushURL))
+		return fmt.Errorf("%s: want http(s)://host[:port], got %q", EnvPushURL, redactURL(c.PushURL))
 	}
 	for k := range c.Grouping {
 		if !jobRE.MatchString(k) {
-			return fmt.Errorf("promfile: Grouping: %q is not a label name", k)
+			return fmt.Errorf("grouping label %q is not a label name", k)
 		}
 	}
 	return nil
@@ -92,7 +84,7 @@ var jobRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
 // ErrJobName is returned for a job name that is not a Prometheus label value
 // fit for a file name ([a-zA-Z_][a-zA-Z0-9_]*).
-var ErrJobName = errors.New("promfile: job name must match [a-zA-Z_][a-zA-Z0-9_]*")
+var ErrJobName = errors.New("job name must match [a-zA-Z_][a-zA-Z0-9_]*")
 
 // Write gathers g once and sends the result where c says: the textfile
 // (replacing the file: the job's last run is the truth) and/or the
@@ -107,7 +99,7 @@ func (c Config) Write(ctx context.Context, job string, g prometheus.Gatherer) er
 	}
 	mfs, err := g.Gather()
 	if err != nil {
-		return fmt.Errorf("promfile: gather %s: %w", job, err)
+		return fmt.Errorf("gather %s: %w", job, err)
 	}
 	var errs []error
 	if c.Dir != "" {
@@ -133,32 +125,32 @@ func WriteFile(name string, mfs []*dto.MetricFamily) error {
 	enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
 	for _, mf := range mfs {
 		if err := enc.Encode(mf); err != nil {
-			return fmt.Errorf("promfile: encode %s: %w", mf.GetName(), err)
+			return fmt.Errorf("encode %s: %w", mf.GetName(), err)
 		}
 	}
 	dir := filepath.Dir(name)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("promfile: write %s: %w", name, err)
+		return fmt.Errorf("write %s: %w", name, err)
 	}
 	defer os.Remove(tmp.Name()) // after a successful rename there is nothing to remove
 	if _, err := tmp.Write(buf.Bytes()); err != nil {
 		tmp.Close()
-		return fmt.Errorf("promfile: write %s: %w", name, err)
+		return fmt.Errorf("write %s: %w", name, err)
 	}
 	if err := tmp.Chmod(0o644); err != nil { // node_exporter usually runs as another user
 		tmp.Close()
-		return fmt.Errorf("promfile: write %s: %w", name, err)
+		return fmt.Errorf("write %s: %w", name, err)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("promfile: write %s: %w", name, err)
+		return fmt.Errorf("write %s: %w", name, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("promfile: write %s: %w", name, err)
+		return fmt.Errorf("write %s: %w", name, err)
 	}
 	if err := os.Rename(tmp.Name(), name); err != nil {
-		return fmt.Errorf("promfile: write %s: %w", name, err)
+		return fmt.Errorf("write %s: %w", name, err)
 	}
 	if d, err := os.Open(dir); err == nil { // make the rename itself durable
 		d.Sync()
@@ -175,13 +167,13 @@ func ReadFile(name string) (map[string]*dto.MetricFamily, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("promfile: read %s: %w", name, err)
+		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	defer f.Close()
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	mfs, err := p.TextToMetricFamilies(f)
 	if err != nil {
-		return nil, fmt.Errorf("promfile: parse %s: %w", name, err)
+		return nil, fmt.Errorf("parse %s: %w", name, err)
 	}
 	return mfs, nil
 }
@@ -191,7 +183,7 @@ func ReadFile(name string) (map[string]*dto.MetricFamily, error) {
 func (c Config) push(ctx context.Context, job string, extra map[string]string, mfs []*dto.MetricFamily, add bool) error {
 	u, err := url.Parse(c.PushURL)
 	if err != nil {
-		return fmt.Errorf("promfile: PushURL: %q is not a URL", redactURL(c.PushURL))
+		return fmt.Errorf("%s: %q is not a URL", EnvPushURL, redactURL(c.PushURL))
 	}
 	user := u.User
 	u.User = nil
@@ -224,7 +216,7 @@ func (c Config) push(ctx context.Context, job string, extra map[string]string, m
 	}
 	if err != nil {
 		// push's errors carry the URL; it has no credentials any more.
-		return fmt.Errorf("promfile: push %s to %s: %w", job, u.Host, err)
+		return fmt.Errorf("push %s to %s: %w", job, u.Host, err)
 	}
 	c.logger().Debug("pushed metrics", "job", job, "gateway", u.Host, "grouping", labels)
 	return nil

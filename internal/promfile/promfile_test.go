@@ -348,7 +348,7 @@ func TestPushCredentialsGoAsBasicAuthAndStayOutOfErrors(t *testing.T) {
 	// password in the opaque part or the path, where Redacted does not look.
 	for _, u := range []string{"ftp://ops:s3cretPushPass@host", "ops:s3cretPushPass@127.0.0.1:9091", "http//ops:s3cretPushPass@host"} {
 		bad := promfile.Config{PushURL: u}
-		if err := bad.Validate(); err == nil || strings.Contains(err.Error(), "s3cretPushPass") || !strings.Contains(err.Error(), "PushURL") {
+		if err := bad.Validate(); err == nil || strings.Contains(err.Error(), "s3cretPushPass") || !strings.Contains(err.Error(), promfile.EnvPushURL) {
 			t.Errorf("Validate(%s): %v", strings.ReplaceAll(u, "s3cretPushPass", "PASS"), err)
 		}
 	}

@@ -70,7 +70,7 @@ func NewRuns(job string) (*Runs, error) {
 		name := r.name(m.suffix)
 		v := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: m.help}, []string{"source"})
 		if err := r.reg.Register(v); err != nil {
-			return nil, fmt.Errorf("promfile: register %s: %w", name, err)
+			return nil, fmt.Errorf("register %s: %w", name, err)
 		}
 		r.vecs[name] = v
 	}
@@ -156,7 +156,7 @@ func (r *Runs) writeFile(name string) error {
 	r.mu.Unlock()
 	mfs, err := r.reg.Gather()
 	if err != nil {
-		return fmt.Errorf("promfile: gather %s: %w", r.job, err)
+		return fmt.Errorf("gather %s: %w", r.job, err)
 	}
 	return WriteFile(name, mfs)
 }
@@ -164,7 +164,7 @@ func (r *Runs) writeFile(name string) error {
 func (r *Runs) push(ctx context.Context, c Config) error {
 	mfs, err := r.reg.Gather()
 	if err != nil {
-		return fmt.Errorf("promfile: gather %s: %w", r.job, err)
+		return fmt.Errorf("gather %s: %w", r.job, err)
 	}
 	r.mu.Lock()
 	var sources []string

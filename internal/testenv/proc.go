@@ -25,7 +25,8 @@ var aptPackage = map[string]string{
 	"pgbouncer": "pgbouncer", "redis-server": "redis-server", "redis-cli": "redis-tools",
 	"redis-benchmark": "redis-tools", "stunnel4": "stunnel4", "stunnel": "stunnel4", "mariadbd": "mariadb-server",
 	"mariadb-install-db": "mariadb-server", "mariadb": "mariadb-client", "mysqldump": "mariadb-client",
-	"rclone": "rclone", "age": "age", "zstd": "zstd", "dnsmasq": "dnsmasq-base",
+	"rclone": "rclone", "age": "age", "zstd": "zstd", "prometheus": "prometheus", "promtool": "prometheus",
+	"dnsmasq": "dnsmasq-base",
 }
 
 // pgBinDirs are searched after $PATH: Debian keeps the server binaries there.
@@ -47,7 +48,7 @@ func LookPath(name string) (string, error) {
 	if pkg == "" {
 		pkg = name
 	}
-	return "", fmt.Errorf("testenv: %s not found; install it with: apt-get install -y %s", name, pkg)
+	return "", fmt.Errorf("%s not found; install it with: apt-get install -y %s", name, pkg)
 }
 
 // freePort asks the kernel for a free loopback port.
@@ -73,7 +74,7 @@ func serverUser() (*runUser, error) {
 	}
 	u, err := user.Lookup("postgres")
 	if err != nil {
-		return nil, fmt.Errorf("testenv: running as root needs the postgres user to run servers as: apt-get install -y postgresql: %w", err)
+		return nil, fmt.Errorf("running as root needs the postgres user to run servers as: apt-get install -y postgresql: %w", err)
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
@@ -144,7 +145,10 @@ func command(u *runUser, logFile string, bin string, args ...string) (*exec.Cmd,
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if u != nil {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: u.uid, Gid: u.gid}
-		cmd.Env = append(cmd.Env, "HOME="+filepath.Dir(logFile), "USER="+u.name)
+		// The server's own directory as home and temporary directory: the
+		// caller's TMPDIR may be private to it (pam_tmpdir), and mariadbd
+		// fails without a writable one.
+		cmd.Env = append(cmd.Env, "HOME="+filepath.Dir(logFile), "USER="+u.name, "TMPDIR="+filepath.Dir(logFile))
 	}
 	return cmd, lf, nil
 }
@@ -156,7 +160,7 @@ func startProc(u *runUser, name, logFile, bin string, args ...string) (*proc, er
 	}
 	defer lf.Close()
 	if err := spawn(cmd); err != nil {
-		return nil, fmt.Errorf("testenv: start %s: %w", name, err)
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &proc{name: name, cmd: cmd, log: logFile, done: make(chan struct{})}
 	go func() { p.err = cmd.Wait(); close(p.done) }()
@@ -182,7 +186,7 @@ func run(ctx context.Context, u *runUser, logFile string, env []string, stdin, b
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := spawn(cmd); err != nil {
-		return fmt.Errorf("testenv: %s: %w", filepath.Base(bin), err)
+		return fmt.Errorf("%s: %w", filepath.Base(bin), err)
 	}
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- cmd.Wait() }()
@@ -194,7 +198,7 @@ func run(ctx context.Context, u *runUser, logFile string, env []string, stdin, b
 	}
 	lf.Write(out.Bytes())
 	if err != nil {
-		return fmt.Errorf("testenv: %s %s: %w\n%s", filepath.Base(bin), strings.Join(args, " "), err, lastLines(out.String(), 20))
+		return fmt.Errorf("%s %s: %w\n%s", filepath.Base(bin), strings.Join(args, " "), err, lastLines(out.String(), 20))
 	}
 	return nil
 }
@@ -204,7 +208,7 @@ func (p *proc) exited() error {
 	select {
 	case <-p.done:
 		b, _ := os.ReadFile(p.log)
-		return fmt.Errorf("testenv: %s exited (%v):\n%s", p.name, p.err, lastLines(string(b), 20))
+		return fmt.Errorf("%s exited (%v):\n%s", p.name, p.err, lastLines(string(b), 20))
 	default:
 		return nil
 	}
@@ -258,7 +262,7 @@ func waitReady(ctx context.Context, p *proc, check func(context.Context) error) 
 		select {
 		case <-ctx.Done():
 			b, _ := os.ReadFile(p.log)
-			return fmt.Errorf("testenv: %s not ready: %v\n%s", p.name, last, lastLines(string(b), 20))
+			return fmt.Errorf("%s not ready: %v\n%s", p.name, last, lastLines(string(b), 20))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,17 @@ var shared struct {
 	main  bool
 	stack *Stack
 	err   error
+	after []func()
+}
+
+// AfterAll registers f to run once Main has run every test, whether they
+// passed or not, just before the test binary exits: the way to remove what
+// a package's tests share (a directory of programs built once for all of
+// them). Functions run in the reverse order of registration.
+func AfterAll(f func()) {
+	shared.Lock()
+	defer shared.Unlock()
+	shared.after = append(shared.after, f)
 }
 
 // Main runs a package's tests with one shared stack and stops its servers
@@ -29,8 +41,14 @@ func Main(m *testing.M) {
 	shared.Unlock()
 	code := m.Run()
 	shared.Lock()
-	s := shared.stack
+	s, after := shared.stack, shared.after
 	shared.Unlock()
+	defer func() {
+		for i := len(after) - 1; i >= 0; i-- {
+			after[i]()
+		}
+		os.Exit(code)
+	}()
 	if s != nil {
 		keep := code != 0
 		if keep {
@@ -43,7 +61,6 @@ func Main(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "testenv: close:", err)
 		}
 	}
-	os.Exit(code)
 }
 
 // Shared returns the test binary's stack. It fails the test unless the
@@ -137,4 +154,18 @@ func Binary(t testing.TB, name string) string {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// Start runs a server that is not part of the stack (prometheus, an
+// exporter) for the test's length: bin with args, its output appended to
+// logFile, started as the other servers are so that it dies with the test
+// process, and stopped (SIGTERM, then SIGKILL after 10 s) when the test
+// ends.
+func Start(t testing.TB, logFile, bin string, args ...string) {
+	t.Helper()
+	p, err := startProc(nil, filepath.Base(bin), logFile, bin, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.stop)
 }

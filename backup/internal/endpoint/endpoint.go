@@ -1,0 +1,30 @@
+// Package endpoint checks the URLs backup's clients talk to.
+package endpoint
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+)
+
+// RequireTLS refuses a plain-http endpoint unless it is on loopback (the
+// local stand-ins of tests and benchmarks): keys and data travel over
+// TLS. An empty raw means the service's default, which is https. field
+// names the setting in the error.
+func RequireTLS(field, raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", field, raw, err)
+	}
+	if u.Scheme == "https" {
+		return nil
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); u.Scheme == "http" && (host == "localhost" || (ip != nil && ip.IsLoopback())) {
+		return nil
+	}
+	return fmt.Errorf("%s %q is not https (TLS in transit is required; plain http only on loopback)", field, raw)
+}
