@@ -225,7 +225,7 @@ func (p *Pipeline) Backup(ctx context.Context, src Source) (Manifest, error) {
 }
 
 func (p *Pipeline) deleteQuietly(ctx context.Context, name string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	ctx, cancel := CleanupContext(ctx, time.Minute)
 	defer cancel()
 	if err := p.Store.Delete(ctx, name); err != nil {
 		p.logger().Warn("remove an unlisted data object", "object", name, "err", err)

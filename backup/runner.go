@@ -84,7 +84,7 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 func NotifyAll[N any](ctx context.Context, notifiers []N, send func(context.Context, N) error) error {
 	var errs []error
 	for _, n := range notifiers {
-		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		nctx, cancel := NotifyContext(ctx, 30*time.Second)
 		if err := send(nctx, n); err != nil {
 			errs = append(errs, fmt.Errorf("notify %s: %w", strings.TrimPrefix(fmt.Sprintf("%T", n), "*"), err))
 		}

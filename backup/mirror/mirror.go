@@ -411,7 +411,7 @@ func (mr *Mirror) run(ctx context.Context, cfg *Config, rep *Report) error {
 		return errors.Join(guardErr, ctx.Err(), rep.objectErr())
 	}
 	clean := ctx.Err() == nil && guardErr == nil && rep.Errors == 0
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	sctx, cancel := backup.CleanupContext(ctx, 2*time.Minute)
 	defer cancel()
 	var saveErr error
 	changed := rep.Copied+rep.Deleted+rep.StaleVersions+rep.Errors > 0

@@ -66,7 +66,7 @@ func (v *Drill) run(ctx context.Context, store backup.Store, m backup.Manifest, 
 	}
 	if !v.Keep {
 		defer func() {
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			dctx, cancel := backup.CleanupContext(ctx, time.Minute)
 			defer cancel()
 			_, _ = v.query(dctx, &admin, "", "DROP DATABASE IF EXISTS "+quoteMySQL(rep.Scratch))
 		}()

@@ -81,7 +81,7 @@ func (d *Drill) run(ctx context.Context, store backup.Store, m backup.Manifest, 
 	}
 	if !d.Keep {
 		defer func() {
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			dctx, cancel := backup.CleanupContext(ctx, time.Minute)
 			defer cancel()
 			_, _ = ac.Exec(dctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{rep.Scratch}.Sanitize()+" WITH (FORCE)")
 		}()
