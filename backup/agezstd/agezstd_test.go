@@ -3,8 +3,8 @@ package agezstd_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"crypto/sha256"
+	"errors"
 	"hash"
 	"io"
 	"math/rand"
