@@ -71,4 +71,6 @@ func (u Units) Systemd() (service, timer string) {
 }
 
 // String names the units, for messages.
-func (u Units) String() string { return fmt.Sprintf("%s.service and %[1]s.timer", cmp.Or(u.Name, "fediops-backup")) }
+func (u Units) String() string {
+	return fmt.Sprintf("%s.service and %[1]s.timer", cmp.Or(u.Name, "fediops-backup"))
+}
