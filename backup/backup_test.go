@@ -204,7 +204,7 @@ func TestAbortInterruptAndNotifyErrors(t *testing.T) {
 	rec.err = errors.New("webhook answered 404")
 	rep, err = r.Run(ctxT(t))
 	var ne *backup.NotifyError
-	if rep.Failed() || !errors.As(err, &ne) || ne.Notifier != "backup_test.recorder" || err.Error() != "notify backup_test.recorder: webhook answered 404" {
+	if rep.Failed() || !errors.As(err, &ne) || ne.Notifier != "backup_test.recorder" || err.Error() != "webhook answered 404" {
 		t.Errorf("notifier failure after stored backups: failed %t, %v", rep.Failed(), err)
 	}
 	rec.err = nil

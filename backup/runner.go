@@ -136,7 +136,9 @@ type NotifyError struct {
 	Err      error
 }
 
-func (e *NotifyError) Error() string { return "notify " + e.Notifier + ": " + e.Err.Error() }
+// Error is the notifier's own error, which names what it did ("post to
+// the Slack webhook: ...").
+func (e *NotifyError) Error() string { return e.Err.Error() }
 func (e *NotifyError) Unwrap() error { return e.Err }
 
 // NotifyAll has send tell every notifier, each within 30 seconds of its

@@ -116,3 +116,30 @@ func TestEveryPart503EndsAfterRetryFor(t *testing.T) {
 func newLogger(w *bytes.Buffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
+
+// A part upload that B2 reads and never answers (a server gone silent
+// mid-upload) ends the Put after RetryFor, naming the silence, and the
+// large file is cancelled.
+func TestSilentPartEndsPut(t *testing.T) {
+	srv := b2fake.New()
+	t.Cleanup(srv.Close)
+	srv.CreateBucket("b")
+	st, err := b2store.Open(context.Background(), b2store.Config{KeyID: srv.KeyID, Key: srv.Key, Bucket: "b",
+		APIBase: srv.URL, RetryFor: 1500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 12_000_000)
+	rand.Read(big)
+	srv.FailNext("b2_upload_part", 1_000_000, b2fake.Stall)
+	t0 := time.Now()
+	_, err = st.Put(context.Background(), "db/x", stream{bytes.NewReader(big)})
+	took := time.Since(t0)
+	if err == nil || !strings.Contains(err.Error(), "b2_upload_part") || !strings.Contains(err.Error(), "no answer from") || took > 4*time.Second {
+		t.Fatalf("Put while B2 is silent: %v after %s", err, took)
+	}
+	if u := srv.Unfinished("b"); len(u) != 0 {
+		t.Errorf("%d unfinished large files left", len(u))
+	}
+	t.Logf("Put: %s, %d part uploads: %v", took.Round(time.Millisecond), srv.Calls("b2_upload_part"), err)
+}
