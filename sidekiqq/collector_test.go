@@ -118,7 +118,7 @@ func TestCollectorUnreachable(t *testing.T) {
 	defer c.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(NewCollector(c, CollectorOptions{Timeout: 2 * time.Second}))
-	if _, err := reg.Gather(); err == nil || !strings.Contains(err.Error(), "sidekiqq: read stats") {
+	if _, err := reg.Gather(); err == nil || !strings.Contains(err.Error(), "read Sidekiq stats: ") {
 		t.Errorf("gather err = %v", err)
 	}
 }

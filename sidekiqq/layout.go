@@ -90,13 +90,13 @@ var (
 	// ErrScheduler: the scheduler queue is not in exactly one process.
 	// sidekiq-scheduler pushes `every` and `interval` jobs once per process
 	// listening on it, so a second one runs Mastodon's periodic jobs twice.
-	ErrScheduler = errors.New("sidekiqq: scheduler must be served by exactly one process")
+	ErrScheduler = errors.New("scheduler must be served by exactly one process")
 	// ErrBudget: the database connection budget cannot hold the layout.
-	ErrBudget = errors.New("sidekiqq: connection budget too small")
+	ErrBudget = errors.New("connection budget too small")
 	// ErrMemory: a node's memory cannot hold a Sidekiq process.
-	ErrMemory = errors.New("sidekiqq: node memory too small")
+	ErrMemory = errors.New("node memory too small")
 	// ErrInvalid: a field of a layout or plan configuration is wrong.
-	ErrInvalid = errors.New("sidekiqq: invalid layout")
+	ErrInvalid = errors.New("invalid layout")
 )
 
 // Validate checks the layout: known nodes with unique names, at least one
@@ -106,7 +106,7 @@ var (
 // ErrInvalid or ErrScheduler.
 func (l Layout) Validate() error {
 	if _, err := LookupRelease(l.Mastodon); err != nil {
-		return fmt.Errorf("%w: mastodon: %w", ErrInvalid, err)
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	nodes := map[string]bool{}
 	for i, n := range l.Nodes {

@@ -61,7 +61,7 @@ const DefaultMastodon = "4.5"
 
 // ErrUnknownRelease is returned for a Mastodon version this package has no
 // queue table for.
-var ErrUnknownRelease = errors.New("sidekiqq: unknown Mastodon release")
+var ErrUnknownRelease = errors.New("unknown Mastodon release")
 
 var (
 	queues43 = []Queue{{QueueDefault, 8}, {QueuePush, 6}, {QueueIngress, 4}, {QueueMailers, 2}, {QueuePull, 0}, {QueueScheduler, 0}}

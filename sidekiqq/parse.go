@@ -36,7 +36,7 @@ type Job struct {
 
 // ErrMalformed marks job JSON or a process hash that is not what Sidekiq
 // writes.
-var ErrMalformed = errors.New("sidekiqq: malformed")
+var ErrMalformed = errors.New("malformed")
 
 // Plausible timestamps: after 2001-09-09 and before 2286-11-20 (1e9 and
 // 1e10 epoch seconds). A Sidekiq 8 integer below 1e12 would be 1970-2001 in

@@ -86,35 +86,35 @@ func Plan(cfg PlanConfig) (Layout, error) {
 	c := cfg.withDefaults()
 	rel, err := LookupRelease(c.Mastodon)
 	if err != nil {
-		return Layout{}, fmt.Errorf("sidekiqq: plan: mastodon: %w", err)
+		return Layout{}, err // it names the release
 	}
 	if len(c.Nodes) == 0 {
-		return Layout{}, fmt.Errorf("%w: plan: nodes is empty", ErrInvalid)
+		return Layout{}, fmt.Errorf("%w: nodes is empty", ErrInvalid)
 	}
 	if c.Budget <= 0 {
-		return Layout{}, fmt.Errorf("%w: plan: budget is %d, want the number of DB connections Sidekiq may use", ErrBudget, c.Budget)
+		return Layout{}, fmt.Errorf("%w: budget is %d, want the number of DB connections Sidekiq may use", ErrBudget, c.Budget)
 	}
 	for name, v := range map[string]int{"max_threads": c.MaxThreads, "min_threads": c.MinThreads, "process_memory_mb": c.ProcessMemoryMB,
 		"thread_memory_mb": c.ThreadMemoryMB, "reserved_memory_mb": c.ReservedMemoryMB, "processes_per_node": c.ProcessesPerNode} {
 		if v < 0 {
-			return Layout{}, fmt.Errorf("%w: plan: %s is negative", ErrInvalid, name)
+			return Layout{}, fmt.Errorf("%w: %s is negative", ErrInvalid, name)
 		}
 	}
 	if c.MinThreads > c.MaxThreads {
-		return Layout{}, fmt.Errorf("%w: plan: min_threads %d is above max_threads %d", ErrInvalid, c.MinThreads, c.MaxThreads)
+		return Layout{}, fmt.Errorf("%w: min_threads %d is above max_threads %d", ErrInvalid, c.MinThreads, c.MaxThreads)
 	}
 	schedIdx := -1
 	seen := map[string]bool{}
 	for i, n := range c.Nodes {
 		switch {
 		case n.Name == "":
-			return Layout{}, fmt.Errorf("%w: plan: nodes[%d].name is empty", ErrInvalid, i)
+			return Layout{}, fmt.Errorf("%w: nodes[%d].name is empty", ErrInvalid, i)
 		case seen[n.Name]:
-			return Layout{}, fmt.Errorf("%w: plan: nodes[%d].name %q is a duplicate", ErrInvalid, i, n.Name)
+			return Layout{}, fmt.Errorf("%w: nodes[%d].name %q is a duplicate", ErrInvalid, i, n.Name)
 		case n.VCPU < 1:
-			return Layout{}, fmt.Errorf("%w: plan: nodes[%d] (%s).vcpu is %d, want at least 1", ErrInvalid, i, n.Name, n.VCPU)
+			return Layout{}, fmt.Errorf("%w: nodes[%d] (%s).vcpu is %d, want at least 1", ErrInvalid, i, n.Name, n.VCPU)
 		case n.MemoryMB < 1:
-			return Layout{}, fmt.Errorf("%w: plan: nodes[%d] (%s).memory_mb is %d, want at least 1", ErrInvalid, i, n.Name, n.MemoryMB)
+			return Layout{}, fmt.Errorf("%w: nodes[%d] (%s).memory_mb is %d, want at least 1", ErrInvalid, i, n.Name, n.MemoryMB)
 		}
 		seen[n.Name] = true
 		if n.Name == c.SchedulerNode {
@@ -122,7 +122,7 @@ func Plan(cfg PlanConfig) (Layout, error) {
 		}
 	}
 	if schedIdx < 0 {
-		return Layout{}, fmt.Errorf("%w: plan: scheduler_node %q is not one of the nodes", ErrInvalid, c.SchedulerNode)
+		return Layout{}, fmt.Errorf("%w: scheduler_node %q is not one of the nodes", ErrInvalid, c.SchedulerNode)
 	}
 
 	// threadCap is the most threads a process may run on node n when the
@@ -142,7 +142,7 @@ func Plan(cfg PlanConfig) (Layout, error) {
 			k--
 		}
 		if threadCap(n, k) < c.MinThreads {
-			return Layout{}, fmt.Errorf("%w: plan: node %s: %d MB less %d MB reserved cannot hold one process of %d threads (%d MB + %d MB per thread)",
+			return Layout{}, fmt.Errorf("%w: node %s: %d MB less %d MB reserved cannot hold one process of %d threads (%d MB + %d MB per thread)",
 				ErrMemory, n.Name, n.MemoryMB, c.ReservedMemoryMB, c.MinThreads, c.ProcessMemoryMB, c.ThreadMemoryMB)
 		}
 		procs[i] = k
@@ -162,7 +162,7 @@ func Plan(cfg PlanConfig) (Layout, error) {
 			}
 		}
 		if procs[most] == 1 {
-			return Layout{}, fmt.Errorf("%w: plan: %d connections cannot give %d nodes one process of min_threads %d each (needs %d): raise the budget, lower min_threads or use fewer nodes",
+			return Layout{}, fmt.Errorf("%w: %d connections cannot give %d nodes one process of min_threads %d each (needs %d): raise the budget, lower min_threads or use fewer nodes",
 				ErrBudget, c.Budget, len(c.Nodes), c.MinThreads, len(c.Nodes)*c.MinThreads)
 		}
 		procs[most]--
@@ -209,7 +209,7 @@ func Plan(cfg PlanConfig) (Layout, error) {
 		l.Processes = append(l.Processes, Process{Node: c.Nodes[s.node].Name, Unit: unit, Threads: s.threads, Queues: qs})
 	}
 	if err := l.Validate(); err != nil {
-		return Layout{}, fmt.Errorf("sidekiqq: plan: %w", err)
+		return Layout{}, fmt.Errorf("planned layout: %w", err)
 	}
 	return l, nil
 }

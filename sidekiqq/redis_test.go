@@ -474,7 +474,7 @@ func TestReadUnreachable(t *testing.T) {
 	ln.Close()
 	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
 	defer c.Close()
-	if s, err := Read(ctx(t), c, fixedNow); err == nil || s != nil || !strings.Contains(err.Error(), "sidekiqq: read stats") {
+	if s, err := Read(ctx(t), c, fixedNow); err == nil || s != nil || !strings.Contains(err.Error(), "read Sidekiq stats: ") {
 		t.Errorf("Read = %v, %v", s, err)
 	}
 }

@@ -131,11 +131,11 @@ func ReadNamespace(ctx context.Context, c redis.Cmdable, namespace string, now t
 	failedCmd := p1.Get(ctx, ns("stat:failed"))
 	s.RoundTrips++
 	if _, err := p1.Exec(ctx); err != nil && fatal(err) {
-		return nil, fmt.Errorf("sidekiqq: read stats: %w", err)
+		return nil, fmt.Errorf("read Sidekiq stats: %w", err)
 	}
 	for _, cmd := range p1.Cmds() {
 		if err := cmd.Err(); fatal(err) {
-			return nil, fmt.Errorf("sidekiqq: read stats: %s: %w", cmd.Name(), err)
+			return nil, fmt.Errorf("read Sidekiq stats: %s: %w", cmd.Name(), err)
 		}
 	}
 	members := func(key string, cmd *redis.StringSliceCmd) []string {
@@ -196,11 +196,11 @@ func ReadNamespace(ctx context.Context, c redis.Cmdable, namespace string, now t
 	}
 	s.RoundTrips++
 	if _, err := p2.Exec(ctx); err != nil && fatal(err) {
-		return nil, fmt.Errorf("sidekiqq: read stats: %w", err)
+		return nil, fmt.Errorf("read Sidekiq stats: %w", err)
 	}
 	for _, cmd := range p2.Cmds() {
 		if err := cmd.Err(); fatal(err) {
-			return nil, fmt.Errorf("sidekiqq: read stats: %s: %w", cmd.Name(), err)
+			return nil, fmt.Errorf("read Sidekiq stats: %s: %w", cmd.Name(), err)
 		}
 	}
 	for i, name := range queueNames {

@@ -74,7 +74,7 @@ func (c Config) Validate() error {
 	}
 	for k := range c.Grouping {
 		if !jobRE.MatchString(k) {
-			return fmt.Errorf("Grouping: %q is not a label name", k)
+			return fmt.Errorf("grouping label %q is not a label name", k)
 		}
 	}
 	return nil

@@ -50,7 +50,7 @@ func (s *Stack) MariaDB(ctx context.Context) (*MariaDB, error) {
 		if dsn := os.Getenv("FEDIOPS_TEST_MYSQL_DSN"); dsn != "" {
 			m := dsnRE.FindStringSubmatch(dsn)
 			if m == nil {
-				return nil, fmt.Errorf("testenv: FEDIOPS_TEST_MYSQL_DSN: want user:pass@tcp(host:port)/db")
+				return nil, fmt.Errorf("FEDIOPS_TEST_MYSQL_DSN: want user:pass@tcp(host:port)/db")
 			}
 			port, _ := strconv.Atoi(m[4])
 			return &MariaDB{User: m[1], Password: m[2], Host: m[3], Port: port, Database: m[5]}, nil

@@ -67,7 +67,7 @@ func (s *Stack) startPgBouncer(ctx context.Context, pg *Postgres) (*PgBouncer, e
 		return nil, err
 	}
 	if pg.SocketDir == "" {
-		return nil, fmt.Errorf("testenv: a local pgBouncer needs the local PostgreSQL; set FEDIOPS_TEST_PGBOUNCER_URL too")
+		return nil, fmt.Errorf("a local pgBouncer needs the local PostgreSQL; set FEDIOPS_TEST_PGBOUNCER_URL too")
 	}
 	dir, err := s.subdir("pgbouncer")
 	if err != nil {
@@ -79,7 +79,7 @@ func (s *Stack) startPgBouncer(ctx context.Context, pg *Postgres) (*PgBouncer, e
 	}
 	secret, err := pg.scramSecret(ctx, pg.User)
 	if err != nil {
-		return nil, fmt.Errorf("testenv: read SCRAM secret: %w", err)
+		return nil, fmt.Errorf("read SCRAM secret: %w", err)
 	}
 	b := &PgBouncer{Host: "127.0.0.1", Database: PoolName, User: pg.User, Password: pg.Password,
 		AdminUser: BouncerAdmin, AdminPassword: password(), CAFile: s.DBCA.File, Backend: pg}

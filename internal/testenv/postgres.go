@@ -77,7 +77,7 @@ func (s *Stack) Postgres(ctx context.Context) (*Postgres, error) {
 func externalURL(name, raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("testenv: %s is not a valid URL (not shown: it holds a password); percent-encode special characters in the user and password", name)
+		return nil, fmt.Errorf("%s is not a valid URL (not shown: it holds a password); percent-encode special characters in the user and password", name)
 	}
 	return u, nil
 }
@@ -171,7 +171,7 @@ func (s *Stack) startPostgres(ctx context.Context) (*Postgres, error) {
 		fmt.Sprintf("CREATE DATABASE %s OWNER %s", pg.Database, pg.User),
 	} {
 		if _, err := c.Exec(ctx, q); err != nil {
-			return nil, fmt.Errorf("testenv: postgres set-up: %w", err)
+			return nil, fmt.Errorf("postgres set-up: %w", err)
 		}
 	}
 	return pg, nil

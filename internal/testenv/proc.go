@@ -47,7 +47,7 @@ func LookPath(name string) (string, error) {
 	if pkg == "" {
 		pkg = name
 	}
-	return "", fmt.Errorf("testenv: %s not found; install it with: apt-get install -y %s", name, pkg)
+	return "", fmt.Errorf("%s not found; install it with: apt-get install -y %s", name, pkg)
 }
 
 // freePort asks the kernel for a free loopback port.
@@ -73,7 +73,7 @@ func serverUser() (*runUser, error) {
 	}
 	u, err := user.Lookup("postgres")
 	if err != nil {
-		return nil, fmt.Errorf("testenv: running as root needs the postgres user to run servers as: apt-get install -y postgresql: %w", err)
+		return nil, fmt.Errorf("running as root needs the postgres user to run servers as: apt-get install -y postgresql: %w", err)
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
@@ -159,7 +159,7 @@ func startProc(u *runUser, name, logFile, bin string, args ...string) (*proc, er
 	}
 	defer lf.Close()
 	if err := spawn(cmd); err != nil {
-		return nil, fmt.Errorf("testenv: start %s: %w", name, err)
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &proc{name: name, cmd: cmd, log: logFile, done: make(chan struct{})}
 	go func() { p.err = cmd.Wait(); close(p.done) }()
@@ -185,7 +185,7 @@ func run(ctx context.Context, u *runUser, logFile string, env []string, stdin, b
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := spawn(cmd); err != nil {
-		return fmt.Errorf("testenv: %s: %w", filepath.Base(bin), err)
+		return fmt.Errorf("%s: %w", filepath.Base(bin), err)
 	}
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- cmd.Wait() }()
@@ -197,7 +197,7 @@ func run(ctx context.Context, u *runUser, logFile string, env []string, stdin, b
 	}
 	lf.Write(out.Bytes())
 	if err != nil {
-		return fmt.Errorf("testenv: %s %s: %w\n%s", filepath.Base(bin), strings.Join(args, " "), err, lastLines(out.String(), 20))
+		return fmt.Errorf("%s %s: %w\n%s", filepath.Base(bin), strings.Join(args, " "), err, lastLines(out.String(), 20))
 	}
 	return nil
 }
@@ -207,7 +207,7 @@ func (p *proc) exited() error {
 	select {
 	case <-p.done:
 		b, _ := os.ReadFile(p.log)
-		return fmt.Errorf("testenv: %s exited (%v):\n%s", p.name, p.err, lastLines(string(b), 20))
+		return fmt.Errorf("%s exited (%v):\n%s", p.name, p.err, lastLines(string(b), 20))
 	default:
 		return nil
 	}
@@ -254,7 +254,7 @@ func waitReady(ctx context.Context, p *proc, check func(context.Context) error) 
 		select {
 		case <-ctx.Done():
 			b, _ := os.ReadFile(p.log)
-			return fmt.Errorf("testenv: %s not ready: %v\n%s", p.name, last, lastLines(string(b), 20))
+			return fmt.Errorf("%s not ready: %v\n%s", p.name, last, lastLines(string(b), 20))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

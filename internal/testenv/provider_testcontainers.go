@@ -55,7 +55,7 @@ func newProvider(s *Stack) (provider, error) {
 		if host == "" {
 			host = "the default socket"
 		}
-		return nil, fmt.Errorf("testenv: built with -tags testcontainers, but no Docker engine answers at %s: %v\n"+
+		return nil, fmt.Errorf("built with -tags testcontainers, but no Docker engine answers at %s: %v\n"+
 			"  start Docker (or set DOCKER_HOST), or run the tests without -tags testcontainers to use the local binaries (scripts/deps.sh installs them)", host, err)
 	}
 	return &containers{s: s}, nil
@@ -102,7 +102,7 @@ func (c *containers) network(ctx context.Context) (*testcontainers.DockerNetwork
 	}
 	nw, err := tcnetwork.New(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("testenv: docker network: %w", err)
+		return nil, fmt.Errorf("docker network: %w", err)
 	}
 	var once sync.Once
 	p := &proc{name: "network " + nw.Name, done: make(chan struct{})}
@@ -191,18 +191,18 @@ func (c *containers) run(ctx context.Context, name, img string, port string, fil
 		}
 	}
 	if err != nil {
-		return dc, "", 0, fmt.Errorf("testenv: start %s (%s): %w%s", name, img, err, containerLogs(dc))
+		return dc, "", 0, fmt.Errorf("start %s (%s): %w%s", name, img, err, containerLogs(dc))
 	}
 	host, err := dc.Host(ctx)
 	if err != nil {
-		return dc, "", 0, fmt.Errorf("testenv: %s host: %w", name, err)
+		return dc, "", 0, fmt.Errorf("%s host: %w", name, err)
 	}
 	if host == "localhost" {
 		host = "127.0.0.1" // as the local provider; certificates name both
 	}
 	mp, err := dc.MappedPort(ctx, port+"/tcp")
 	if err != nil {
-		return dc, "", 0, fmt.Errorf("testenv: %s port: %w", name, err)
+		return dc, "", 0, fmt.Errorf("%s port: %w", name, err)
 	}
 	return dc, host, int(mp.Num()), nil
 }
@@ -236,7 +236,7 @@ func retry(ctx context.Context, what string, dc *testcontainers.DockerContainer,
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("testenv: %s not ready: %w%s", what, err, containerLogs(dc))
+			return fmt.Errorf("%s not ready: %w%s", what, err, containerLogs(dc))
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -312,7 +312,7 @@ exec docker-entrypoint.sh "$@"`
 func (c *containers) pgbouncer(ctx context.Context, pg *Postgres) (*PgBouncer, error) {
 	const alias = "pgbouncer"
 	if pg.Port == 0 || pg.SocketDir != "" {
-		return nil, errors.New("testenv: the pgBouncer container needs the PostgreSQL container; set FEDIOPS_TEST_PGBOUNCER_URL too")
+		return nil, errors.New("the pgBouncer container needs the PostgreSQL container; set FEDIOPS_TEST_PGBOUNCER_URL too")
 	}
 	cert, key, err := issue(c.s.DBCA, filepath.Join(c.s.Dir, alias), alias)
 	if err != nil {
@@ -320,7 +320,7 @@ func (c *containers) pgbouncer(ctx context.Context, pg *Postgres) (*PgBouncer, e
 	}
 	secret, err := scramSecretTLS(ctx, pg, pg.User)
 	if err != nil {
-		return nil, fmt.Errorf("testenv: read SCRAM secret: %w", err)
+		return nil, fmt.Errorf("read SCRAM secret: %w", err)
 	}
 	b := &PgBouncer{Database: PoolName, User: pg.User, Password: pg.Password,
 		AdminUser: BouncerAdmin, AdminPassword: password(), CAFile: c.s.DBCA.File, Backend: pg}

@@ -165,7 +165,7 @@ func (r *Redis) ReplicaOf(ctx context.Context, primary *Redis) error {
 		host, port, _ = net.SplitHostPort(primary.peer)
 	}
 	if err := c.Do(ctx, "REPLICAOF", host, port).Err(); err != nil {
-		return fmt.Errorf("testenv: %s REPLICAOF %s: %w", r.Name, primary.Name, err)
+		return fmt.Errorf("%s REPLICAOF %s: %w", r.Name, primary.Name, err)
 	}
 	for {
 		info, err := c.Info(ctx, "replication").Result()
@@ -174,7 +174,7 @@ func (r *Redis) ReplicaOf(ctx context.Context, primary *Redis) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("testenv: %s never synced with %s: %w", r.Name, primary.Name, ctx.Err())
+			return fmt.Errorf("%s never synced with %s: %w", r.Name, primary.Name, ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -185,7 +185,7 @@ func (r *Redis) Promote(ctx context.Context) error {
 	c := r.Client()
 	defer c.Close()
 	if err := c.Do(ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
-		return fmt.Errorf("testenv: promote %s: %w", r.Name, err)
+		return fmt.Errorf("promote %s: %w", r.Name, err)
 	}
 	return nil
 }

@@ -40,15 +40,15 @@ func NewStack(dir string) (*Stack, error) {
 	if made {
 		d, err := os.MkdirTemp("", "fediops-testenv-")
 		if err != nil {
-			return nil, fmt.Errorf("testenv: %w", err)
+			return nil, err
 		}
 		dir = d
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("testenv: %w", err)
+		return nil, err
 	}
 	// The server user must be able to reach its own subdirectories.
 	if err := os.Chmod(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("testenv: %w", err)
+		return nil, err
 	}
 	s := &Stack{Dir: dir}
 	var err error
@@ -64,10 +64,10 @@ func NewStack(dir string) (*Stack, error) {
 		}
 	}
 	if s.DBCA, err = newCA(dir, "db"); err != nil {
-		return nil, fmt.Errorf("testenv: db CA: %w", err)
+		return nil, fmt.Errorf("db CA: %w", err)
 	}
 	if s.RedisCA, err = newCA(dir, "redis"); err != nil {
-		return nil, fmt.Errorf("testenv: redis CA: %w", err)
+		return nil, fmt.Errorf("redis CA: %w", err)
 	}
 	return s, nil
 }
@@ -86,7 +86,7 @@ func (s *Stack) track(p *proc) error {
 	defer s.mu.Unlock()
 	if s.closed {
 		p.stop()
-		return errors.New("testenv: stack closed")
+		return errors.New("stack closed")
 	}
 	s.procs = append(s.procs, p)
 	return nil
