@@ -237,7 +237,8 @@ func (e *Env) Redacted() []byte {
 }
 
 // IsSecret reports whether the value of key must never be printed (keys
-// holding PASS, SECRET, KEY, TOKEN, PRIVATE, CREDENTIAL or SALT).
+// holding PASS, SECRET, KEY, TOKEN, PRIVATE, CREDENTIAL, SALT or WEBHOOK:
+// SLACK_WEBHOOK_URL is its own credential).
 func IsSecret(key string) bool { return envfile.IsSecret(key) }
 
 // Redact returns value ready to print: "[redacted]" for a secret key, else

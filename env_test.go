@@ -28,3 +28,11 @@ func TestDotenvRelease(t *testing.T) {
 		t.Fatalf("release three: %v", err)
 	}
 }
+
+// A Slack webhook's URL is its credential: redacted like a password.
+func TestSlackWebhookIsSecret(t *testing.T) {
+	const hook = "https://hooks.slack.com/services/T000/B000/XXXXXXXX"
+	if !fediops.IsSecret("SLACK_WEBHOOK_URL") || fediops.Redact("SLACK_WEBHOOK_URL", hook) != "[redacted]" {
+		t.Errorf("SLACK_WEBHOOK_URL: IsSecret %t, Redact %q", fediops.IsSecret("SLACK_WEBHOOK_URL"), fediops.Redact("SLACK_WEBHOOK_URL", hook))
+	}
+}

@@ -160,3 +160,57 @@ func TestLockExcludesSecondRun(t *testing.T) {
 	}
 	r2()
 }
+
+// recorder is a Notifier that keeps what it heard, and fails when err is
+// set.
+type recorder struct {
+	got []backup.Report
+	err error
+}
+
+func (r *recorder) Notify(_ context.Context, rep backup.Report) error {
+	r.got = append(r.got, rep)
+	return r.err
+}
+
+// A run that cannot start (Abort) alerts as a failed one: every source
+// not backed up, the cause in the summary; a run stopped on the way names
+// its stop; a notifier's failure after stored backups is a *NotifyError
+// and the report is not failed; a failed source tells how far it got.
+func TestAbortInterruptAndNotifyErrors(t *testing.T) {
+	_, sealer, _ := backuptest.Keys(t)
+	st, err := filestore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	r := &backup.Runner{Pipeline: backup.Pipeline{Store: st, Sealer: sealer, Logger: quiet}, Notifiers: []backup.Notifier{rec},
+		Sources: []backup.Source{memSource{name: "postgres", data: "x"}, memSource{name: "redis", data: "y"}}}
+	cause := fmt.Errorf("lock /run/lock/x: %w", backup.ErrLocked)
+	rep, err := r.Abort(ctxT(t), nil, cause)
+	if err != nil || !rep.Failed() || len(rec.got) != 1 || len(rep.Results) != 2 || !errors.Is(rep.Err(), backup.ErrLocked) {
+		t.Fatalf("Abort: %v, %+v", err, rep)
+	}
+	if s, d := backup.Summary(rep), backup.Details(rep); s != "*Backup FAILED* on "+rep.Host+": lock /run/lock/x: another run holds the lock" ||
+		d != ":x: *postgres* not backed up\n:x: *redis* not backed up" {
+		t.Errorf("Abort's message: %q\n%q", s, d)
+	}
+	ctx, cancel := context.WithCancelCause(ctxT(t))
+	cancel(errors.New("terminated signal received"))
+	rep, err = r.Run(ctx)
+	if !rep.Failed() || !strings.Contains(backup.Summary(rep), "interrupted: terminated signal received") || err == nil {
+		t.Errorf("interrupted run: %v; %s", err, backup.Summary(rep))
+	}
+	rec.err = errors.New("webhook answered 404")
+	rep, err = r.Run(ctxT(t))
+	var ne *backup.NotifyError
+	if rep.Failed() || !errors.As(err, &ne) || ne.Notifier != "backup_test.recorder" || err.Error() != "webhook answered 404" {
+		t.Errorf("notifier failure after stored backups: failed %t, %v", rep.Failed(), err)
+	}
+	rec.err = nil
+	r.Sources = []backup.Source{memSource{name: "postgres", data: strings.Repeat("toot ", 200_000), err: errors.New("pg_dump: exit status 1")}}
+	rep, _ = r.Run(ctxT(t))
+	if d := backup.Details(rep); !strings.Contains(d, "(976.6 KiB dumped, ") || !strings.Contains(d, "sent): back up postgres: pg_dump: exit status 1") {
+		t.Errorf("a failed source: %q", d)
+	}
+}

@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -23,6 +24,9 @@ func Summary(r Report) string {
 			failed++
 		}
 	}
+	if r.Failure != nil {
+		return fmt.Sprintf("*Backup FAILED* on %s: %v", r.Host, r.Failure)
+	}
 	if failed > 0 {
 		return fmt.Sprintf("*Backup FAILED* on %s: %d of %d sources failed", r.Host, failed, len(r.Results))
 	}
@@ -33,8 +37,16 @@ func Summary(r Report) string {
 func Details(r Report) string {
 	var b strings.Builder
 	for _, x := range r.Results {
+		if errors.Is(x.Err, ErrNotRun) {
+			fmt.Fprintf(&b, ":x: *%s* not backed up\n", x.Source)
+			continue
+		}
 		if x.Err != nil {
-			fmt.Fprintf(&b, ":x: *%s* FAILED after %s: %s\n", x.Source, x.Duration.Round(time.Millisecond), x.Err)
+			fmt.Fprintf(&b, ":x: *%s* FAILED after %s", x.Source, x.Duration.Round(time.Millisecond))
+			if x.DumpBytes > 0 || x.StoredBytes > 0 {
+				fmt.Fprintf(&b, " (%s dumped, %s sent)", HumanBytes(x.DumpBytes), HumanBytes(x.StoredBytes))
+			}
+			fmt.Fprintf(&b, ": %s\n", x.Err)
 			continue
 		}
 		fmt.Fprintf(&b, ":white_check_mark: *%s* %s (dump %s) in %s", x.Source, HumanBytes(x.StoredBytes),
@@ -73,7 +85,13 @@ func (l LogNotifier) Notify(ctx context.Context, r Report) error {
 	if lg == nil {
 		lg = slog.Default()
 	}
+	if r.Failure != nil {
+		lg.ErrorContext(ctx, "backup run failed", "err", r.Failure)
+	}
 	for _, x := range r.Results {
+		if errors.Is(x.Err, ErrNotRun) {
+			continue
+		}
 		if x.Err != nil {
 			lg.ErrorContext(ctx, "backup source failed", "source", x.Source, "duration", x.Duration, "err", x.Err)
 			continue

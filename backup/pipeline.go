@@ -169,12 +169,13 @@ func (p *Pipeline) Backup(ctx context.Context, src Source) (Manifest, error) {
 
 	hash := sha256.New()
 	stored := &counter{w: io.MultiWriter(hash, pw)}
+	raw := &counter{}
 	encErr := func() error {
 		sw, err := p.Sealer.Seal(stored)
 		if err != nil {
 			return err
 		}
-		raw := &counter{w: sw}
+		raw.w = sw
 		if p.Progress != nil {
 			raw.tee = p.Progress(name)
 		}
@@ -197,6 +198,8 @@ func (p *Pipeline) Backup(ctx context.Context, src Source) (Manifest, error) {
 		pw.Close()
 	}
 	put := <-done
+	// How far it got, also when it failed (the report says so).
+	m.DumpBytes, m.StoredBytes = raw.n.Load(), stored.n.Load()
 	switch {
 	case encErr != nil && (put.err == nil || errors.Is(put.err, encErr)):
 		if put.err == nil { // the store finished early and kept a truncated object
@@ -206,7 +209,6 @@ func (p *Pipeline) Backup(ctx context.Context, src Source) (Manifest, error) {
 	case put.err != nil:
 		return m, fmt.Errorf("back up %s: store %s: %w", name, m.Object, put.err)
 	}
-	m.StoredBytes = stored.n.Load()
 	m.SHA256 = hex.EncodeToString(hash.Sum(nil))
 	if put.info.Size != m.StoredBytes {
 		p.deleteQuietly(ctx, m.Object)
@@ -225,7 +227,7 @@ func (p *Pipeline) Backup(ctx context.Context, src Source) (Manifest, error) {
 }
 
 func (p *Pipeline) deleteQuietly(ctx context.Context, name string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	ctx, cancel := CleanupContext(ctx, time.Minute)
 	defer cancel()
 	if err := p.Store.Delete(ctx, name); err != nil {
 		p.logger().Warn("remove an unlisted data object", "object", name, "err", err)

@@ -3,23 +3,28 @@ package backup
 import (
 	"cmp"
 	"fmt"
-	"strings"
 	"time"
+
+	"github.com/fediops/fediops/systemd"
 )
 
 // Units describes the systemd service and timer that run a command on a
 // schedule (the backups every 4 hours; backup/mirror's Units for the media
-// mirror).
+// mirror). The service has the sandbox of Mastodon's own units
+// (systemd.Service's Harden): it may write only ReadWritePaths.
 type Units struct {
 	Name        string   // unit base name; "" = "fediops-backup"
 	Description string   // "" = "fediops database backup (<Name>)"
-	Command     []string // the program and its arguments, e.g. {"/usr/local/bin/backup", "run", "-env", "/home/mastodon/live/.env.production"}
+	Command     []string // the program's absolute path and its arguments, e.g. {"/usr/local/bin/backup", "run", "-env", "/home/mastodon/live/.env.production"}
 	User        string   // "" = "mastodon"
 	WorkingDir  string   // "" = "/home/mastodon/live" (where .env.production is)
 	// EnvironmentFile holds the secrets that are not in .env.production (B2
 	// keys, the Slack webhook; mode 0600). "" = "/etc/fediops/backup.env";
 	// a leading "-" lets the service start without it.
 	EnvironmentFile string
+	// ReadWritePaths are what the run writes: its lock file's directory,
+	// FEDIOPS_METRICS_DIR. "" = the default lock's, /run/lock.
+	ReadWritePaths  []string
 	OnCalendar      string        // "" = "00/4:00" (every 4 hours)
 	RandomizedDelay time.Duration // 0 = 10 minutes
 }
@@ -37,64 +42,35 @@ func (u Units) Systemd() (service, timer string) {
 	if len(command) == 0 {
 		command = []string{"/usr/local/bin/backup", "run"}
 	}
-	quoted := make([]string, len(command))
-	for i, a := range command {
-		quoted[i] = systemdQuote(a)
+	rw := u.ReadWritePaths
+	if len(rw) == 0 {
+		rw = []string{"/run/lock"}
 	}
-	service = strings.Join([]string{
-		"[Unit]",
-		"Description=" + cmp.Or(u.Description, "fediops database backup ("+name+")"),
-		"Wants=network-online.target",
-		"After=network-online.target",
-		"",
-		"[Service]",
-		"Type=oneshot",
-		"User=" + cmp.Or(u.User, "mastodon"),
-		"WorkingDirectory=" + cmp.Or(u.WorkingDir, "/home/mastodon/live"),
-		"EnvironmentFile=" + cmp.Or(u.EnvironmentFile, "/etc/fediops/backup.env"),
-		"ExecStart=" + strings.Join(quoted, " "),
-		"Nice=10",
-		"IOSchedulingClass=best-effort",
-		"IOSchedulingPriority=7",
-		"MemoryMax=256M",
-		"TimeoutStartSec=3h",
-		"PrivateTmp=true",
-		"NoNewPrivileges=true",
-		"ProtectSystem=full",
-		"",
-	}, "\n")
-	timer = strings.Join([]string{
-		"[Unit]",
-		"Description=Run " + name + " on schedule " + cmp.Or(u.OnCalendar, "00/4:00"),
-		"",
-		"[Timer]",
-		"OnCalendar=" + cmp.Or(u.OnCalendar, "00/4:00"),
-		"Persistent=true",
-		fmt.Sprintf("RandomizedDelaySec=%d", int(delay.Seconds())),
-		"Unit=" + name + ".service",
-		"",
-		"[Install]",
-		"WantedBy=timers.target",
-		"",
-	}, "\n")
+	service = systemd.Service{
+		Description:      cmp.Or(u.Description, "fediops database backup ("+name+")"),
+		Wants:            []string{"network-online.target"},
+		After:            []string{"network-online.target"},
+		Type:             "oneshot",
+		User:             cmp.Or(u.User, "mastodon"),
+		WorkingDirectory: cmp.Or(u.WorkingDir, "/home/mastodon/live"),
+		EnvironmentFile:  cmp.Or(u.EnvironmentFile, "/etc/fediops/backup.env"),
+		ExecStart:        command,
+		Extra:            []string{"Nice=10", "IOSchedulingClass=best-effort", "IOSchedulingPriority=7", "MemoryMax=256M", "TimeoutStartSec=3h"},
+		Harden:           true,
+		ReadWritePaths:   rw,
+		WantedBy:         "-", // the timer starts it
+	}.Render()
+	timer = systemd.Timer{
+		Description:     "Run " + name + " on schedule " + cmp.Or(u.OnCalendar, "00/4:00"),
+		OnCalendar:      cmp.Or(u.OnCalendar, "00/4:00"),
+		Persistent:      true,
+		RandomizedDelay: int(delay.Seconds()),
+		Unit:            name + ".service",
+	}.Render()
 	return service, timer
 }
 
-// systemdQuote writes one ExecStart argument so that systemd passes it on
-// unchanged: specifiers (%) and variables ($) doubled, double quotes around
-// anything with other than plain characters.
-func systemdQuote(a string) string {
-	plain := a != ""
-	for _, r := range a {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_@%+=:,./-", r)) {
-			plain = false
-			break
-		}
-	}
-	a = strings.ReplaceAll(a, "%", "%%")
-	if plain {
-		return a
-	}
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", "$$", "\n", `\n`)
-	return `"` + r.Replace(a) + `"`
+// String names the units, for messages.
+func (u Units) String() string {
+	return fmt.Sprintf("%s.service and %[1]s.timer", cmp.Or(u.Name, "fediops-backup"))
 }

@@ -24,6 +24,7 @@ func TestExitCode(t *testing.T) {
 		{nil, 0}, {flag.ErrHelp, 0}, {fmt.Errorf("parse: %w", flag.ErrHelp), 0},
 		{errors.New("connection refused"), 1},
 		{Usagef("-cluster is required"), 2}, {wrapped, 2}, {Usage(errors.New("x")), 2},
+		{&StatusError{Status: 3, Err: errors.New("notify: 404")}, 3}, {fmt.Errorf("run: %w", &StatusError{Status: 3, Err: errors.New("x")}), 3},
 	} {
 		if got := ExitCode(c.err); got != c.want {
 			t.Errorf("ExitCode(%v) = %d, want %d", c.err, got, c.want)
@@ -85,7 +86,8 @@ func newProgram() (*Program, *bytes.Buffer, *bytes.Buffer) {
 }
 
 func TestParseAndHelp(t *testing.T) {
-	h := Help{Usage: "prog sub [flags]", About: "Does a thing.", Env: []Var{{"PROG_TOKEN", "the token"}}, Exit: [3]string{1: "the thing failed"}}
+	h := Help{Usage: "prog sub [flags]", About: "Does a thing.", Env: []Var{{"PROG_TOKEN", "the token"}}, Exit: [3]string{1: "the thing failed"},
+		More: []string{"done, but nobody was told"}}
 	newFS := func() *flag.FlagSet {
 		fs := flag.NewFlagSet("prog sub", flag.ContinueOnError)
 		fs.Duration("timeout", 10e9, "how long to wait")
@@ -97,7 +99,7 @@ func TestParseAndHelp(t *testing.T) {
 		t.Fatalf("-h: %v, stderr %q", err, errb)
 	}
 	for _, want := range []string{"usage: prog sub [flags]\n\nDoes a thing.\n", "-timeout duration\n    \thow long to wait (default 10s)",
-		"Environment:\n  PROG_TOKEN  the token\n", "Exit status:\n  0  done\n  1  the thing failed\n  2  a usage or configuration error"} {
+		"Environment:\n  PROG_TOKEN  the token\n", "Exit status:\n  0  done\n  1  the thing failed\n  2  a usage or configuration error", "\n  3  done, but nobody was told\n"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help lacks %q:\n%s", want, out)
 		}

@@ -14,6 +14,8 @@
 //	2  a usage or configuration error (a bad flag or argument, a missing or
 //	   malformed file, a bad CA, a port out of range, a listener that is
 //	   not loopback, a plan over budget)
+//	3+ a status of the program's own (a *StatusError), named in its -h:
+//	   backup's 3 is "the backups were stored, a notification failed"
 //
 // Main prints the error once, prefixed with the program's name
 // ("provision: -cluster is required"). The context it hands to run is

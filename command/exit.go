@@ -37,15 +37,29 @@ func Usage(err error) error {
 	return &UsageError{Err: err}
 }
 
+// StatusError is a failure with an exit status of its own, 3 or more,
+// which the program documents in its Help (More): backup exits 3 when
+// its backups were stored but a notification failed.
+type StatusError struct {
+	Status int
+	Err    error
+}
+
+func (e *StatusError) Error() string { return e.Err.Error() }
+func (e *StatusError) Unwrap() error { return e.Err }
+
 // ExitCode is the exit status for err: 0 for nil and flag.ErrHelp, 2 when
-// err is or wraps a *UsageError, 1 otherwise.
+// err is or wraps a *UsageError, a *StatusError's own status, 1 otherwise.
 func ExitCode(err error) int {
 	var u *UsageError
+	var s *StatusError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return ExitOK
 	case errors.As(err, &u):
 		return ExitUsage
+	case errors.As(err, &s) && s.Status > ExitUsage:
+		return s.Status
 	default:
 		return ExitFailure
 	}

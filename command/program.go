@@ -75,6 +75,7 @@ type Help struct {
 	About string    // what the command does
 	Env   []Var     // the environment variables it reads; none: "none"
 	Exit  [3]string // what exit statuses 0, 1 and 2 mean; "" for the default
+	More  []string  // what exit statuses 3, 4, ... mean (a *StatusError's)
 }
 
 // Var is an environment variable a command reads.
@@ -120,6 +121,9 @@ func (h Help) Write(w io.Writer, fs *flag.FlagSet) {
 			text = defaultExit[code]
 		}
 		fmt.Fprintf(w, "  %d  %s\n", code, text)
+	}
+	for i, text := range h.More {
+		fmt.Fprintf(w, "  %d  %s\n", len(h.Exit)+i, text)
 	}
 }
 

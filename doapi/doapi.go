@@ -24,9 +24,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/digitalocean/godo"
+	"github.com/hashicorp/go-retryablehttp"
 	"golang.org/x/oauth2"
 
 	"github.com/fediops/fediops"
@@ -63,8 +65,9 @@ type Options struct {
 	// BaseURL is the API endpoint; "" means DefaultBaseURL. It must be
 	// https unless its host is loopback.
 	BaseURL string
-	// Retries is how often an answer 429 or 5xx (or a failed connection)
-	// is retried; 0 means DefaultRetries, negative none. A 429's
+	// Retries is how often an answer 429 or 5xx (or a connection that
+	// failed or timed out) is retried; a refused connection or a host name
+	// that does not resolve ends the call at once. 0 means DefaultRetries, negative none. A 429's
 	// Retry-After is waited for as sent (DO's hourly limit can ask for
 	// minutes): bound calls with their context.
 	Retries int
@@ -171,7 +174,39 @@ func New(o Options) (*godo.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("DigitalOcean client: %w", err)
 	}
+	failFast(c)
 	return c, nil
+}
+
+// failFast makes godo's retries give up at once on a refused connection
+// or a name that does not resolve: no retry brings the API there, and
+// waiting out the backoff (over a minute by default) only hides the cause.
+func failFast(c *godo.Client) {
+	ot, ok := c.HTTPClient.Transport.(*oauth2.Transport)
+	if !ok {
+		return
+	}
+	rt, ok := ot.Base.(*retryablehttp.RoundTripper)
+	if !ok {
+		return
+	}
+	next := rt.Client.CheckRetry
+	rt.Client.CheckRetry = func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		if unreachable(err) {
+			return false, err
+		}
+		return next(ctx, resp, err)
+	}
+}
+
+// unreachable reports whether err is a refused connection or a name that
+// does not resolve (a timeout or a reset may pass; these do not).
+func unreachable(err error) bool {
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return dns.IsNotFound
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // ErrNotFound is what errors.Is finds in an *Error for a 404.

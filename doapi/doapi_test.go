@@ -189,3 +189,25 @@ func TestAllFollowsPages(t *testing.T) {
 		t.Errorf("%d pages fetched, want 3", n)
 	}
 }
+
+// A refused connection and a name that does not resolve end a call at
+// once with their cause, whatever the retries (the default backoff would
+// wait over a minute).
+func TestUnreachableFailsFast(t *testing.T) {
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	for _, base := range []string{closed.URL, "https://api.digitalocean.invalid"} {
+		c, err := doapi.New(doapi.Options{Token: "tok", BaseURL: base})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_, _, err = c.Account.Get(context.Background())
+		el := time.Since(start)
+		err = doapi.Wrap("get account", err)
+		if err == nil || el > 2*time.Second || !strings.Contains(err.Error(), "refused") && !strings.Contains(err.Error(), "no such host") {
+			t.Errorf("%s: %v after %v", base, err, el)
+		}
+		t.Logf("%s: %v after %v", base, err, el.Round(time.Millisecond))
+	}
+}

@@ -6,8 +6,8 @@ set -eu
 # ruby-dotenv (with ruby) and node with npm run the real .env readers in
 # internal/envfile's differential test; prometheus-node-exporter and
 # prometheus serve the deploy tests; dnsmasq-base serves the tunnel's
-# failover test its DNS.
-PKGS="postgresql pgbouncer redis-server redis-tools stunnel4 dnsmasq-base mariadb-server mariadb-client rclone age zstd prometheus prometheus-pushgateway prometheus-node-exporter ruby-dotenv"
+# failover test its DNS; systemd-analyze (systemd) checks the rendered units.
+PKGS="systemd postgresql pgbouncer redis-server redis-tools stunnel4 dnsmasq-base mariadb-server mariadb-client rclone age zstd prometheus prometheus-pushgateway prometheus-node-exporter ruby-dotenv"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -5,6 +5,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/fediops/fediops/systemd"
 )
 
 // UnitOptions are the host-specific parts of a unit and a command line.
@@ -110,15 +112,16 @@ func (p Process) SystemdUnit(opts UnitOptions) Unit {
 	for i, q := range p.Queues {
 		names[i] = q.Name
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "[Unit]\nDescription=mastodon-sidekiq on %s: %s\nAfter=network.target\n\n", p.Node, strings.Join(names, ", "))
-	fmt.Fprintf(&b, "[Service]\nType=simple\nUser=%s\nWorkingDirectory=%s\n", o.User, o.WorkingDirectory)
-	for _, e := range cmd.Env {
-		fmt.Fprintf(&b, "Environment=%q\n", e)
-	}
-	fmt.Fprintf(&b, "ExecStart=%s\nTimeoutSec=%d\nRestart=always\n\n[Install]\nWantedBy=multi-user.target\n",
-		strings.Join(cmd.Args, " "), o.TimeoutSec)
-	return Unit{Node: p.Node, Name: p.Unit, Content: b.String()}
+	content := systemd.Service{
+		Description:      fmt.Sprintf("mastodon-sidekiq on %s: %s", p.Node, strings.Join(names, ", ")),
+		User:             o.User,
+		WorkingDirectory: o.WorkingDirectory,
+		Environment:      cmd.Env,
+		ExecStart:        cmd.Args,
+		TimeoutSec:       o.TimeoutSec,
+		Restart:          "always",
+	}.Render()
+	return Unit{Node: p.Node, Name: p.Unit, Content: content}
 }
 
 // Units renders every process's unit, in layout order.

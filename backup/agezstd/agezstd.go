@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync/atomic"
 
 	"filippo.io/age"
@@ -174,32 +175,62 @@ func ParseIdentities(path string) ([]age.Identity, error) {
 	return ids, nil
 }
 
+// ErrPrivateKey is an age private key (AGE-SECRET-KEY-1...) given where a
+// recipient (a public key) belongs: the backup host must never hold it.
+var ErrPrivateKey = errors.New("this is a private key: put its public key (age-keygen -y) here, and keep the private key off this host")
+
 // ParseRecipients parses age1... public keys given directly and read from
 // recipient files (one per line, # comments allowed). None at all is
-// ErrNoRecipients.
+// ErrNoRecipients; a private key is ErrPrivateKey. No error repeats what
+// it was given: a key in the wrong place may be the private one.
 func ParseRecipients(keys []string, files []string) ([]age.Recipient, error) {
 	var out []age.Recipient
 	for i, k := range keys {
-		r, err := age.ParseX25519Recipient(k)
+		r, err := parseRecipient(k)
 		if err != nil {
 			return nil, fmt.Errorf("age recipient %d: %w", i+1, err)
 		}
 		out = append(out, r)
 	}
 	for _, p := range files {
-		f, err := os.Open(p)
+		data, err := os.ReadFile(p)
 		if err != nil {
-			return nil, fmt.Errorf("read recipients file: %w", err)
+			return nil, fmt.Errorf("read recipients file: %w", err) // *PathError names the file
 		}
-		rs, err := age.ParseRecipients(f)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("read recipients file %s: %w", p, err)
+		n := 0
+		for i, line := range strings.Split(string(data), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			r, err := parseRecipient(line)
+			if err != nil {
+				return nil, fmt.Errorf("read recipients file %s: line %d: %w", p, i+1, err)
+			}
+			out, n = append(out, r), n+1
 		}
-		out = append(out, rs...)
+		if n == 0 {
+			return nil, fmt.Errorf("read recipients file %s: %w", p, ErrNoRecipients)
+		}
 	}
 	if len(out) == 0 {
 		return nil, ErrNoRecipients
 	}
 	return out, nil
+}
+
+// errNotRecipient is a recipient that does not parse; age's own error
+// would quote it.
+var errNotRecipient = errors.New("not an age public key (age1...)")
+
+func parseRecipient(k string) (age.Recipient, error) {
+	k = strings.TrimSpace(k)
+	if strings.Contains(strings.ToUpper(k), "AGE-SECRET-KEY-") {
+		return nil, ErrPrivateKey
+	}
+	rs, err := age.ParseRecipients(strings.NewReader(k)) // every kind age knows (X25519, hybrid post-quantum)
+	if err != nil || len(rs) != 1 {
+		return nil, errNotRecipient
+	}
+	return rs[0], nil
 }

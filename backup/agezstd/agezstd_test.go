@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"hash"
 	"io"
 	"math/rand"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -123,4 +125,42 @@ func (c *countingHash) sum() []byte {
 func (c *countingHash) Restore(_ context.Context, r io.Reader) error {
 	_, err := io.Copy(c, r)
 	return err
+}
+
+// A private key given as a recipient (directly, in a file, or in a line
+// of several) is refused with the fix, and no error repeats any key.
+func TestPrivateKeyAsRecipient(t *testing.T) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, public := id.String(), id.Recipient().String()
+	file := filepath.Join(t.TempDir(), "recipients.txt")
+	if err := os.WriteFile(file, []byte("# admins\n"+public+"\n"+secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		keys, files []string
+		want        string
+	}{
+		{[]string{secret}, nil, "age recipient 1: this is a private key: put its public key (age-keygen -y) here"},
+		{[]string{public, strings.ToLower(secret)}, nil, "age recipient 2: this is a private key"},
+		{nil, []string{file}, "recipients.txt: line 3: this is a private key"},
+		{[]string{"age1-not-really" + secret[20:30]}, nil, "age recipient 1: not an age public key (age1...)"},
+	} {
+		_, err := agezstd.ParseRecipients(c.keys, c.files)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("ParseRecipients(%d keys, %d files): %v, want %q", len(c.keys), len(c.files), err, c.want)
+		}
+		if err != nil && (strings.Contains(err.Error(), secret[20:]) || strings.Contains(strings.ToUpper(err.Error()), secret[20:]) ||
+			strings.Contains(err.Error(), public)) {
+			t.Errorf("the error repeats a key: %v", err)
+		}
+		if c.want != "" && strings.Contains(c.want, "private") && !errors.Is(err, agezstd.ErrPrivateKey) {
+			t.Errorf("not ErrPrivateKey: %v", err)
+		}
+	}
+	if rs, err := agezstd.ParseRecipients([]string{public}, nil); err != nil || len(rs) != 1 {
+		t.Errorf("a public key: %v", err)
+	}
 }

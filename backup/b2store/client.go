@@ -59,7 +59,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	cfg.setDefaults()
 	c := &Client{cfg: cfg, urls: make(chan *base.URL, 64)}
-	if err := c.retry(ctx, "", func(*base.Bucket) error { return c.authorize(ctx) }); err != nil {
+	if err := c.retry(ctx, "", func(ctx context.Context, _ *base.Bucket) error { return c.authorize(ctx) }); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -114,12 +114,13 @@ func (e cutShort) Unwrap() error { return e.err }
 // bucket and a cancelled context.
 func action(err error) base.ErrAction {
 	var cut cutShort
+	var gone *Unreachable
 	var unknownCA x509.UnknownAuthorityError
 	var badCert *tls.CertificateVerificationError
 	switch {
 	case errors.As(err, &cut):
 		return base.Retry
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, errNoBucket),
+	case errors.As(err, &gone), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, errNoBucket),
 		errors.As(err, &unknownCA), errors.As(err, &badCert):
 		return base.Punt
 	}
@@ -166,23 +167,11 @@ func describe(err error) error {
 }
 
 // noAnswer is blazer's error for a call that got no answer, which names
-// the call (namedCalls) after blazer's "b2 error: ".
+// the call (the transport, watch) after blazer's "b2 error: ".
 type noAnswer struct{ err error }
 
 func (e noAnswer) Error() string { return strings.TrimPrefix(e.err.Error(), "b2 error: ") }
 func (e noAnswer) Unwrap() error { return e.err }
-
-// namedCalls adds the B2 call to a transport error, which blazer passes
-// on as text.
-type namedCalls struct{ next http.RoundTripper }
-
-func (t namedCalls) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := t.next.RoundTrip(r)
-	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-		err = fmt.Errorf("%s: %w", r.Header.Get("X-Blazer-Method"), err)
-	}
-	return resp, err
-}
 
 // APIError is B2's answer to one call that failed.
 type APIError struct {
@@ -207,41 +196,48 @@ func (e *APIError) Error() string {
 // Unwrap returns blazer's error, which its Action and Code understand.
 func (e *APIError) Unwrap() error { return e.err }
 
-// retry runs op (with the current bucket) until it succeeds, B2 refuses
-// for good, ctx ends, or B2 has given no usable answer for RetryFor since
-// op first failed. An expired token is renewed on the way. Its errors
-// start with "<what>: " when what is set; the B2 call is named by the
-// error itself.
-func (c *Client) retry(ctx context.Context, what string, op func(*base.Bucket) error) error {
+// retry runs op (with the current bucket and a context that op must pass
+// to blazer) until it succeeds, B2 refuses for good, B2 cannot be reached
+// (a refused connection, a name that does not resolve: at once, with that
+// cause), ctx ends, or RetryFor has passed since the call began: each
+// call, its retries and waits included, is bounded as a whole (an attempt
+// still moving bytes is not cut; one that moves none for RetryFor is). An
+// expired token is renewed on the way. Each retry is logged at info with
+// its cause. Its errors start with "<what>: " when what is set; the B2
+// call is named by the error itself.
+func (c *Client) retry(ctx context.Context, what string, op func(context.Context, *base.Bucket) error) error {
 	if what != "" {
 		if err := c.retry(ctx, "", op); err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		return nil
 	}
-	var first time.Time
+	start := time.Now()
 	for attempt := 0; ; attempt++ {
-		err := op(c.current())
+		octx, st := withOp(ctx)
+		err := op(octx, c.current())
 		if err == nil {
 			return nil
 		}
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
+		if u := st.unreachable(); u != nil {
+			return u
+		}
 		act := action(err)
 		if act == base.Punt {
 			return describe(err)
 		}
 		now := time.Now()
-		if first.IsZero() {
-			first = now
-		}
-		if now.Sub(first) >= c.cfg.RetryFor {
+		if now.Sub(start) >= c.cfg.RetryFor {
 			return fmt.Errorf("no usable answer from B2 for %s: %w", c.cfg.RetryFor, describe(err))
 		}
 		if act == base.ReAuthenticate {
-			if aerr := c.authorize(ctx); aerr == nil {
+			if aerr := c.authorize(octx); aerr == nil {
 				continue
+			} else if u := st.unreachable(); u != nil {
+				return u
 			} else if action(aerr) == base.Punt {
 				return describe(aerr)
 			}
@@ -253,7 +249,9 @@ func (c *Client) retry(ctx context.Context, what string, op func(*base.Bucket) e
 			wait += time.Duration(rand.Int64N(int64(wait)/4 + 1))
 		}
 		// Try once more when the bound is reached, not long after it.
-		wait = max(min(wait, first.Add(c.cfg.RetryFor).Sub(now)), time.Millisecond)
+		wait = max(min(wait, start.Add(c.cfg.RetryFor).Sub(now)), time.Millisecond)
+		c.cfg.Logger.InfoContext(ctx, "B2 gave no usable answer; retrying", "err", describe(err), "attempt", attempt+1,
+			"wait", wait.Round(time.Millisecond), "gives_up_in", start.Add(c.cfg.RetryFor).Sub(now).Round(time.Millisecond))
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -273,7 +271,7 @@ func (c *Client) list(ctx context.Context, prefix string, versions bool) iter.Se
 		for page := 0; page < 1_000_000; page++ {
 			var files []*base.File
 			var nextName, nextID string
-			err := c.retry(ctx, "", func(b *base.Bucket) error {
+			err := c.retry(ctx, "", func(ctx context.Context, b *base.Bucket) error {
 				var err error
 				if versions {
 					files, nextName, nextID, err = b.ListFileVersions(ctx, 1000, name, id, prefix, "")
@@ -323,7 +321,7 @@ func (c *Client) CancelUnfinished(ctx context.Context, prefix string) (int, erro
 	for range 10_000 {
 		var files []*base.File
 		var next string
-		err := c.retry(ctx, "", func(b *base.Bucket) error {
+		err := c.retry(ctx, "", func(ctx context.Context, b *base.Bucket) error {
 			var err error
 			files, next, err = b.ListUnfinishedLargeFiles(ctx, 100, cont)
 			return err
@@ -350,7 +348,7 @@ func (c *Client) CancelUnfinished(ctx context.Context, prefix string) (int, erro
 }
 
 func (c *Client) cancelLarge(ctx context.Context, name, id string) error {
-	return c.retry(ctx, "cancel unfinished large file "+name, func(b *base.Bucket) error {
+	return c.retry(ctx, "cancel unfinished large file "+name, func(ctx context.Context, b *base.Bucket) error {
 		return b.File(id, name).AsLargeFile().CancelLargeFile(ctx)
 	})
 }
@@ -369,7 +367,7 @@ func notPresent(err error) bool {
 // DeleteVersion removes one file version; one that is already gone is not
 // an error.
 func (c *Client) DeleteVersion(ctx context.Context, name, id string) error {
-	err := c.retry(ctx, "", func(b *base.Bucket) error {
+	err := c.retry(ctx, "", func(ctx context.Context, b *base.Bucket) error {
 		return b.File(id, name).DeleteFileVersion(ctx)
 	})
 	if notPresent(err) {
@@ -383,7 +381,7 @@ func (c *Client) DeleteVersion(ctx context.Context, name, id string) error {
 func (c *Client) Delete(ctx context.Context, name string) error {
 	for range 100 {
 		var ids []string
-		err := c.retry(ctx, "", func(b *base.Bucket) error {
+		err := c.retry(ctx, "", func(ctx context.Context, b *base.Bucket) error {
 			files, _, _, err := b.ListFileVersions(ctx, 100, name, "", name, "")
 			ids = ids[:0]
 			for _, f := range files {
@@ -412,7 +410,7 @@ func (c *Client) Delete(ctx context.Context, name string) error {
 // backup.ErrNotExist.
 func (c *Client) Stat(ctx context.Context, name string) (File, error) {
 	var f File
-	err := c.retry(ctx, "", func(b *base.Bucket) error {
+	err := c.retry(ctx, "", func(ctx context.Context, b *base.Bucket) error {
 		// The version's id, then what it is (a HEAD's Content-Length is a
 		// proxy's to change).
 		fr, err := b.DownloadFileByName(ctx, name, 0, 0, true)

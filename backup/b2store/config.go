@@ -128,5 +128,5 @@ func (c *Config) setDefaults() {
 	if c.ServerSideEncryption {
 		c.Transport = sseTransport{next: c.Transport}
 	}
-	c.Transport = namedCalls{next: c.Transport}
+	c.Transport = watch{next: c.Transport, stall: c.RetryFor}
 }

@@ -74,8 +74,8 @@ func (r *Reader) fetchAll() {
 
 // fetch downloads buf's length of bytes at off into buf.
 func (r *Reader) fetch(off int64, buf []byte) ([]byte, error) {
-	err := r.c.retry(r.ctx, fmt.Sprintf("download bytes %d-%d", off, off+int64(len(buf))-1), func(b *base.Bucket) error {
-		fr, err := b.DownloadFileByName(r.ctx, r.File.Name, off, int64(len(buf)), false)
+	err := r.c.retry(r.ctx, fmt.Sprintf("download bytes %d-%d", off, off+int64(len(buf))-1), func(ctx context.Context, b *base.Bucket) error {
+		fr, err := b.DownloadFileByName(ctx, r.File.Name, off, int64(len(buf)), false)
 		if err != nil {
 			return err
 		}

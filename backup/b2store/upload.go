@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/Backblaze/blazer/base"
+
+	"github.com/fediops/fediops/backup"
 )
 
 const contentType = "b2/x-auto"
@@ -47,7 +49,7 @@ func (c *Client) Put(ctx context.Context, name string, r io.Reader, info map[str
 // putSmall uploads data with b2_upload_file, retrying.
 func (c *Client) putSmall(ctx context.Context, name string, data []byte, info map[string]string) (File, error) {
 	var f File
-	err := c.retry(ctx, "", func(b *base.Bucket) error {
+	err := c.retry(ctx, "", func(ctx context.Context, b *base.Bucket) error {
 		u, err := c.uploadURL(ctx, b)
 		if err != nil {
 			return err
@@ -155,7 +157,7 @@ func (c *Client) putLarge(ctx context.Context, name string, first []byte, r io.R
 			return f, nil
 		}
 	}
-	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	cctx, ccancel := backup.CleanupContext(ctx, 2*time.Minute)
 	defer ccancel()
 	if cerr := c.cancelLarge(cctx, name, id); cerr != nil {
 		c.cfg.Logger.Warn("cancel an unfinished large file", "name", name, "err", cerr)
@@ -165,7 +167,7 @@ func (c *Client) putLarge(ctx context.Context, name string, first []byte, r io.R
 
 func (c *Client) startLarge(ctx context.Context, name string, info map[string]string) (string, error) {
 	var id string
-	err := c.retry(ctx, "start large file", func(b *base.Bucket) error {
+	err := c.retry(ctx, "start large file", func(ctx context.Context, b *base.Bucket) error {
 		lf, err := b.StartLargeFile(ctx, name, contentType, info)
 		if err == nil {
 			id = lf.ID
@@ -177,7 +179,7 @@ func (c *Client) startLarge(ctx context.Context, name string, info map[string]st
 
 func (c *Client) finishLarge(ctx context.Context, name, id string, size int64, sums map[int]string) (File, error) {
 	var f File
-	err := c.retry(ctx, "finish large file", func(b *base.Bucket) error {
+	err := c.retry(ctx, "finish large file", func(ctx context.Context, b *base.Bucket) error {
 		got, err := b.File(id, name).CompileParts(size, sums).FinishLargeFile(ctx)
 		if err == nil {
 			f = fileOf(got)
@@ -196,7 +198,7 @@ func partURL(ctx context.Context, b *base.Bucket, name, id string) (*base.FileCh
 // returns its SHA1.
 func (c *Client) uploadPart(ctx context.Context, name, id string, fc **base.FileChunk, p part) (string, error) {
 	var sum string
-	err := c.retry(ctx, fmt.Sprintf("upload part %d", p.num), func(b *base.Bucket) error {
+	err := c.retry(ctx, fmt.Sprintf("upload part %d", p.num), func(ctx context.Context, b *base.Bucket) error {
 		if *fc == nil {
 			u, err := partURL(ctx, b, name, id)
 			if err != nil {
@@ -236,16 +238,20 @@ func (c *Client) PutSized(ctx context.Context, name string, r io.Reader, size in
 		return c.putSizedLarge(ctx, name, src, size, opt)
 	}
 	var u *base.URL
-	if err := c.retry(ctx, "", func(b *base.Bucket) error {
+	if err := c.retry(ctx, "", func(ctx context.Context, b *base.Bucket) error {
 		var err error
 		u, err = c.uploadURL(ctx, b)
 		return err
 	}); err != nil {
 		return File{}, err
 	}
-	got, err := u.UploadFile(ctx, newSHA1Trailer(src), int(size)+40, name, contentType, "hex_digits_at_end", opt.Info)
-	if err != nil {
-		return File{}, describe(err) // the URL may be spoiled: not reused
+	var got *base.File
+	if err := once(ctx, func(ctx context.Context) error {
+		var err error
+		got, err = u.UploadFile(ctx, newSHA1Trailer(src), int(size)+40, name, contentType, "hex_digits_at_end", opt.Info)
+		return err
+	}); err != nil {
+		return File{}, err // the URL may be spoiled: not reused
 	}
 	c.putURL(u)
 	f := fileOf(got)
@@ -263,13 +269,13 @@ func (c *Client) putSizedLarge(ctx context.Context, name string, src io.Reader, 
 	}
 	defer func() {
 		if err != nil {
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			cctx, cancel := backup.CleanupContext(ctx, time.Minute)
 			defer cancel()
 			_ = c.cancelLarge(cctx, name, id)
 		}
 	}()
 	var fc *base.FileChunk
-	if err := c.retry(ctx, "", func(b *base.Bucket) error {
+	if err := c.retry(ctx, "", func(ctx context.Context, b *base.Bucket) error {
 		var err error
 		fc, err = partURL(ctx, b, name, id)
 		return err
@@ -280,8 +286,11 @@ func (c *Client) putSizedLarge(ctx context.Context, name string, src io.Reader, 
 	for num, off := 1, int64(0); off < size; num++ {
 		n := min(opt.PartSize, size-off)
 		tr := newSHA1Trailer(io.LimitReader(src, n))
-		if _, err := fc.UploadPart(ctx, tr, "hex_digits_at_end", int(n)+40, num); err != nil {
-			return File{}, fmt.Errorf("upload part %d: %w", num, describe(err))
+		if err := once(ctx, func(ctx context.Context) error {
+			_, err := fc.UploadPart(ctx, tr, "hex_digits_at_end", int(n)+40, num)
+			return err
+		}); err != nil {
+			return File{}, fmt.Errorf("upload part %d: %w", num, err)
 		}
 		sums[num] = tr.sum()
 		off += n
@@ -398,4 +407,19 @@ func (t sseTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		r.ContentLength = int64(len(body))
 	}
 	return t.next.RoundTrip(r)
+}
+
+// once makes one attempt of a call that cannot be retried from here (its
+// body streams from the caller), with the errors retry would give: an
+// Unreachable B2 as such, B2's answer described.
+func once(ctx context.Context, call func(context.Context) error) error {
+	octx, st := withOp(ctx)
+	err := call(octx)
+	if err == nil {
+		return nil
+	}
+	if u := st.unreachable(); u != nil && ctx.Err() == nil {
+		return u
+	}
+	return describe(err)
 }

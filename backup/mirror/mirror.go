@@ -99,6 +99,13 @@ type Config struct {
 	// OnAction, when set, is called for every planned action (also in a
 	// dry run), from several goroutines.
 	OnAction func(Action)
+	// OnDone, when set, is called for every action done (not in a dry
+	// run), from several goroutines: a progress display counts them.
+	OnDone func(Action)
+	// Progress, when set, receives every byte copied as it streams (from
+	// several goroutines; a retried transfer's bytes again): a progress
+	// display counts them. Its errors are ignored.
+	Progress io.Writer
 }
 
 // Action is one planned change: Op is "copy" (new), "update" (changed),
@@ -411,7 +418,7 @@ func (mr *Mirror) run(ctx context.Context, cfg *Config, rep *Report) error {
 		return errors.Join(guardErr, ctx.Err(), rep.objectErr())
 	}
 	clean := ctx.Err() == nil && guardErr == nil && rep.Errors == 0
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	sctx, cancel := backup.CleanupContext(ctx, 2*time.Minute)
 	defer cancel()
 	var saveErr error
 	changed := rep.Copied+rep.Deleted+rep.StaleVersions+rep.Errors > 0
@@ -526,6 +533,7 @@ func (m *mirrorRun) do(ctx context.Context, j job) {
 		m.rep.DeletedBytes += j.size
 		m.changes++
 		m.mu.Unlock()
+		m.done(j)
 		m.checkpoint(ctx)
 	case "delete-version":
 		if err := m.b2.DeleteVersion(ctx, j.name, j.oldID); err != nil {
@@ -536,6 +544,21 @@ func (m *mirrorRun) do(ctx context.Context, j job) {
 		m.rep.StaleVersions++
 		m.mu.Unlock()
 	}
+}
+
+func (m *mirrorRun) done(j job) {
+	if m.cfg.OnDone != nil {
+		m.cfg.OnDone(Action{Op: j.op, Key: j.name, Size: j.size})
+	}
+}
+
+// progressWriter hands bytes to Config.Progress and never fails the
+// transfer: progress is cosmetic.
+type progressWriter struct{ w io.Writer }
+
+func (p progressWriter) Write(b []byte) (int, error) {
+	_, _ = p.w.Write(b)
+	return len(b), nil
 }
 
 func (m *mirrorRun) fail(j job, err error) {
@@ -576,7 +599,11 @@ func (m *mirrorRun) copy(ctx context.Context, j job) {
 				info["src_last_modified_millis"] = strconv.FormatInt(obj.LastModified.UnixMilli(), 10)
 			}
 			var f b2store.File
-			f, err = m.b2.PutSized(ctx, j.name, rc, obj.Size, b2store.SizedOptions{Info: info,
+			var body io.Reader = rc
+			if m.cfg.Progress != nil {
+				body = io.TeeReader(rc, progressWriter{m.cfg.Progress})
+			}
+			f, err = m.b2.PutSized(ctx, j.name, body, obj.Size, b2store.SizedOptions{Info: info,
 				LargeAbove: m.cfg.LargeFileThreshold, PartSize: m.cfg.PartSize})
 			rc.Close()
 			if err == nil {
@@ -606,6 +633,7 @@ func (m *mirrorRun) copy(ctx context.Context, j job) {
 	m.rep.CopiedBytes += obj.Size
 	m.changes++
 	m.mu.Unlock()
+	m.done(j)
 	if j.oldID != "" && j.oldID != id {
 		if err := m.b2.DeleteVersion(ctx, j.name, j.oldID); err != nil {
 			m.fail(job{op: "delete-version", name: j.name}, err)

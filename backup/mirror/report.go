@@ -153,8 +153,10 @@ func (l LogNotifier) NotifyMirror(ctx context.Context, r Report) error {
 // Units renders the systemd service and timer for the mirror: every 4
 // hours, like the database backups, under its own name ("fediops-mirror")
 // so that the two never block each other. command is the whole command,
-// e.g. {"/usr/local/bin/backup", "mirror", "-env", "/home/mastodon/live/.env.production"}.
-func Units(command []string) (service, timer string) {
+// e.g. {"/usr/local/bin/backup", "mirror", "-env", "/home/mastodon/live/.env.production"};
+// writable are the paths the run writes (its lock's directory, the
+// metrics directory; none = /run/lock).
+func Units(command []string, writable ...string) (service, timer string) {
 	return backup.Units{Name: "fediops-mirror", Description: "fediops media mirror Spaces → B2 (fediops-mirror)",
-		Command: command, OnCalendar: "01/4:30"}.Systemd()
+		Command: command, OnCalendar: "01/4:30", ReadWritePaths: writable}.Systemd()
 }

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -66,7 +67,7 @@ func (v *Drill) run(ctx context.Context, store backup.Store, m backup.Manifest, 
 	}
 	if !v.Keep {
 		defer func() {
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			dctx, cancel := backup.CleanupContext(ctx, time.Minute)
 			defer cancel()
 			_, _ = v.query(dctx, &admin, "", "DROP DATABASE IF EXISTS "+quoteMySQL(rep.Scratch))
 		}()
@@ -142,3 +143,30 @@ func (v *Drill) query(ctx context.Context, c *Conn, db, sql string) ([]string, e
 
 // quoteMySQL quotes an identifier with backticks.
 func quoteMySQL(name string) string { return "`" + strings.ReplaceAll(name, "`", "``") + "`" }
+
+// ErrNoCreate means the user that runs the drill may not create (or drop)
+// its scratch database.
+var ErrNoCreate = errors.New("may not create the drill's scratch databases")
+
+// Check makes sure, before anything is downloaded, that the drill can
+// run: the user that creates the scratch database (Admin, else Source's)
+// creates and drops a probe database named as the scratch databases are
+// (<db>_verify_check). Its error names the user and the grant it needs.
+func (v *Drill) Check(ctx context.Context) error {
+	if err := v.Source.validate(); err != nil {
+		return err
+	}
+	admin := v.Source
+	if v.Admin != nil {
+		admin = *v.Admin
+	}
+	probe := v.Source.Database + "_verify_check"
+	if _, err := v.query(ctx, &admin, "", "CREATE DATABASE IF NOT EXISTS "+quoteMySQL(probe)); err != nil {
+		return fmt.Errorf("user %s %w (GRANT ALL ON `%s\\_verify\\_%%`.* TO %s, or run the drill as a user that may): %w",
+			admin.User, ErrNoCreate, strings.ReplaceAll(v.Source.Database, "_", "\\_"), admin.User, err)
+	}
+	if _, err := v.query(ctx, &admin, "", "DROP DATABASE IF EXISTS "+quoteMySQL(probe)); err != nil {
+		return fmt.Errorf("user %s may not drop the drill's scratch databases: %w", admin.User, err)
+	}
+	return nil
+}

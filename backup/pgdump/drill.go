@@ -2,6 +2,7 @@ package pgdump
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -81,7 +82,7 @@ func (d *Drill) run(ctx context.Context, store backup.Store, m backup.Manifest, 
 	}
 	if !d.Keep {
 		defer func() {
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			dctx, cancel := backup.CleanupContext(ctx, time.Minute)
 			defer cancel()
 			_, _ = ac.Exec(dctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{rep.Scratch}.Sanitize()+" WITH (FORCE)")
 		}()
@@ -133,4 +134,37 @@ func largestTables(ctx context.Context, s pgpool.Libpq, n int) ([]backup.TableCo
 		out = append(out, backup.TableCount{Table: t, Source: cnt})
 	}
 	return out, nil
+}
+
+// ErrNoCreateDB means the role that runs the drill may not create its
+// scratch database.
+var ErrNoCreateDB = errors.New("may not create databases, and the restore drill restores into a new scratch database")
+
+// Check makes sure, before anything is downloaded, that the drill can
+// run: the role that creates the scratch database (Admin, else Source's
+// user) connects and has CREATEDB (or is a superuser). Otherwise it
+// returns ErrNoCreateDB naming the role and the two fixes: ALTER ROLE ...
+// CREATEDB, or Admin (on DigitalOcean, doadmin).
+func (d *Drill) Check(ctx context.Context) error {
+	if err := validate(d.Source); err != nil {
+		return err
+	}
+	admin := d.Source
+	if d.Admin != nil {
+		admin = *d.Admin
+	}
+	c, err := connect(ctx, admin, d.Source.Database)
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	var may bool
+	if err := c.QueryRow(ctx, "SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user").Scan(&may); err != nil {
+		return fmt.Errorf("read the privileges of role %s: %w", admin.User, err)
+	}
+	if !may {
+		return fmt.Errorf("role %s %w: give it CREATEDB (ALTER ROLE %s CREATEDB) or run the drill as a role that has it (on DigitalOcean, doadmin)",
+			admin.User, ErrNoCreateDB, pgx.Identifier{admin.User}.Sanitize())
+	}
+	return nil
 }

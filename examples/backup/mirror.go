@@ -1,108 +1,110 @@
 package main
 
 import (
+	"cmp"
+	"context"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"golang.org/x/term"
-
-	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/backup"
-	"github.com/fediops/fediops/backup/b2store"
-	"github.com/fediops/fediops/backup/metricsnotify"
 	"github.com/fediops/fediops/backup/mirror"
-	"github.com/fediops/fediops/backup/slacknotify"
+	"github.com/fediops/fediops/command"
 	"github.com/fediops/fediops/spaces"
 )
 
-const mirrorHelp = `usage: backup mirror [flags]
+var mirrorHelp = command.Help{
+	Usage: "backup mirror [-env FILE] [-b2-bucket NAME] [-b2-prefix media/] [-dry-run] [-units] [flags]",
+	About: `Mirrors Mastodon's media from Spaces (S3_* in -env) to a B2 bucket, keeping
+only the latest copy of each object: new and changed objects are copied
+(-workers in parallel, SSE-B2 at rest), objects gone from Spaces and replaced
+versions are deleted. A state file in B2 (.fediops-mirror/<b2-prefix>state.json.zst)
+lets a run skip unchanged objects without listing B2; the first run (and
+-verify) lists B2 in full. A run that would delete more than -max-delete of
+the mirrored objects, or whose Spaces listing fails, deletes nothing.
 
-Mirrors Mastodon's media from Spaces (S3_* in .env.production) to a B2
-bucket, keeping only the latest copy of each object: new and changed objects
-are copied, objects gone from Spaces and replaced versions are deleted. A
-state file in B2 (.fediops-mirror/<b2-prefix>state.json.zst) lets a run skip unchanged
-objects without listing B2; the first run (and -verify) lists B2 in full. A
-run that would delete more than -max-delete of the mirrored objects, or
-whose Spaces listing fails, deletes nothing. Uploads ask for SSE-B2.
+Every run notifies Slack and the metrics, also when it fails before it
+starts (a setting refused, the lock held, B2 unreachable) or is stopped by
+SIGTERM (within -stop-grace, its state saved for the next run). On a
+terminal it shows the bytes copied, their rate and the objects done. -units
+prints the systemd service and timer (every 4 hours) for the flags given.`,
+	Env: vars(command.Var{Name: "S3_*, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY", About: "the Space (S3_ENABLED=true, S3_BUCKET, S3_ENDPOINT, S3_REGION ...)"},
+		command.Var{Name: "MIRROR_B2_BUCKET", About: "the target bucket (default B2_BUCKET; -b2-bucket wins)"},
+		envB2, envNote),
+	Exit: [3]string{
+		"mirrored (or, with -dry-run, planned; with -units, printed)",
+		"a runtime failure: objects that failed, deletions refused, Spaces or B2 unreachable, the lock held (notified)",
+		"a usage or configuration error (a bad flag, -env, S3_*, the B2 settings), found before any network call (notified once the settings could be read)",
+	},
+	More: []string{"the mirror ran, but a notification (Slack, the metrics) failed"},
+}
 
-B2_APPLICATION_KEY_ID, B2_APPLICATION_KEY and SLACK_WEBHOOK_URL come from
-the environment (or the env file); the bucket from -b2-bucket, MIRROR_B2_BUCKET
-or B2_BUCKET. Exit status: 0 ok, 1 a failure at run time (refused deletions
-included), 2 bad usage or settings.
-
-`
-
-// mirrorMain is "backup mirror": flags -> spaces.Config + mirror.Config -> Run.
-func mirrorMain(args []string, stdout, stderr io.Writer) int {
+func runMirror(ctx context.Context, p *command.Program, args []string) error {
 	fs := flag.NewFlagSet("backup mirror", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, mirrorHelp); fs.PrintDefaults() }
-	envFile := fs.String("env", ".env.production", "Mastodon's env file (S3_*); empty for none")
-	bucket := fs.String("b2-bucket", "", "target B2 bucket (default MIRROR_B2_BUCKET, else B2_BUCKET)")
-	prefix := fs.String("b2-prefix", "media/", "name prefix in the bucket; the mirror lists and deletes only under it")
-	apiBase := fs.String("b2-api", "", "B2 API base URL (default B2_API_BASE, else Backblaze)")
+	var c common
+	c.register(fs, true)
+	bucket := fs.String("b2-bucket", "", "target B2 `bucket` (default MIRROR_B2_BUCKET, else B2_BUCKET)")
+	prefix := fs.String("b2-prefix", "media/", "name `prefix` in the bucket; the mirror lists and deletes only under it")
 	workers := fs.Int("workers", mirror.DefaultWorkers, "transfers in flight")
 	maxDelete := fs.Float64("max-delete", mirror.DefaultMaxDeleteFraction, "refuse a run deleting more than this share of the mirrored objects (-1 = no limit)")
 	dryRun := fs.Bool("dry-run", false, "print what would be copied and deleted; change nothing")
 	verify := fs.Bool("verify", false, "list B2 in full and reconcile it with the state")
-	lock := fs.String("lock", "/run/lock/fediops-mirror.lock", "lock file that keeps runs from overlapping")
-	units := fs.Bool("units", false, "print the systemd service and timer (every 4 hours) and exit")
-	if err := fs.Parse(args); err != nil {
-		return map[bool]int{true: 0, false: 2}[err == flag.ErrHelp]
+	lock := fs.String("lock", "/run/lock/fediops-mirror.lock", "lock `file` that keeps runs from overlapping")
+	stopGrace := fs.Duration("stop-grace", defaultStopGrace, "after SIGINT or SIGTERM: save the state, notify and exit 1 within this time")
+	units := fs.Bool("units", false, "print the systemd service and timer (every 4 hours) for these flags, and exit")
+	exe := fs.String("exe", "", "-units: the program's absolute `path` in ExecStart (default: this binary's)")
+	if err := p.Parse(fs, args, mirrorHelp); err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "backup mirror: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
-	env, err := fediops.ReadEnv(*envFile) // the environment wins, as in Rails
-	if err != nil {
-		return mirrorErr(stderr, 2, err)
-	}
-	for _, f := range env.Lint() {
-		fmt.Fprintf(stderr, "backup mirror: warning: %s\n", f)
-	}
-	get := func(k string) string { v, _ := env.Lookup(k); return v }
+	s, envErr := c.open(p)
 	lookup := func(k string) (string, bool) { // the B2 settings, with the flags winning
-		switch k {
-		case "B2_BUCKET":
-			return first(*bucket, get("MIRROR_B2_BUCKET"), get("B2_BUCKET")), true
-		case "B2_API_BASE":
-			return first(*apiBase, get("B2_API_BASE")), true
+		if k == "B2_BUCKET" {
+			return cmp.Or(*bucket, s.get("MIRROR_B2_BUCKET"), s.get("B2_BUCKET")), true
 		}
-		return env.Lookup(k)
+		return s.lookup(k)
 	}
 	if *units {
-		exe, err := os.Executable()
+		if envErr != nil {
+			return envErr
+		}
+		path, err := executable(*exe)
 		if err != nil {
-			return mirrorErr(stderr, 1, err)
+			return err
 		}
-		command := []string{exe, "mirror"}
-		if *envFile != "" {
-			abs, err := filepath.Abs(*envFile)
-			if err != nil {
-				return mirrorErr(stderr, 2, err)
-			}
-			command = append(command, "-env", abs)
+		cmd, err := unitCommand([]string{path, "mirror"}, fs, map[string]bool{"units": true, "dry-run": true, "exe": true})
+		if err != nil {
+			return command.Usage(err)
 		}
-		fs.Visit(func(f *flag.Flag) {
-			if f.Name != "env" && f.Name != "units" && f.Name != "dry-run" {
-				command = append(command, "-"+f.Name, f.Value.String())
-			}
-		})
-		svc, timer := mirror.Units(command)
-		fmt.Fprintf(stdout, "# /etc/systemd/system/fediops-mirror.service\n%s\n# /etc/systemd/system/fediops-mirror.timer\n%s", svc, timer)
-		return 0
+		svc, timer := mirror.Units(cmd, writable(*lock, s.get("FEDIOPS_METRICS_DIR"))...)
+		fmt.Fprintf(p.Stdout, "# /etc/systemd/system/fediops-mirror.service\n%s\n# /etc/systemd/system/fediops-mirror.timer\n%s", svc, timer)
+		return nil
 	}
-	scfg, err := spaces.ConfigFromEnv(lookup)
+	slack, metrics, hookErr := s.notifiers()
+	notifiers := []mirror.Notifier{mirror.LogNotifier{Logger: s.log}, metrics}
+	if slack != nil && !*dryRun {
+		notifiers = append(notifiers, slack)
+	}
+	b2cfg, b2Err := s.b2Config(lookup)
+	// abort reports a run that ends before it starts.
+	abort := func(cause error) error {
+		now := time.Now()
+		rep := mirror.Report{Source: "spaces", Target: "b2://" + b2cfg.Bucket + "/" + *prefix, Started: now, Finished: now, Err: cause, DryRun: *dryRun}
+		rep.Host, _ = os.Hostname()
+		return abortErr(cause, backup.NotifyAll(ctx, notifiers, func(ctx context.Context, n mirror.Notifier) error { return n.NotifyMirror(ctx, rep) }))
+	}
+
+	// Every local setting, before the first network call.
+	if err := firstErr(envErr, hookErr, b2Err, checkStopGrace(*stopGrace)); err != nil {
+		return abort(command.Usage(err))
+	}
+	scfg, err := spaces.ConfigFromEnv(s.lookup)
 	if err != nil {
-		return mirrorErr(stderr, 2, err)
+		return abort(command.Usage(err))
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 2**workers + 4
@@ -110,62 +112,58 @@ func mirrorMain(args []string, stdout, stderr io.Writer) int {
 	scfg.HTTPClient = &http.Client{Transport: tr}
 	src, err := spaces.New(scfg)
 	if err != nil {
-		return mirrorErr(stderr, 2, err)
-	}
-	tty := term.IsTerminal(int(os.Stderr.Fd()))
-	level := map[bool]slog.Level{true: slog.LevelInfo, false: slog.LevelWarn}[tty]
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	b2cfg, err := b2store.ConfigFromEnv(lookup)
-	if err != nil {
-		return mirrorErr(stderr, 2, err)
+		return abort(command.Usage(err))
 	}
 	cfg := mirror.Config{Source: src, SourceName: "spaces:" + scfg.Bucket, B2: b2cfg, TargetPrefix: *prefix, Workers: *workers,
-		MaxDeleteFraction: *maxDelete, DryRun: *dryRun, Verify: *verify, Logger: log,
-		Notifiers: []mirror.Notifier{mirror.LogNotifier{Logger: log}, metricsnotify.NotifierFromEnv(lookup)}}
-	if hook := get("SLACK_WEBHOOK_URL"); hook != "" && !*dryRun {
-		cfg.Notifiers = append(cfg.Notifiers, &slacknotify.Notifier{WebhookURL: hook})
-	}
+		MaxDeleteFraction: *maxDelete, DryRun: *dryRun, Verify: *verify, Logger: s.log, Notifiers: notifiers}
 	if *dryRun {
 		var mu sync.Mutex
 		cfg.OnAction = func(a mirror.Action) {
 			mu.Lock()
 			defer mu.Unlock()
-			fmt.Fprintf(stdout, "would %s %s (%s)\n", a.Op, a.Key, backup.HumanBytes(a.Size))
+			fmt.Fprintf(p.Stdout, "would %s %s (%s)\n", a.Op, a.Key, backup.HumanBytes(a.Size))
 		}
+	}
+	var bar *meter // on a terminal, once the run starts
+	var copied, deleted atomic.Int64
+	cfg.Progress = progressTo(&bar)
+	cfg.OnDone = func(a mirror.Action) {
+		if a.Op == "copy" || a.Op == "update" {
+			copied.Add(1)
+		} else {
+			deleted.Add(1)
+		}
+		bar.describe("mirror: %d copied, %d deleted", copied.Load(), deleted.Load())
 	}
 	m, err := mirror.New(cfg)
 	if err != nil {
-		return mirrorErr(stderr, 2, err)
+		return abort(command.Usage(err))
 	}
 	if !*dryRun {
 		release, err := backup.Lock(*lock)
 		if err != nil {
-			return mirrorErr(stderr, 1, err)
+			return abort(err)
 		}
 		defer release()
 	}
-	ctx, stop := signalContext(defaultStopGrace, log) // exits 1 if still running 30 s after SIGTERM
-	defer stop()
+	ctx, disarm := withStopGrace(ctx, *stopGrace, s.log)
+	defer disarm()
+	if !*dryRun {
+		bar = s.con.start(-1, "mirror")
+	}
 	rep, err := m.Run(ctx)
-	if tty || err != nil || *dryRun {
-		fmt.Fprintf(stderr, "%s\n%s\n", mirror.Summary(rep), mirror.Details(rep))
+	bar.finish()
+	if s.con != nil || err != nil || *dryRun {
+		fmt.Fprintf(p.Stderr, "%s\n%s\n", mirror.Summary(rep), mirror.Details(rep))
 	}
-	if err != nil {
-		return mirrorErr(stderr, 1, err)
-	}
-	return 0
+	return outcome(rep.Failed(), err)
 }
 
-func mirrorErr(w io.Writer, code int, err error) int {
-	fmt.Fprintln(w, "backup mirror:", err)
-	return code
+// progressTo counts into *bar once it is set (nil: nothing).
+func progressTo(bar **meter) io.Writer {
+	return writerFunc(func(p []byte) (int, error) { return (*bar).Write(p) })
 }
 
-func first(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fediops/fediops/command"
 	"github.com/fediops/fediops/redistls"
+	"github.com/fediops/fediops/systemd"
 )
 
 var tunnelHelp = command.Help{
@@ -44,22 +45,6 @@ go-redis's own messages.`,
 	},
 }
 
-const unit = `[Unit]
-Description=Redis TLS tunnel (fediops redistls, replaces stunnel)
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-User=mastodon
-ExecStart=%s
-ExecReload=/bin/kill -HUP $MAINPID
-TimeoutStopSec=%d
-Restart=always
-
-[Install]
-WantedBy=multi-user.target
-`
-
 func runTunnel(ctx context.Context, p *command.Program, args []string) error {
 	fs := flag.NewFlagSet("tunnel", flag.ContinueOnError)
 	confPath := fs.String("config", "/etc/stunnel/redis.conf", "stunnel configuration `file`")
@@ -71,6 +56,7 @@ func runTunnel(ctx context.Context, p *command.Program, args []string) error {
 	insecure := fs.Bool("insecure-skip-verify", false, "do not verify backend certificates (what stunnel does without verifyChain)")
 	drain := fs.Duration("drain", redistls.DefaultDrainTimeout, "on SIGTERM, how long busy connections may finish")
 	probe := fs.Duration("probe-interval", redistls.DefaultProbeInterval, "how often the nodes clients use are asked for their ROLE (a demoted node's idle connections close within it)")
+	pidFile := fs.String("pid", "", "write the pid to this `file` instead of the configuration's pid = (the printed unit's RuntimeDirectory)")
 	verbose := fs.Bool("v", false, "debug logging (also stunnel's debug = 7)")
 	if err := p.Parse(fs, args, tunnelHelp); err != nil {
 		return err
@@ -87,7 +73,7 @@ func runTunnel(ctx context.Context, p *command.Program, args []string) error {
 		}
 	}
 	if *printUnit {
-		return printSystemdUnit(p, fs, *confPath, *envPath, *drain)
+		return printSystemdUnit(p, fs, *confPath, *drain)
 	}
 
 	// load reads the stunnel file and -env and checks everything at once;
@@ -100,6 +86,9 @@ func runTunnel(ctx context.Context, p *command.Program, args []string) error {
 		}
 		cfg.HTTPAddr, cfg.AllowNonLoopback, cfg.InsecureSkipVerify, cfg.DrainTimeout = *httpAddr, *unsafeListen, *insecure, *drain
 		cfg.ProbeInterval = *probe
+		if *pidFile != "" {
+			cfg.PIDFile = *pidFile
+		}
 		if log == nil {
 			log = p.ServiceLogger(*verbose || cfg.Debug)
 		}
@@ -178,12 +167,15 @@ func logConfig(log *slog.Logger, confPath, envPath string, cfg *redistls.Config)
 	}
 }
 
-// printSystemdUnit prints a unit whose ExecStart runs this binary with the
-// flags given, file paths made absolute (a unit's working directory is /).
-func printSystemdUnit(p *command.Program, fs *flag.FlagSet, confPath, envPath string, drain time.Duration) error {
-	exe, err := os.Executable()
+// printSystemdUnit prints a unit whose ExecStart runs this binary (its
+// installed absolute path, not a go run build) with the flags given, file
+// paths made absolute (a unit's working directory is /), in the sandbox
+// of Mastodon's units. The configuration's pid file goes into the unit's
+// RuntimeDirectory, which User=mastodon may write (it may not write /run).
+func printSystemdUnit(p *command.Program, fs *flag.FlagSet, confPath string, drain time.Duration) error {
+	exe, err := systemd.Executable("tunnel", "./examples/tunnel")
 	if err != nil {
-		exe = "/usr/local/bin/tunnel"
+		return command.Usage(err)
 	}
 	abs := func(path string) string {
 		if a, err := filepath.Abs(path); err == nil && path != "" {
@@ -191,16 +183,43 @@ func printSystemdUnit(p *command.Program, fs *flag.FlagSet, confPath, envPath st
 		}
 		return path
 	}
-	args := []string{exe, "-config=" + strconv.Quote(abs(confPath))}
+	args := []string{exe, "-config", abs(confPath)}
+	pid := ""
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "print-unit", "config":
 		case "env":
-			args = append(args, "-env="+strconv.Quote(abs(envPath)))
+			args = append(args, "-env", abs(f.Value.String()))
+		case "pid":
+			pid = abs(f.Value.String())
 		default:
-			args = append(args, "-"+f.Name+"="+strconv.Quote(f.Value.String()))
+			args = append(args, "-"+f.Name+"="+f.Value.String())
 		}
 	})
-	fmt.Fprintf(p.Stdout, unit, strings.Join(args, " "), int(drain.Seconds())+5)
+	if pid == "" {
+		if cfg, _ := redistls.ReadConfig(confPath); cfg != nil {
+			pid = cfg.PIDFile
+		} else {
+			fmt.Fprintf(p.Stderr, "tunnel: note: %s cannot be read here; the unit assumes it names no pid file\n", confPath)
+		}
+	}
+	svc := systemd.Service{Description: "Redis TLS tunnel (fediops redistls, replaces stunnel)",
+		Wants: []string{"network-online.target"}, After: []string{"network-online.target"}, User: "mastodon",
+		ExecReload: "/bin/kill -HUP $MAINPID", TimeoutStopSec: int(drain.Seconds()) + 5, Restart: "always", Harden: true}
+	if pid != "" { // /run/x.pid -> /run/x/x.pid; /run/x/y.pid as it is
+		rel, err := filepath.Rel("/run", pid)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			svc.ReadWritePaths = []string{filepath.Dir(pid)}
+		} else {
+			if !strings.Contains(rel, "/") {
+				rel = strings.TrimSuffix(rel, ".pid") + "/" + rel
+				pid = filepath.Join("/run", rel)
+			}
+			svc.RuntimeDirectory = filepath.Dir(rel)
+		}
+		args = append(args, "-pid", pid)
+	}
+	svc.ExecStart = args
+	fmt.Fprint(p.Stdout, svc.Render())
 	return nil
 }

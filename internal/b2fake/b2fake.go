@@ -38,14 +38,14 @@ type Server struct {
 
 	srv *httptest.Server
 
-	mu       sync.Mutex
-	seq      int
-	tokens   map[string]bool // auth token -> valid
-	buckets  map[string]*bucket
-	large    map[string]*largeFile // unfinished large files by id
-	faults   []fault
-	calls    map[string]int
-	maxParts int
+	mu      sync.Mutex
+	seq     int
+	tokens  map[string]bool // auth token -> valid
+	buckets map[string]*bucket
+	large   map[string]*largeFile // unfinished large files by id
+	faults  []fault
+	calls   map[string]int
+	closing chan struct{} // closed by Close: stalled calls end
 }
 
 type bucket struct {
@@ -99,14 +99,24 @@ func New() *Server {
 		buckets:   map[string]*bucket{},
 		large:     map[string]*largeFile{},
 		calls:     map[string]int{},
+		closing:   make(chan struct{}),
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	return s
 }
 
-// Close stops the server.
-func (s *Server) Close() { s.srv.Close() }
+// Close stops the server (stalled calls end without an answer).
+func (s *Server) Close() {
+	s.mu.Lock()
+	select {
+	case <-s.closing:
+	default:
+		close(s.closing)
+	}
+	s.mu.Unlock()
+	s.srv.Close()
+}
 
 // CreateBucket makes a private bucket (as b2_create_bucket would) and
 // returns its id. Creating an existing name returns the existing id.
@@ -141,6 +151,11 @@ func (s *Server) FailNext(method string, n, status int) {
 // Drop, as FailNext's status, closes the client's connection without an
 // answer (a transport error, not a B2 error).
 const Drop = -1
+
+// Stall, as FailNext's status, reads the request and then never answers
+// (a server gone silent): the call waits until the client gives up or
+// the server is closed.
+const Stall = -2
 
 // ExpireTokens makes every account and upload token issued so far expired:
 // the next call with one gets 401 expired_auth_token, as B2 answers after
@@ -252,6 +267,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.calls[method]++
 	if st := s.takeFault(method); st != 0 {
 		s.mu.Unlock()
+		if st == Stall {
+			_, _ = io.Copy(io.Discard, r.Body)
+			select {
+			case <-r.Context().Done():
+			case <-s.closing:
+			}
+			panic(http.ErrAbortHandler)
+		}
 		if st == Drop {
 			if hj, ok := w.(http.Hijacker); ok {
 				if conn, _, err := hj.Hijack(); err == nil {

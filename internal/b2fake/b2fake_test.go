@@ -164,3 +164,41 @@ func TestFailNextDrop(t *testing.T) {
 		t.Fatalf("after the drop: %s, %d calls", resp.Status, s.Calls("b2_authorize_account"))
 	}
 }
+
+// FailNext with Stall never answers: the client's own timeout ends the
+// call; Close ends a stalled call too.
+func TestFailNextStall(t *testing.T) {
+	s := b2fake.New()
+	defer s.Close()
+	s.FailNext("b2_authorize_account", 2, b2fake.Stall)
+	req, _ := http.NewRequest(http.MethodGet, s.URL+"/b2api/v3/b2_authorize_account", nil)
+	req.SetBasicAuth(s.KeyID, s.Key)
+	t0 := time.Now()
+	if resp, err := (&http.Client{Timeout: 300 * time.Millisecond}).Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a stalled call answered %s", resp.Status)
+	}
+	if d := time.Since(t0); d < 300*time.Millisecond || d > 2*time.Second {
+		t.Errorf("stalled call ended after %s", d)
+	}
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req.Clone(context.Background()))
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	for s.Calls("b2_authorize_account") < 2 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.Close()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("a stalled call answered after Close")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not end a stalled call")
+	}
+}

@@ -10,12 +10,13 @@ import (
 // Redacted is what Redact and (*File).Redacted print instead of a secret.
 const Redacted = "[redacted]"
 
-var secretWords = []string{"PASS", "SECRET", "KEY", "TOKEN", "PRIVATE", "CREDENTIAL", "SALT"}
+var secretWords = []string{"PASS", "SECRET", "KEY", "TOKEN", "PRIVATE", "CREDENTIAL", "SALT", "WEBHOOK"}
 
 // IsSecret reports whether the value of key must not be printed: keys
-// holding PASS, SECRET, KEY, TOKEN, PRIVATE, CREDENTIAL or SALT, in any
-// case, such as DB_PASS, AWS_SECRET_ACCESS_KEY, OTP_SECRET,
-// VAPID_PRIVATE_KEY or SECRET_KEY_BASE. It errs on the side of hiding.
+// holding PASS, SECRET, KEY, TOKEN, PRIVATE, CREDENTIAL, SALT or WEBHOOK,
+// in any case, such as DB_PASS, AWS_SECRET_ACCESS_KEY, OTP_SECRET,
+// VAPID_PRIVATE_KEY, SECRET_KEY_BASE or SLACK_WEBHOOK_URL (a webhook's URL
+// is its credential). It errs on the side of hiding.
 func IsSecret(key string) bool {
 	k := strings.ToUpper(key)
 	for _, w := range secretWords {

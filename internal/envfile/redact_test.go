@@ -8,7 +8,7 @@ import (
 func TestIsSecret(t *testing.T) {
 	for _, key := range []string{"DB_PASS", "REDIS_PASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "OTP_SECRET",
 		"VAPID_PRIVATE_KEY", "SECRET_KEY_BASE", "smtp_password", "DEEPL_API_KEY", "ACTIVE_RECORD_ENCRYPTION_KEY_DERIVATION_SALT",
-		"GOOGLE_APPLICATION_CREDENTIALS", "HCAPTCHA_SECRET_KEY", "SOME_TOKEN"} {
+		"GOOGLE_APPLICATION_CREDENTIALS", "HCAPTCHA_SECRET_KEY", "SOME_TOKEN", "SLACK_WEBHOOK_URL", "discord_webhook"} {
 		if !IsSecret(key) {
 			t.Errorf("IsSecret(%s) = false", key)
 		}

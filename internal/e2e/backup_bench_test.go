@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -20,7 +20,7 @@ import (
 //	pg_dump -Fc (gzip, the typical script) | wc -c
 //	pg_dump -Fc -Z0 > /dev/null            (the floor: dump alone)
 //	pg_dump -Z0 | zstd -1 -T0 | age | wc -c (the shell pipeline)
-//	examples/backup run → internal/b2fake    (fediops, zstd default and fastest)
+//	backup run → internal/b2fake    (fediops, zstd default and fastest)
 //
 // The database is FEDIOPS_BENCH_DB_MB megabytes of random-word text
 // (default 200; the issue asks for about 1000). Peak RSS is GNU time's %M
@@ -34,7 +34,7 @@ import (
 // With an external server (FEDIOPS_TEST_POSTGRES_URL), FEDIOPS_BENCH_REUSE=1
 // keeps a database an earlier run seeded with the same size.
 //
-//	FEDIOPS_BENCH_DB_MB=1000 go test -run '^$' -bench SideBySide -benchtime 1x -timeout 60m ./examples/backup/
+//	FEDIOPS_BENCH_DB_MB=1000 go test -run '^$' -bench SideBySide -benchtime 1x -timeout 60m ./internal/e2e/
 func BenchmarkSideBySide(b *testing.B) {
 	mb := 200
 	if v, err := strconv.Atoi(os.Getenv("FEDIOPS_BENCH_DB_MB")); err == nil && v > 0 {
@@ -45,34 +45,34 @@ func BenchmarkSideBySide(b *testing.B) {
 	}
 	pg := testenv.PG(b)
 	t0 := time.Now()
-	if os.Getenv("FEDIOPS_BENCH_REUSE") != "" && seeded(pg, "bk_bench", mb) {
+	if os.Getenv("FEDIOPS_BENCH_REUSE") != "" && bkSeeded(pg, "bk_bench", mb) {
 		b.Logf("reusing database bk_bench (FEDIOPS_BENCH_REUSE)")
 	} else {
-		seed(b, pg, "bk_bench", "CANARY-bench", mb)
+		bkSeed(b, pg, "bk_bench", "CANARY-bench", mb)
 		b.Logf("seeded %d MB of random text in %s", mb, time.Since(t0).Round(time.Second))
 	}
-	f := newFixture(b, "bk_bench")
+	f := newBkFixture(b, "bk_bench")
 	pgEnv := []string{"PGPASSWORD=" + pg.AdminPassword, "PGSSLMODE=verify-full", "PGSSLROOTCERT=" + pg.CAFile}
 	conn := fmt.Sprintf("-h %s -p %d -U %s -d bk_bench", pg.Host, pg.Port, pg.AdminUser)
-	shell := func(script string) result {
+	shell := func(script string) bkResult {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 		defer cancel()
-		cmd, rss := timed(b, ctx, "/bin/bash", "-o", "pipefail", "-c", script)
+		cmd, rss := bkTimed(b, ctx, "/bin/bash", "-o", "pipefail", "-c", script)
 		cmd.Env = append(os.Environ(), pgEnv...)
 		t0 := time.Now()
 		out, err := cmd.Output()
 		if err != nil {
 			b.Fatalf("%s: %v", script, err)
 		}
-		return result{stdout: strings.TrimSpace(string(out)), wall: time.Since(t0), maxRSS: rss()}
+		return bkResult{stdout: strings.TrimSpace(string(out)), wall: time.Since(t0), maxRSS: rss()}
 	}
 	type row struct {
 		name string
-		res  result
+		res  bkResult
 		size int64
 	}
 	var rows []row
-	best := func(name string, f func() (result, int64)) {
+	best := func(name string, f func() (bkResult, int64)) {
 		var r row
 		for i := 0; i < 2; i++ { // best of two: the machine is shared
 			res, size := f()
@@ -82,19 +82,19 @@ func BenchmarkSideBySide(b *testing.B) {
 		}
 		rows = append(rows, r)
 	}
-	size := func(r result) int64 { n, _ := strconv.ParseInt(r.stdout, 10, 64); return n }
+	size := func(r bkResult) int64 { n, _ := strconv.ParseInt(r.stdout, 10, 64); return n }
 	// FEDIOPS_BENCH_NO_GZIP=1 skips the slow gzip row (its size is then
 	// taken as 0.202 of the raw dump, what it was on the generated text).
 	noGzip := os.Getenv("FEDIOPS_BENCH_NO_GZIP") != ""
 	if !noGzip {
-		best("pg_dump -Fc (gzip) | wc -c", func() (result, int64) { r := shell("pg_dump -Fc " + conn + " | wc -c"); return r, size(r) })
+		best("pg_dump -Fc (gzip) | wc -c", func() (bkResult, int64) { r := shell("pg_dump -Fc " + conn + " | wc -c"); return r, size(r) })
 	}
 	// Timed exactly as the issue writes it; the size comes from one more,
 	// untimed, run through wc.
 	raw := size(shell("pg_dump -Fc -Z0 " + conn + " | wc -c"))
-	best("pg_dump -Fc -Z0 > /dev/null", func() (result, int64) { return shell("pg_dump -Fc -Z0 " + conn + " > /dev/null"), raw })
+	best("pg_dump -Fc -Z0 > /dev/null", func() (bkResult, int64) { return shell("pg_dump -Fc -Z0 " + conn + " > /dev/null"), raw })
 	recip := f.id.Recipient().String()
-	best("pg_dump -Z0 | zstd -1 -T0 | age", func() (result, int64) {
+	best("pg_dump -Z0 | zstd -1 -T0 | age", func() (bkResult, int64) {
 		r := shell("pg_dump -Z0 " + conn + " | zstd -q -1 -T0 | age -r " + recip + " | wc -c")
 		return r, size(r)
 	})
@@ -104,7 +104,7 @@ func BenchmarkSideBySide(b *testing.B) {
 	}
 	for _, v := range strings.Split(variants, ";") {
 		level, extra, _ := strings.Cut(v, " ")
-		best("fediops run -zstd-level "+v, func() (result, int64) {
+		best("fediops run -zstd-level "+v, func() (bkResult, int64) {
 			before := f.b2.Calls("b2_finish_large_file") + f.b2.Calls("b2_upload_file")
 			env, args := append([]string{}, f.env...), f.args("run", "-zstd-level", level, "-keep-last", "1", "-keep", "1ns")
 			for _, x := range strings.Fields(extra) { // -flag=value or KEY=value
@@ -114,7 +114,7 @@ func BenchmarkSideBySide(b *testing.B) {
 					env = append(env, x)
 				}
 			}
-			r := run(b, env, args...)
+			r := bkRun(b, env, args...)
 			if r.code != 0 || f.b2.Calls("b2_finish_large_file")+f.b2.Calls("b2_upload_file") <= before {
 				b.Fatalf("fediops run: exit %d: %s", r.code, r.stderr)
 			}
@@ -140,8 +140,8 @@ func BenchmarkSideBySide(b *testing.B) {
 
 }
 
-// seeded reports whether db already holds the rows seed writes for mb.
-func seeded(pg *testenv.Postgres, db string, mb int) bool {
+// bkSeeded reports whether db already holds the rows bkSeed writes for mb.
+func bkSeeded(pg *testenv.Postgres, db string, mb int) bool {
 	ctx := context.Background()
 	c, err := pgx.Connect(ctx, strings.Replace(pg.AdminURL(), "/"+pg.Database+"?", "/"+db+"?", 1))
 	if err != nil {

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -35,29 +35,29 @@ func TestCommandVerifyMySQLAndRedis(t *testing.T) {
 		"INSERT INTO cv_posts SELECT seq FROM seq_1_to_300"); err != nil {
 		t.Fatal(err)
 	}
-	srv, env := b2Bucket(t)
-	id, idf := keyFile(t)
+	srv, env := bkBucket(t)
+	id, idf := bkKeyFile(t)
 	dir := t.TempDir()
 	env = append(env, "MYSQL_HOST="+mdb.Host, fmt.Sprintf("MYSQL_PORT=%d", mdb.Port), "MYSQL_USER="+mdb.User,
 		"MYSQL_PASSWORD="+mdb.Password, "MYSQL_DATABASE="+mdb.Database, "REDIS_URL="+rd.URL(), "TMPDIR="+dir)
-	common := []string{"-env", "", "-redis-cacert", rd.CAFile, "-identity", idf}
-	r := run(t, env, append([]string{"run", "-sources", "mysql,redis", "-lock", filepath.Join(dir, "lock"),
-		"-recipient", id.Recipient().String()}, common...)...)
+	r := bkRun(t, env, "run", "-env", "", "-redis-cacert", rd.CAFile, "-sources", "mysql,redis", "-lock", filepath.Join(dir, "lock"),
+		"-recipient", id.Recipient().String())
 	if r.code != 0 {
 		t.Fatalf("run: exit %d, %s", r.code, r.stderr)
 	}
-	r = run(t, env, append([]string{"verify", "-source", "mysql", "-tolerance", "0"}, common...)...)
+	common := []string{"-env", "", "-redis-cacert", rd.CAFile, "-identity", idf}
+	r = bkRun(t, env, append([]string{"verify", "-source", "mysql", "-tolerance", "0"}, common...)...)
 	if r.code != 0 || !strings.Contains(r.stdout, "verify OK") || !strings.Contains(r.stdout, "source        300  restored        300") {
 		t.Fatalf("verify mysql: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	r = run(t, env, append([]string{"verify", "-source", "redis"}, common...)...)
+	r = bkRun(t, env, append([]string{"verify", "-source", "redis"}, common...)...)
 	if r.code != 0 || !strings.Contains(r.stdout, "verify OK") || !strings.Contains(r.stdout, "keys") {
 		t.Fatalf("verify redis: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if err := mdb.Exec(t.Context(), "DELETE FROM cv_posts WHERE id > 100"); err != nil {
 		t.Fatal(err)
 	}
-	r = run(t, env, append([]string{"verify", "-source", "mysql"}, common...)...)
+	r = bkRun(t, env, append([]string{"verify", "-source", "mysql"}, common...)...)
 	if r.code != 1 || !strings.Contains(r.stderr, "cv_posts: source 100 rows, restored 300") {
 		t.Fatalf("verify mysql after deleting rows: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}

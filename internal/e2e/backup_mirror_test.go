@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -23,12 +23,9 @@ func TestMirrorCommand(t *testing.T) {
 	b2 := b2fake.New()
 	defer b2.Close()
 	b2.CreateBucket("mirror")
-	for k, v := range map[string]string{"S3_ENABLED": "true", "S3_BUCKET": "media", "S3_ENDPOINT": s3.URL,
-		"S3_REGION": "nyc3", "AWS_ACCESS_KEY_ID": "AKIDFAKE", "AWS_SECRET_ACCESS_KEY": "fake-secret",
-		"B2_APPLICATION_KEY_ID": b2.KeyID, "B2_APPLICATION_KEY": b2.Key, "B2_API_BASE": b2.URL,
-		"MIRROR_B2_BUCKET": "mirror", "SLACK_WEBHOOK_URL": ""} {
-		t.Setenv(k, v)
-	}
+	env := []string{"S3_ENABLED=true", "S3_BUCKET=media", "S3_ENDPOINT=" + s3.URL, "S3_REGION=nyc3",
+		"AWS_ACCESS_KEY_ID=AKIDFAKE", "AWS_SECRET_ACCESS_KEY=fake-secret", "B2_APPLICATION_KEY_ID=" + b2.KeyID,
+		"B2_APPLICATION_KEY=" + b2.Key, "B2_API_BASE=" + b2.URL, "MIRROR_B2_BUCKET=mirror", "SLACK_WEBHOOK_URL="}
 	scfg, err := spaces.ConfigFromEnv(fediops.MapLookup(map[string]string{"S3_ENABLED": "true", "S3_BUCKET": "media",
 		"S3_ENDPOINT": s3.URL, "S3_REGION": "nyc3", "AWS_ACCESS_KEY_ID": "AKIDFAKE", "AWS_SECRET_ACCESS_KEY": "fake-secret"}))
 	if err != nil {
@@ -44,18 +41,17 @@ func TestMirrorCommand(t *testing.T) {
 		}
 	}
 	lock := filepath.Join(t.TempDir(), "lock")
-	run := func(args ...string) (int, string, string) {
-		var out, errb bytes.Buffer
-		code := mirrorMain(append([]string{"-env", "", "-lock", lock}, args...), &out, &errb)
-		return code, out.String(), errb.String()
+	mirror := func(args ...string) (int, string, string) {
+		r := bkRun(t, env, append([]string{"mirror", "-env", "", "-lock", lock}, args...)...)
+		return r.code, r.stdout, r.stderr
 	}
-	if code, out, _ := run("-dry-run"); code != 0 || strings.Count(out, "would copy media/a/") != 10 {
+	if code, out, _ := mirror("-dry-run"); code != 0 || strings.Count(out, "would copy media/a/") != 10 {
 		t.Fatalf("dry run: %d\n%s", code, out)
 	}
 	if len(b2.Files("mirror")) != 0 {
 		t.Fatal("dry run wrote to B2")
 	}
-	if code, _, errs := run(); code != 0 {
+	if code, _, errs := mirror(); code != 0 {
 		t.Fatalf("run: %d %s", code, errs)
 	}
 	if n := len(b2.Files("mirror")); n != 11 { // 10 objects + the state
@@ -64,20 +60,20 @@ func TestMirrorCommand(t *testing.T) {
 	if err := src.Delete(context.Background(), "a/0.png", "a/1.png", "a/2.png"); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, errs := run(); code != 1 || !strings.Contains(errs, "shrank suspiciously") {
+	if code, _, errs := mirror(); code != 1 || !strings.Contains(errs, "shrank suspiciously") {
 		t.Fatalf("shrink guard: %d %s", code, errs)
 	}
-	if code, _, errs := run("-max-delete", "0.5"); code != 0 || len(b2.Files("mirror")) != 8 {
+	if code, _, errs := mirror("-max-delete", "0.5"); code != 0 || len(b2.Files("mirror")) != 8 {
 		t.Fatalf("intended deletion: %d %s", code, errs)
 	}
-	if code, out, _ := run("-units"); code != 0 || !strings.Contains(out, "OnCalendar=01/4:30") {
+	if code, out, _ := mirror("-units"); code != 0 || !strings.Contains(out, "OnCalendar=01/4:30") {
 		t.Fatalf("units: %d %s", code, out)
 	}
-	if code, _, _ := run("extra"); code != 2 {
+	if code, _, _ := mirror("extra"); code != 2 {
 		t.Errorf("extra argument: exit %d, want 2", code)
 	}
-	t.Setenv("S3_ENABLED", "false")
-	if code, _, errs := run(); code != 2 || !strings.Contains(errs, "S3_ENABLED") {
+	env = append(env, "S3_ENABLED=false") // the later one wins
+	if code, _, errs := mirror(); code != 2 || !strings.Contains(errs, "S3_ENABLED") {
 		t.Errorf("S3 disabled: exit %d %s", code, errs)
 	}
 }
@@ -115,7 +111,7 @@ func TestMirrorCommandPeakRSS(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r := run(t, env, "mirror", "-env", "", "-lock", filepath.Join(t.TempDir(), "lock"), "-workers", "16")
+	r := bkRun(t, env, "mirror", "-env", "", "-lock", filepath.Join(t.TempDir(), "lock"), "-workers", "16")
 	if r.code != 0 {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}

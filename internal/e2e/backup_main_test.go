@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -25,53 +25,30 @@ import (
 	"github.com/fediops/fediops/pgpool"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+// The backup program's tests: its commands as built, against testenv's
+// PostgreSQL, Redis and MariaDB and the B2 stand-in (internal/b2fake), with
+// a Slack webhook stand-in (httptest) and real .env.production files.
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// binary builds this example once per test binary.
-func binary(t testing.TB) string {
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "fediops-backup-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "backup")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-type result struct {
+type bkResult struct {
 	code           int
 	stdout, stderr string
 	maxRSS         int64 // bytes, from wait4's rusage
 	wall           time.Duration
 }
 
-// run executes the example binary and reads its peak RSS from rusage.
-func run(t testing.TB, env []string, args ...string) result {
+// bkRun runs the backup program as built, with Env(env...), and reads its
+// peak RSS from rusage.
+func bkRun(t testing.TB, env []string, args ...string) bkResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd, rss := timed(t, ctx, binary(t), args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd, rss := bkTimed(t, ctx, Build(t, "backup"), args...)
+	cmd.Env = Env(env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	t0 := time.Now()
 	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String(), wall: time.Since(t0), maxRSS: rss()}
+	r := bkResult{stdout: out.String(), stderr: errb.String(), wall: time.Since(t0), maxRSS: rss()}
 	if cmd.ProcessState == nil {
 		t.Fatalf("backup %v: %v", args, err)
 	}
@@ -79,12 +56,12 @@ func run(t testing.TB, env []string, args ...string) result {
 	return r
 }
 
-// timed runs bin under GNU time, which reports the child's peak RSS
+// bkTimed runs bin under GNU time, which reports the child's peak RSS
 // (ru_maxrss from wait4). Reading rusage here directly would be wrong: Go
 // starts children with vfork, and Linux records the parent's (this test's,
 // with the B2 stand-in's stored objects) high-water RSS into the child's
 // ru_maxrss at exec.
-func timed(t testing.TB, ctx context.Context, bin string, args ...string) (*exec.Cmd, func() int64) {
+func bkTimed(t testing.TB, ctx context.Context, bin string, args ...string) (*exec.Cmd, func() int64) {
 	t.Helper()
 	gnuTime, err := exec.LookPath("/usr/bin/time")
 	if err != nil {
@@ -115,18 +92,18 @@ func timed(t testing.TB, ctx context.Context, bin string, args ...string) (*exec
 	}
 }
 
-// seed makes database name with a canary and about mb MB of random text.
-func seed(t testing.TB, pg *testenv.Postgres, name, canary string, mb int) {
+// bkSeed makes database name with a canary and about mb MB of random text.
+func bkSeed(t testing.TB, pg *testenv.Postgres, name, canary string, mb int) {
 	t.Helper()
 	ctx := context.Background()
-	d := createDatabase(t, pg, name, "")
+	d := bkCreateDatabase(t, pg, name, "")
 	defer d.Close(ctx) // its temporary table goes with it
 	for _, q := range []string{
 		"CREATE TABLE settings (var text PRIMARY KEY, value text)",
 		fmt.Sprintf("INSERT INTO settings VALUES ('secret', '%s')", canary),
 		"CREATE TABLE statuses (id bigserial PRIMARY KEY, account_id bigint, text text NOT NULL)",
 		// a pool of 2000 random-word paragraphs, then rows of 5 random paragraphs
-		"CREATE TEMP TABLE para AS SELECT g AS i, string_agg(" + wordSQL + ", ' ') AS p FROM generate_series(0,1999) g, generate_series(1,40) h GROUP BY g",
+		"CREATE TEMP TABLE para AS SELECT g AS i, string_agg(" + bkWordSQL + ", ' ') AS p FROM generate_series(0,1999) g, generate_series(1,40) h GROUP BY g",
 		"ALTER TABLE para ADD PRIMARY KEY (i)",
 	} {
 		if _, err := d.Exec(ctx, q); err != nil {
@@ -149,7 +126,7 @@ func seed(t testing.TB, pg *testenv.Postgres, name, canary string, mb int) {
 	}
 }
 
-var wordSQL = func() string {
+var bkWordSQL = func() string {
 	words := strings.Fields(`the a fediverse toot boost follow instance server admin moderation timeline federation post
 	reply mention hashtag media image video link preview account profile block mute report queue sidekiq redis postgres
 	backup restore encrypt compress stream upload bucket object storage retention policy notification slack webhook cron
@@ -162,7 +139,7 @@ var wordSQL = func() string {
 	return fmt.Sprintf("(ARRAY[%s])[1+floor(random()*%d)::int]", strings.Join(q, ","), len(words))
 }()
 
-type fixture struct {
+type bkFixture struct {
 	pg      *testenv.Postgres
 	b2      *b2fake.Server
 	env     []string // the process environment: B2 and Slack
@@ -174,9 +151,9 @@ type fixture struct {
 	mu      sync.Mutex
 }
 
-// b2Bucket starts a B2 stand-in with the bucket fediops-backups and
+// bkBucket starts a B2 stand-in with the bucket fediops-backups and
 // returns the environment that points the program at it.
-func b2Bucket(t testing.TB) (*b2fake.Server, []string) {
+func bkBucket(t testing.TB) (*b2fake.Server, []string) {
 	srv := b2fake.New()
 	t.Cleanup(srv.Close)
 	srv.CreateBucket("fediops-backups")
@@ -184,9 +161,9 @@ func b2Bucket(t testing.TB) (*b2fake.Server, []string) {
 		"B2_BUCKET=fediops-backups", "B2_API_BASE=" + srv.URL}
 }
 
-// keyFile makes an age identity and writes it to a file, as an admin keeps
+// bkKeyFile makes an age identity and writes it to a file, as an admin keeps
 // the private key.
-func keyFile(t testing.TB) (*age.X25519Identity, string) {
+func bkKeyFile(t testing.TB) (*age.X25519Identity, string) {
 	id, err := age.GenerateX25519Identity()
 	if err != nil {
 		t.Fatal(err)
@@ -198,9 +175,9 @@ func keyFile(t testing.TB) (*age.X25519Identity, string) {
 	return id, path
 }
 
-// createDatabase makes an empty database name owned by owner ("" = the
+// bkCreateDatabase makes an empty database name owned by owner ("" = the
 // admin) and connects to it as its owner.
-func createDatabase(t testing.TB, pg *testenv.Postgres, name, owner string) *pgx.Conn {
+func bkCreateDatabase(t testing.TB, pg *testenv.Postgres, name, owner string) *pgx.Conn {
 	t.Helper()
 	ctx := context.Background()
 	c, err := pgx.Connect(ctx, pg.AdminURL())
@@ -225,9 +202,9 @@ func createDatabase(t testing.TB, pg *testenv.Postgres, name, owner string) *pgx
 	return d
 }
 
-// dotEnv writes a .env.production of the given lines (KEY=value, the
+// bkDotEnv writes a .env.production of the given lines (KEY=value, the
 // values single-quoted as provision writes them).
-func dotEnv(t testing.TB, path string, kv ...string) {
+func bkDotEnv(t testing.TB, path string, kv ...string) {
 	t.Helper()
 	var b strings.Builder
 	for i := 0; i+1 < len(kv); i += 2 {
@@ -238,25 +215,25 @@ func dotEnv(t testing.TB, path string, kv ...string) {
 	}
 }
 
-// pooledEnv are Mastodon's settings of a DO cluster as provision leaves
+// bkPooledEnv are Mastodon's settings of a DO cluster as provision leaves
 // them: DB_* point at the pool (host:poolPort, the pool's name), the
 // direct database is named by FEDIOPS_DB_DIRECT_NAME and
 // FEDIOPS_DB_DIRECT_PORT, the cluster's CA by FEDIOPS_DB_CA_FILE.
-func pooledEnv(pg *testenv.Postgres, poolPort int, db, user, pass string) []string {
+func bkPooledEnv(pg *testenv.Postgres, poolPort int, db, user, pass string) []string {
 	return []string{"DB_HOST", pg.Host, "DB_PORT", strconv.Itoa(poolPort), "DB_NAME", testenv.PoolName,
 		"DB_USER", user, "DB_PASS", pass, "DB_SSLMODE", "require", "PREPARED_STATEMENTS", "false",
 		"NODE_EXTRA_CA_CERTS", pg.CAFile, pgpool.EnvCAFile, pg.CAFile, pgpool.EnvPooled, "true",
 		pgpool.EnvDirectName, db, pgpool.EnvDirectPort, strconv.Itoa(pg.Port)}
 }
 
-// newFixture makes a B2 stand-in, an age key, a Slack webhook stand-in
+// newBkFixture makes a B2 stand-in, an age key, a Slack webhook stand-in
 // and a .env.production for database db as DO's admin (who may create the
 // restore drill's scratch database), pooled on DO's port 25061 with the
 // direct settings.
-func newFixture(t testing.TB, db string) *fixture {
-	f := &fixture{pg: testenv.PG(t)}
-	f.b2, f.env = b2Bucket(t)
-	f.id, f.idf = keyFile(t)
+func newBkFixture(t testing.TB, db string) *bkFixture {
+	f := &bkFixture{pg: testenv.PG(t)}
+	f.b2, f.env = bkBucket(t)
+	f.id, f.idf = bkKeyFile(t)
 	f.hook = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var m map[string]any
 		json.NewDecoder(r.Body).Decode(&m)
@@ -266,22 +243,30 @@ func newFixture(t testing.TB, db string) *fixture {
 	}))
 	t.Cleanup(f.hook.Close)
 	f.envFile = filepath.Join(t.TempDir(), ".env.production")
-	dotEnv(t, f.envFile, pooledEnv(f.pg, pgpool.PoolPort, db, f.pg.AdminUser, f.pg.AdminPassword)...)
+	bkDotEnv(t, f.envFile, bkPooledEnv(f.pg, pgpool.PoolPort, db, f.pg.AdminUser, f.pg.AdminPassword)...)
 	f.env = append(f.env, "SLACK_WEBHOOK_URL="+f.hook.URL)
 	return f
 }
 
-func (f *fixture) args(cmd string, more ...string) []string {
-	return append([]string{cmd, "-env", f.envFile, "-sources", "postgres", "-lock", f.envFile + ".lock",
-		"-recipient", f.id.Recipient().String(), "-identity", f.idf}, more...)
+// args are the command's flags for the fixture: -env, and run's sources,
+// lock and recipient, restore's and verify's identity.
+func (f *bkFixture) args(cmd string, more ...string) []string {
+	args := []string{cmd, "-env", f.envFile}
+	switch cmd {
+	case "run", "units":
+		args = append(args, "-sources", "postgres", "-lock", f.envFile+".lock", "-recipient", f.id.Recipient().String())
+	case "restore", "verify":
+		args = append(args, "-identity", f.idf)
+	}
+	return append(args, more...)
 }
 
 func TestCommandRunListRestoreVerifyPrune(t *testing.T) {
 	testenv.Binary(t, "pg_dump")
 	pg := testenv.PG(t)
 	canary := "CANARY-cmd-5d1e"
-	seed(t, pg, "bk_cmd", canary, 30)
-	f := newFixture(t, "bk_cmd")
+	bkSeed(t, pg, "bk_cmd", canary, 30)
+	f := newBkFixture(t, "bk_cmd")
 	// .env.production points at the pool, as DO's does, and does not say
 	// which database is behind it.
 	withDirect, err := os.ReadFile(f.envFile)
@@ -295,16 +280,20 @@ func TestCommandRunListRestoreVerifyPrune(t *testing.T) {
 		}
 	}
 	os.WriteFile(f.envFile, []byte(strings.Join(poolOnly, "\n")), 0o600)
-	r := run(t, f.env, f.args("run")...)
+	r := bkRun(t, f.env, f.args("run")...)
 	if r.code != 2 || !strings.Contains(r.stderr, "direct connection") || !strings.Contains(r.stderr, pgpool.EnvDirectName) {
 		t.Fatalf("run with the pool alone: exit %d, %s", r.code, r.stderr)
 	}
-	if strings.Contains(r.stderr, pg.AdminPassword) {
-		t.Fatal("password in the error output")
+	// The timer's run cannot start: Slack hears it, without the password.
+	if len(f.msgs) != 1 || !strings.Contains(f.msgs[0], "BACKUP FAILED") || !strings.Contains(f.msgs[0], pgpool.EnvDirectName) {
+		t.Fatalf("Slack messages after a run that could not start: %q", f.msgs)
+	}
+	if strings.Contains(r.stderr+f.msgs[0], pg.AdminPassword) {
+		t.Fatal("password in the error output or the notification")
 	}
 	os.WriteFile(f.envFile, withDirect, 0o600)
 	f.b2.FailNext("b2_upload_part", 1, 503)
-	r = run(t, f.env, f.args("run")...)
+	r = bkRun(t, f.env, f.args("run")...)
 	if r.code != 0 || r.stdout != "" {
 		t.Fatalf("run: exit %d\nstdout %q\nstderr %s", r.code, r.stdout, r.stderr)
 	}
@@ -312,7 +301,7 @@ func TestCommandRunListRestoreVerifyPrune(t *testing.T) {
 	if r.maxRSS > 64<<20 {
 		t.Errorf("peak RSS %d MiB > 64 MiB", r.maxRSS>>20)
 	}
-	if len(f.msgs) != 1 || !strings.Contains(f.msgs[0], "Backup OK") {
+	if len(f.msgs) != 2 || !strings.Contains(f.msgs[1], "Backup OK") {
 		t.Errorf("Slack messages: %q", f.msgs)
 	}
 	for _, file := range f.b2.Files("fediops-backups") {
@@ -322,7 +311,7 @@ func TestCommandRunListRestoreVerifyPrune(t *testing.T) {
 			}
 		}
 	}
-	r = run(t, f.env, f.args("list")...)
+	r = bkRun(t, f.env, f.args("list")...)
 	if r.code != 0 || strings.Count(r.stdout, "postgres ") != 1 {
 		t.Fatalf("list: %d %q %s", r.code, r.stdout, r.stderr)
 	}
@@ -331,28 +320,28 @@ func TestCommandRunListRestoreVerifyPrune(t *testing.T) {
 	c.Exec(context.Background(), "DROP DATABASE IF EXISTS bk_cmd_restored")
 	c.Exec(context.Background(), "CREATE DATABASE bk_cmd_restored")
 	c.Close(context.Background())
-	r = run(t, f.env, f.args("restore", "-to-database", "bk_cmd_restored")...)
+	r = bkRun(t, f.env, f.args("restore", "-to-database", "bk_cmd_restored")...)
 	if r.code != 0 || !strings.Contains(r.stdout, "sha256") {
 		t.Fatalf("restore: %d %s %s", r.code, r.stdout, r.stderr)
 	}
-	r = run(t, f.env, f.args("verify", "-tolerance", "0")...)
+	r = bkRun(t, f.env, f.args("verify", "-tolerance", "0")...)
 	if r.code != 0 || !strings.Contains(r.stdout, "verify OK") || !strings.Contains(r.stdout, "public.statuses") {
 		t.Fatalf("verify: %d %s %s", r.code, r.stdout, r.stderr)
 	}
-	r = run(t, f.env, f.args("prune", "-dry-run", "-keep", "1ns", "-keep-last", "1")...)
+	r = bkRun(t, f.env, f.args("prune", "-dry-run", "-keep", "1ns", "-keep-last", "1")...)
 	if r.code != 0 || !strings.Contains(r.stdout, "deleted 0") {
 		t.Fatalf("prune: %d %s %s", r.code, r.stdout, r.stderr)
 	}
 	// failures: B2 refuses a part for good → exit 1, a loud Slack message, nothing new listed
 	f.b2.FailNext("b2_upload_part", 1, 400)
-	r = run(t, f.env, f.args("run")...)
-	if r.code != 1 || len(f.msgs) != 2 || !strings.Contains(f.msgs[1], "<!channel>") {
+	r = bkRun(t, f.env, f.args("run")...)
+	if r.code != 1 || len(f.msgs) != 3 || !strings.Contains(f.msgs[2], "<!channel>") {
 		t.Fatalf("failing run: exit %d, messages %q, %s", r.code, f.msgs, r.stderr)
 	}
-	if r := run(t, f.env, f.args("list")...); strings.Count(r.stdout, "postgres ") != 1 || len(f.b2.Unfinished("fediops-backups")) != 0 {
+	if r := bkRun(t, f.env, f.args("list")...); strings.Count(r.stdout, "postgres ") != 1 || len(f.b2.Unfinished("fediops-backups")) != 0 {
 		t.Fatalf("after a failed run: %q, %d unfinished", r.stdout, len(f.b2.Unfinished("fediops-backups")))
 	}
-	if r := run(t, f.env, "bogus"); r.code != 2 {
+	if r := bkRun(t, f.env, "bogus"); r.code != 2 {
 		t.Errorf("unknown command: exit %d", r.code)
 	}
 

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -29,9 +29,9 @@ import (
 	"github.com/fediops/fediops/pgpool"
 )
 
-// logFile is the path of a testenv server's log (postgres.log,
+// bkLogFile is the path of a testenv server's log (postgres.log,
 // pgbouncer.log); the test needs testenv's own servers to read them.
-func logFile(t *testing.T, name string) string {
+func bkLogFile(t *testing.T, name string) string {
 	t.Helper()
 	for _, l := range testenv.Shared(t).Logs() {
 		if filepath.Base(l) == name {
@@ -43,7 +43,7 @@ func logFile(t *testing.T, name string) string {
 	return ""
 }
 
-func readLog(t *testing.T, path string) string {
+func bkReadLog(t *testing.T, path string) string {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -52,20 +52,20 @@ func readLog(t *testing.T, path string) string {
 	return string(data)
 }
 
-// ownedDatabase makes database name owned by the application user, with a
+// bkOwnedDatabase makes database name owned by the application user, with a
 // table of rows it wrote, as Mastodon's database is on DO.
-func ownedDatabase(t *testing.T, pg *testenv.Postgres, name string, rows int) {
+func bkOwnedDatabase(t *testing.T, pg *testenv.Postgres, name string, rows int) {
 	t.Helper()
-	if _, err := createDatabase(t, pg, name, pg.User).Exec(context.Background(), fmt.Sprintf(`CREATE TABLE statuses (id bigserial PRIMARY KEY, text text);
+	if _, err := bkCreateDatabase(t, pg, name, pg.User).Exec(context.Background(), fmt.Sprintf(`CREATE TABLE statuses (id bigserial PRIMARY KEY, text text);
 		INSERT INTO statuses (text) SELECT 'toot ' || g FROM generate_series(1, %d) g`, rows)); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// pgDumpEnv finds the running pg_dump of database db (by its
+// bkPgDumpEnv finds the running pg_dump of database db (by its
 // environment, which holds PGAPPNAME=fediops-backup and PGDATABASE) and
 // returns its environment and command line, as the kernel shows them.
-func pgDumpEnv(db string) (env map[string]string, cmdline string, ok bool) {
+func bkPgDumpEnv(db string) (env map[string]string, cmdline string, ok bool) {
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
 		comm, _ := os.ReadFile(d + "/comm")
@@ -100,12 +100,12 @@ func TestRunTakesTheDirectConnectionFromPgpool(t *testing.T) {
 	if bouncer.Port == pgpool.PoolPort {
 		t.Fatalf("pgBouncer on DO's pool port %d: this test wants the pool elsewhere", bouncer.Port)
 	}
-	bouncerLog := logFile(t, "pgbouncer.log")
-	ownedDatabase(t, pg, "bk_pooled", 500)
-	f := newFixture(t, "bk_pooled")
-	settings := pooledEnv(pg, bouncer.Port, "bk_pooled", pg.User, pg.Password)
-	dotEnv(t, f.envFile, settings...)
-	loginsBefore := strings.Count(readLog(t, bouncerLog), "login attempt")
+	bouncerLog := bkLogFile(t, "pgbouncer.log")
+	bkOwnedDatabase(t, pg, "bk_pooled", 500)
+	f := newBkFixture(t, "bk_pooled")
+	settings := bkPooledEnv(pg, bouncer.Port, "bk_pooled", pg.User, pg.Password)
+	bkDotEnv(t, f.envFile, settings...)
+	loginsBefore := strings.Count(bkReadLog(t, bouncerLog), "login attempt")
 
 	// Hold pg_dump at its table lock while it is looked at.
 	ctx := context.Background()
@@ -127,8 +127,8 @@ func TestRunTakesTheDirectConnectionFromPgpool(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer watch.Close(ctx)
-	done := make(chan result, 1)
-	go func() { done <- run(t, f.env, f.args("run")...) }()
+	done := make(chan bkResult, 1)
+	go func() { done <- bkRun(t, f.env, f.args("run")...) }()
 	var ssl bool
 	var tlsVersion, waiting string
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
@@ -150,7 +150,7 @@ func TestRunTakesTheDirectConnectionFromPgpool(t *testing.T) {
 	if !ssl {
 		t.Error("pg_stat_ssl: pg_dump's connection is not TLS")
 	}
-	env, cmdline, ok := pgDumpEnv("bk_pooled")
+	env, cmdline, ok := bkPgDumpEnv("bk_pooled")
 	if !ok {
 		t.Fatal("no pg_dump process of bk_pooled found in /proc")
 	}
@@ -172,7 +172,7 @@ func TestRunTakesTheDirectConnectionFromPgpool(t *testing.T) {
 	if n := len(f.b2.Files("fediops-backups")); n != 2 {
 		t.Fatalf("%d objects in B2, want the backup and its manifest", n)
 	}
-	if after := strings.Count(readLog(t, bouncerLog), "login attempt"); after != loginsBefore {
+	if after := strings.Count(bkReadLog(t, bouncerLog), "login attempt"); after != loginsBefore {
 		t.Fatalf("pgBouncer saw %d logins during the run", after-loginsBefore)
 	}
 
@@ -184,16 +184,16 @@ func TestRunTakesTheDirectConnectionFromPgpool(t *testing.T) {
 			wrong[i+1] = other
 		}
 	}
-	dotEnv(t, f.envFile, wrong...)
-	r := run(t, f.env, f.args("run")...)
+	bkDotEnv(t, f.envFile, wrong...)
+	r := bkRun(t, f.env, f.args("run")...)
 	if r.code != 1 || !strings.Contains(r.stderr, "certificate verify failed") || !strings.Contains(r.stderr, "CA file "+other+" named by "+pgpool.EnvCAFile) {
 		t.Fatalf("run with another CA: exit %d\n%s", r.code, r.stderr)
 	}
 	t.Logf("another CA: %s", strings.TrimSpace(r.stderr))
 	// A CA file that is not there: nothing runs.
 	missing := filepath.Join(t.TempDir(), "do-ca.crt")
-	dotEnv(t, f.envFile, append(settings, pgpool.EnvCAFile, missing)...)
-	r = run(t, f.env, f.args("run")...)
+	bkDotEnv(t, f.envFile, append(settings, pgpool.EnvCAFile, missing)...)
+	r = bkRun(t, f.env, f.args("run")...)
 	if r.code != 2 || !strings.Contains(r.stderr, pgpool.EnvCAFile+"="+missing) {
 		t.Fatalf("run with a missing CA file: exit %d\n%s", r.code, r.stderr)
 	}
@@ -201,7 +201,7 @@ func TestRunTakesTheDirectConnectionFromPgpool(t *testing.T) {
 	if strings.Contains(r.stdout+r.stderr, pg.Password) {
 		t.Fatal("password in the output")
 	}
-	if after := strings.Count(readLog(t, bouncerLog), "login attempt"); after != loginsBefore {
+	if after := strings.Count(bkReadLog(t, bouncerLog), "login attempt"); after != loginsBefore {
 		t.Fatalf("pgBouncer saw %d logins", after-loginsBefore)
 	}
 }
@@ -214,8 +214,8 @@ func TestSeedEnvWarnsWithoutItsSecrets(t *testing.T) {
 	if err := os.WriteFile(path, []byte(testenv.SeedEnv()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	id, _ := keyFile(t)
-	r := run(t, nil, "run", "-env", path, "-sources", "postgres", "-recipient", id.Recipient().String(), "-lock", path+".lock")
+	id, _ := bkKeyFile(t)
+	r := bkRun(t, nil, "run", "-env", path, "-sources", "postgres", "-recipient", id.Recipient().String(), "-lock", path+".lock")
 	var warned bool
 	for _, l := range strings.Split(r.stderr, "\n") {
 		warned = warned || strings.HasPrefix(l, "backup: warning: ") && strings.Contains(l, "DB_PASS")
@@ -235,11 +235,11 @@ func TestSeedEnvWarnsWithoutItsSecrets(t *testing.T) {
 	t.Logf("exit %d:\n%s", r.code, r.stderr)
 }
 
-// vanishing stands in front of srv: the first time a download of the
+// bkVanishing stands in front of srv: the first time a download of the
 // object gone is asked for, it deletes gone from B2 for real, as a prune
 // on another host between the listing and the download would, then passes
 // the request on.
-func vanishing(t *testing.T, srv *b2fake.Server, bucket, gone string) string {
+func bkVanishing(t *testing.T, srv *b2fake.Server, bucket, gone string) string {
 	target, err := url.Parse(srv.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -281,21 +281,21 @@ func vanishing(t *testing.T, srv *b2fake.Server, bucket, gone string) string {
 // prune elsewhere) fails the restore with one plain line, and leaves
 // nothing at the target.
 func TestRestoreOfAMissingObject(t *testing.T) {
-	srv, env := b2Bucket(t)
-	id, idf := keyFile(t)
+	srv, env := bkBucket(t)
+	id, idf := bkKeyFile(t)
 	dir := t.TempDir()
 	st, err := b2store.Open(context.Background(), b2store.Config{KeyID: srv.KeyID, Key: srv.Key, Bucket: "fediops-backups", APIBase: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := &backup.Pipeline{Store: st, Prefix: "db/", Sealer: &agezstd.Sealer{Recipients: []age.Recipient{id.Recipient()}}}
-	m, err := p.Backup(context.Background(), rdbSource{})
+	m, err := p.Backup(context.Background(), bkRDBSource{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	env = append(env, "B2_API_BASE="+vanishing(t, srv, "fediops-backups", m.Object)) // the later one wins
+	env = append(env, "B2_API_BASE="+bkVanishing(t, srv, "fediops-backups", m.Object)) // the later one wins
 	out := filepath.Join(dir, "restored.rdb")
-	r := run(t, env, "restore", "-env", "", "-source", "redis", "-to-file", out, "-identity", idf)
+	r := bkRun(t, env, "restore", "-env", "", "-source", "redis", "-to-file", out, "-identity", idf)
 	if want := "backup: restore " + m.Object + ": object does not exist\n"; r.code != 1 || r.stderr != want {
 		t.Fatalf("restore of a vanished object: exit %d\nstderr %q\nwant   %q", r.code, r.stderr, want)
 	}
@@ -310,11 +310,11 @@ func TestRestoreOfAMissingObject(t *testing.T) {
 func TestUnitsCarryTheRun(t *testing.T) {
 	testenv.Binary(t, "pg_dump")
 	pg := testenv.PG(t)
-	seed(t, pg, "bk_units", "CANARY-units", 1)
-	f := newFixture(t, "bk_units")
+	bkSeed(t, pg, "bk_units", "CANARY-units", 1)
+	f := newBkFixture(t, "bk_units")
 	dir := filepath.Dir(f.envFile)
-	units := exec.Command(binary(t), "units", "-env", ".env.production", "-sources", "postgres", "-prefix", "units/",
-		"-lock", "run.lock", "-recipient", f.id.Recipient().String(), "-identity", f.idf)
+	units := exec.Command(Build(t, "backup"), "units", "-env", ".env.production", "-sources", "postgres", "-prefix", "units/",
+		"-lock", "run.lock", "-recipient", f.id.Recipient().String())
 	units.Dir = dir
 	var stderr bytes.Buffer
 	units.Stderr = &stderr
@@ -329,7 +329,7 @@ func TestUnitsCarryTheRun(t *testing.T) {
 		}
 	}
 	want := fmt.Sprintf("ExecStart=%s run -env %s -lock %s -prefix units/ -recipient %s -sources postgres",
-		binary(t), f.envFile, filepath.Join(dir, "run.lock"), f.id.Recipient())
+		Build(t, "backup"), f.envFile, filepath.Join(dir, "run.lock"), f.id.Recipient())
 	if "ExecStart="+execStart != want || !strings.Contains(string(out), "WorkingDirectory="+dir+"\n") ||
 		!strings.Contains(string(out), "OnCalendar=00/4:00") || !strings.Contains(string(out), "Persistent=true") {
 		t.Fatalf("units printed\n%s\nwant %s", out, want)
@@ -351,8 +351,8 @@ func TestUnitsCarryTheRun(t *testing.T) {
 		t.Fatalf("%d objects under units/postgres/ after the unit's command ran, want 2", names)
 	}
 	// Settings the run would fail on print no unit.
-	dotEnv(t, f.envFile, "DB_PORT", "25061", "DB_NAME", "pool", "PREPARED_STATEMENTS", "false", "DB_SSLMODE", "require")
-	units = exec.Command(binary(t), "units", "-env", f.envFile, "-sources", "postgres", "-recipient", f.id.Recipient().String())
+	bkDotEnv(t, f.envFile, "DB_PORT", "25061", "DB_NAME", "pool", "PREPARED_STATEMENTS", "false", "DB_SSLMODE", "require")
+	units = exec.Command(Build(t, "backup"), "units", "-env", f.envFile, "-sources", "postgres", "-recipient", f.id.Recipient().String())
 	out, err = units.CombinedOutput()
 	if units.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), pgpool.EnvDirectName) || strings.Contains(string(out), "ExecStart") {
 		t.Fatalf("units for a pool without its database: %v\n%s", err, out)

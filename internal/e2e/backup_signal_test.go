@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -20,11 +20,11 @@ import (
 func TestRunExitsSoonAfterSIGTERM(t *testing.T) {
 	testenv.Binary(t, "pg_dump")
 	pg := testenv.PG(t)
-	seed(t, pg, "bk_sig", "CANARY-sig-77a0", 30)
-	f := newFixture(t, "bk_sig")
+	bkSeed(t, pg, "bk_sig", "CANARY-sig-77a0", 30)
+	f := newBkFixture(t, "bk_sig")
 	args := f.args("run", "-stop-grace", "3s")
 	lock := f.envFile + ".lock"
-	cmd := exec.Command(binary(t), args...)
+	cmd := exec.Command(Build(t, "backup"), args...)
 	cmd.Env = append(os.Environ(), f.env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var stderr bytes.Buffer

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -17,13 +17,13 @@ import (
 	"github.com/fediops/fediops/backup/b2store"
 )
 
-// rdbSource is a Source whose dump is a fixed RDB-looking byte string.
-type rdbSource struct{}
+// bkRDBSource is a Source whose dump is a fixed RDB-looking byte string.
+type bkRDBSource struct{}
 
-func (rdbSource) Name() string                            { return "redis" }
-func (rdbSource) Kind() string                            { return "redis" }
-func (rdbSource) Version(context.Context) (string, error) { return "test 1", nil }
-func (rdbSource) Dump(_ context.Context, w io.Writer) error {
+func (bkRDBSource) Name() string                            { return "redis" }
+func (bkRDBSource) Kind() string                            { return "redis" }
+func (bkRDBSource) Version(context.Context) (string, error) { return "test 1", nil }
+func (bkRDBSource) Dump(_ context.Context, w io.Writer) error {
 	_, err := io.WriteString(w, "REDIS0011"+strings.Repeat("x", 100_000))
 	return err
 }
@@ -32,8 +32,8 @@ func (rdbSource) Dump(_ context.Context, w io.Writer) error {
 // 1 within B2_RETRY_FOR (plus blazer's backoff), naming the cause, and
 // writes nothing; blazer alone retried for ever.
 func TestCommandRestoreEndsWhenB2FailsDownloads(t *testing.T) {
-	srv, env := b2Bucket(t)
-	id, idf := keyFile(t)
+	srv, env := bkBucket(t)
+	id, idf := bkKeyFile(t)
 	dir := t.TempDir()
 	ctx := context.Background()
 	st, err := b2store.Open(ctx, b2store.Config{KeyID: srv.KeyID, Key: srv.Key, Bucket: "fediops-backups", APIBase: srv.URL})
@@ -42,18 +42,18 @@ func TestCommandRestoreEndsWhenB2FailsDownloads(t *testing.T) {
 	}
 	p := &backup.Pipeline{Store: st, Prefix: "db/", Sealer: &agezstd.Sealer{Recipients: []age.Recipient{id.Recipient()}},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if _, err := p.Backup(ctx, rdbSource{}); err != nil {
+	if _, err := p.Backup(ctx, bkRDBSource{}); err != nil {
 		t.Fatal(err)
 	}
 	env = append(env, "B2_RETRY_FOR=2s")
 	out := filepath.Join(dir, "restored.rdb")
 	args := []string{"restore", "-env", "", "-source", "redis", "-to-file", out, "-identity", idf}
-	if r := run(t, env, args...); r.code != 0 {
+	if r := bkRun(t, env, args...); r.code != 0 {
 		t.Fatalf("restore: exit %d, %s", r.code, r.stderr)
 	}
 	os.Remove(out)
 	srv.FailNext("b2_download_file_by_name", 1_000_000, 503)
-	r := run(t, env, args...)
+	r := bkRun(t, env, args...)
 	if r.code != 1 || !strings.Contains(r.stderr, "no usable answer from B2 for 2s") || r.wall > 30*time.Second {
 		t.Fatalf("restore while B2 answers 503: exit %d after %s, %s", r.code, r.wall, r.stderr)
 	}
@@ -63,7 +63,7 @@ func TestCommandRestoreEndsWhenB2FailsDownloads(t *testing.T) {
 	if _, err := os.Stat(out); err == nil {
 		t.Error("a failed restore left its target file")
 	}
-	if bad := run(t, append(env, "B2_RETRY_FOR=soon"), args...); bad.code != 2 || !strings.Contains(bad.stderr, "B2_RETRY_FOR") {
+	if bad := bkRun(t, append(env, "B2_RETRY_FOR=soon"), args...); bad.code != 2 || !strings.Contains(bad.stderr, "B2_RETRY_FOR") {
 		t.Errorf("B2_RETRY_FOR=soon: exit %d, %s", bad.code, bad.stderr)
 	}
 	t.Logf("restore while B2 answers 503: exit %d after %s: %s", r.code, r.wall.Round(time.Millisecond), strings.TrimSpace(r.stderr))
