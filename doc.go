@@ -26,6 +26,8 @@
 //   - tiers: Puma sizing against the connection budget; tiers/droplets:
 //     droplet tiers by tag, snapshots, scale-out behind the load balancer;
 //     tiers/health: the health checks, OpenSearch included, their exporter.
+//   - systemd: the one unit renderer (services, timers, Mastodon's
+//     sandbox, ExecStart quoted for systemd) behind every printed unit.
 //   - mastometrics: the settings that turn on Mastodon's own Prometheus
 //     exporter (4.4+) or its StatsD (4.2), per tier, and Prometheus'
 //     scrape targets written from the droplet inventory.
@@ -68,7 +70,8 @@
 // health) are thin mains over these packages: they parse flags, read the
 // settings with ReadEnv, print Lint's findings, build the package configs
 // and call them. Package command holds what they share (one exit rule:
-// 0 done, 1 a runtime failure, 2 a usage or configuration error; the -h
+// 0 done, 1 a runtime failure, 2 a usage or configuration error, a
+// program's own statuses beyond them, such as backup's 3; the -h
 // text, the signal context, the log format, the listen and URL checks);
 // no other package parses flags or exits. They import no internal package,
 // so any of them can be copied into another module; internal/e2e runs them
