@@ -33,8 +33,8 @@ func (e *errStall) Error() string {
 	return fmt.Sprintf("no answer from %s for %s", e.host, e.after)
 }
 
-// Unreachable is a failure no retry mends: the connection was refused, or
-// B2's host name does not resolve. Client calls end with it at once.
+// Unreachable is a failure no retry mends: the connection was refused,
+// B2's host name does not resolve or its address is malformed. Client calls end with it at once.
 type Unreachable struct {
 	Method string // the B2 call, e.g. "b2_authorize_account"
 	Err    error  // the network's error (*net.OpError, *net.DNSError)
@@ -51,7 +51,8 @@ func unreachable(err error) bool {
 	if errors.As(err, &dns) {
 		return dns.IsNotFound || !dns.IsTimeout && !dns.IsTemporary
 	}
-	return errors.Is(err, syscall.ECONNREFUSED)
+	var addr *net.AddrError // "dial tcp: address 99999: invalid port"
+	return errors.As(err, &addr) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // opState is one Client call (with its retries), carried in its context

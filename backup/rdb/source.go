@@ -13,6 +13,7 @@ package rdb
 import (
 	"cmp"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -59,8 +60,25 @@ func SourceFromEnv(env fediops.Lookup) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_HOST/REDIS_PORT: %w", err)
 	}
-	n, _ := strconv.Atoi(port) // ClientOptionsFromEnv checked it
-	return &Source{Host: host, Port: n, User: o.Username, Password: o.Password, TLS: o.TLSConfig != nil}, nil
+	n, _ := strconv.Atoi(port)       // ClientOptionsFromEnv checked it
+	ca, _ := env(redistls.EnvCAFile) // ClientOptionsFromEnv read it
+	return &Source{Host: host, Port: n, User: o.Username, Password: o.Password, TLS: o.TLSConfig != nil, CAFile: ca}, nil
+}
+
+// Check reads CAFile, if set, before any connection: a file that cannot
+// be read or holds no PEM certificate is an error naming it.
+func (s *Source) Check() error {
+	if s.CAFile == "" {
+		return nil
+	}
+	b, err := os.ReadFile(s.CAFile)
+	if err != nil {
+		return fmt.Errorf("read the Redis CA: %w", err)
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(b) {
+		return fmt.Errorf("the Redis CA file %s holds no PEM certificate", s.CAFile)
+	}
+	return nil
 }
 
 // Name is Label or "redis".

@@ -26,7 +26,7 @@ type dbFlags struct {
 }
 
 func (d *dbFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&d.redisCAFile, "redis-cacert", "", "CA `file` for Redis TLS (default: the system roots)")
+	fs.StringVar(&d.redisCAFile, "redis-cacert", "", "CA `file` for Redis TLS (default FEDIOPS_REDIS_CA_FILE, else the system roots)")
 	fs.StringVar(&d.mysqlHost, "mysql-host", "", "MySQL `host` (default MYSQL_HOST); the password comes from MYSQL_PASSWORD")
 	fs.IntVar(&d.mysqlPort, "mysql-port", 0, "MySQL `port` (default MYSQL_PORT, else 3306)")
 	fs.StringVar(&d.mysqlUser, "mysql-user", "", "MySQL `user` (default MYSQL_USER)")
@@ -59,8 +59,10 @@ func (d *dbFlags) redis(env fediops.Lookup) (*rdb.Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.CAFile = d.redisCAFile
-	return r, nil
+	if d.redisCAFile != "" {
+		r.CAFile = d.redisCAFile
+	}
+	return r, r.Check()
 }
 
 // mysql is MYSQL_* with the -mysql-* flags winning.

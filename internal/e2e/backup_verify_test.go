@@ -40,8 +40,10 @@ func TestCommandVerifyMySQLAndRedis(t *testing.T) {
 	dir := t.TempDir()
 	env = append(env, "MYSQL_HOST="+mdb.Host, fmt.Sprintf("MYSQL_PORT=%d", mdb.Port), "MYSQL_USER="+mdb.User,
 		"MYSQL_PASSWORD="+mdb.Password, "MYSQL_DATABASE="+mdb.Database, "REDIS_URL="+rd.URL(), "TMPDIR="+dir)
-	r := bkRun(t, env, "run", "-env", "", "-redis-cacert", rd.CAFile, "-sources", "mysql,redis", "-lock", filepath.Join(dir, "lock"),
-		"-recipient", id.Recipient().String())
+	// run finds Redis's CA where every fediops Redis client does
+	// (FEDIOPS_REDIS_CA_FILE); verify is given it by -redis-cacert.
+	r := bkRun(t, append(env, "FEDIOPS_REDIS_CA_FILE="+rd.CAFile), "run", "-env", "", "-sources", "mysql,redis",
+		"-lock", filepath.Join(dir, "lock"), "-recipient", id.Recipient().String())
 	if r.code != 0 {
 		t.Fatalf("run: exit %d, %s", r.code, r.stderr)
 	}

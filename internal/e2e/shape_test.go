@@ -13,6 +13,7 @@ import (
 func TestCommandShape(t *testing.T) {
 	for _, c := range [][]string{
 		{"plan", "web"}, {"plan", "sidekiq"}, {"plan", "budget"}, {"provision"}, {"provision", "migrate-env"}, {"provision", "targets"}, {"health"}, {"tunnel"},
+		{"backup", "run"}, {"backup", "list"}, {"backup", "restore"}, {"backup", "verify"}, {"backup", "prune"}, {"backup", "units"}, {"backup", "mirror"},
 	} {
 		prog, sub := c[0], c[1:]
 		r := Run(t, prog, Env(), append(sub, "-h")...)
@@ -30,7 +31,7 @@ func TestCommandShape(t *testing.T) {
 			t.Errorf("unknown flag: %s", r)
 		}
 	}
-	for _, prog := range []string{"plan", "provision"} {
+	for _, prog := range []string{"plan", "provision", "backup"} {
 		if r := Run(t, prog, Env(), "help"); r.Code != 0 || !strings.Contains(r.Stdout, "Commands:") {
 			t.Errorf("%s help: %s", prog, r)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 )
 
 // RequireTLS refuses a plain-http endpoint unless it is on loopback (the
@@ -18,6 +19,11 @@ func RequireTLS(field, raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return fmt.Errorf("%s %q: %w", field, raw, err)
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%s %q: port %q: want 1-65535", field, raw, port)
+		}
 	}
 	if u.Scheme == "https" {
 		return nil
