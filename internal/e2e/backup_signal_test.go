@@ -10,44 +10,56 @@ import (
 	"time"
 
 	"github.com/fediops/fediops/backup"
+	"github.com/fediops/fediops/internal/b2fake"
 	"github.com/fediops/fediops/internal/testenv"
 )
 
-// A run whose B2 went away mid-upload (as when the test that started it
-// died) must still end soon after SIGTERM and free its lock. Before
-// backup.SignalContext it kept retrying B2 for minutes after the signal and
-// swallowed every further SIGTERM.
+// A run whose B2 went silent mid-upload (it reads the part and never
+// answers) still ends soon after SIGTERM, cancels its unfinished large
+// file and frees its lock; before backup.SignalContext it kept waiting on
+// B2 for minutes and swallowed every further SIGTERM. A B2 that goes away
+// (the port closed) ends the run on its own, with the cause.
 func TestRunExitsSoonAfterSIGTERM(t *testing.T) {
 	testenv.Binary(t, "pg_dump")
 	pg := testenv.PG(t)
 	bkSeed(t, pg, "bk_sig", "CANARY-sig-77a0", 30)
-	f := newBkFixture(t, "bk_sig")
-	args := f.args("run", "-stop-grace", "3s")
-	lock := f.envFile + ".lock"
-	cmd := exec.Command(Build(t, "backup"), args...)
-	cmd.Env = append(os.Environ(), f.env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	start := func(f *bkFixture) (*exec.Cmd, *bytes.Buffer, chan error) {
+		cmd := exec.Command(Build(t, "backup"), f.args("run", "-stop-grace", "3s")...)
+		cmd.Env = append(os.Environ(), f.env...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waited := make(chan error, 1)
+		go func() { waited <- cmd.Wait() }()
+		t.Cleanup(func() { _ = cmd.Process.Kill() })
+		for deadline := time.Now().Add(60 * time.Second); f.b2.Calls("b2_upload_part") < 1; {
+			select {
+			case err := <-waited:
+				t.Fatalf("run ended (%v) before uploading a part: %s", err, stderr.String())
+			case <-time.After(10 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no part uploaded within 60 s")
+			}
+		}
+		return cmd, &stderr, waited
 	}
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	lockFree := func(f *bkFixture) {
+		t.Helper()
+		release, err := backup.Lock(f.envFile + ".lock")
+		if err != nil {
+			t.Fatalf("lock still held after the run ended: %v", err)
+		}
+		release()
+	}
 
-	for deadline := time.Now().Add(60 * time.Second); f.b2.Calls("b2_upload_part") < 1; {
-		select {
-		case err := <-waited:
-			t.Fatalf("run ended (%v) before uploading a part: %s", err, stderr.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no part uploaded within 60 s")
-		}
-	}
-	go f.b2.Close() // B2 goes away; Close waits for the part in flight
-	time.Sleep(time.Second)
+	f := newBkFixture(t, "bk_sig")
+	f.b2.FailNext("b2_upload_part", 1_000_000, b2fake.Stall)
+	cmd, stderr, waited := start(f)
+	time.Sleep(500 * time.Millisecond)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -57,14 +69,28 @@ func TestRunExitsSoonAfterSIGTERM(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("backup run still running 20 s after SIGTERM (grace 3 s): %s", stderr.String())
 	}
-	t.Logf("exited %s after SIGTERM with status %d: %s", time.Since(t0).Round(time.Millisecond),
-		cmd.ProcessState.ExitCode(), strings.TrimSpace(stderr.String()))
+	t.Logf("silent B2: exited %s after SIGTERM with status %d: %s", time.Since(t0).Round(time.Millisecond),
+		cmd.ProcessState.ExitCode(), firstLine(stderr.String()))
 	if cmd.ProcessState.ExitCode() != 1 {
 		t.Errorf("exit status %d, want 1", cmd.ProcessState.ExitCode())
 	}
-	release, err := backup.Lock(lock)
-	if err != nil {
-		t.Fatalf("lock still held after the run ended: %v", err)
+	if u := f.b2.Unfinished("fediops-backups"); len(u) != 0 {
+		t.Errorf("%d unfinished large files left", len(u))
 	}
-	release()
+	lockFree(f)
+
+	f = newBkFixture(t, "bk_sig")
+	cmd, stderr, waited = start(f)
+	f.b2.Close() // waits for the part in flight
+	t0 = time.Now()
+	select {
+	case <-waited:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("backup run still running 20 s after B2 went away: %s", stderr.String())
+	}
+	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(stderr.String(), "connection refused") {
+		t.Errorf("B2 gone: exit %d: %s", cmd.ProcessState.ExitCode(), stderr.String())
+	}
+	t.Logf("B2 gone: exited %s after, status %d", time.Since(t0).Round(time.Millisecond), cmd.ProcessState.ExitCode())
+	lockFree(f)
 }
