@@ -5,11 +5,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
-// TestBackupExitCodes is backup's exit-code matrix. Every row but the
-// last two ends before a network call: B2 here is a listener that never
-// answers, which a network call would wait on.
+// TestBackupExitCodes is backup's exit-code matrix, each row within 2 s.
+// Every row but the last two ends before a network call: B2 here is a
+// listener that never answers, which a network call would wait on; the
+// last two meet a closed port, which ends them at once with its cause.
 func TestBackupExitCodes(t *testing.T) {
 	silent, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -53,7 +55,7 @@ func TestBackupExitCodes(t *testing.T) {
 		{"unreachable B2 (run)", run("-b2-api", closedURL), 1, "connection refused"},
 	} {
 		r := bkRun(t, env, c.args...)
-		if r.code != c.code || !strings.Contains(r.stderr, c.msg) {
+		if r.code != c.code || !strings.Contains(r.stderr, c.msg) || r.wall > 2*time.Second {
 			t.Errorf("%s: want exit %d with %q on stderr; got %d after %s:\n%s", c.name, c.code, c.msg, r.code, r.wall, r.stderr)
 		}
 		if strings.Contains(r.stdout+r.stderr, "secret-b2-key") {

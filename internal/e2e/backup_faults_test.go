@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -40,27 +39,7 @@ func TestSIGTERMMidRetryNotifiesAndCancels(t *testing.T) {
 	metrics := t.TempDir()
 	env := append(f.env, "B2_RETRY_FOR=10m", "FEDIOPS_METRICS_DIR="+metrics)
 	f.b2.FailNext("b2_upload_part", 1_000_000, 503)
-	cmd := exec.Command(Build(t, "backup"), f.args("run", "-stop-grace", "3s")...)
-	cmd.Env = Env(env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	for deadline := time.Now().Add(60 * time.Second); f.b2.Calls("b2_upload_part") < 3; {
-		select {
-		case err := <-waited:
-			t.Fatalf("run ended (%v) before retrying a part: %s", err, stderr.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("fewer than 3 part uploads within 60 s")
-		}
-	}
+	cmd, stderr, waited := bkStartRun(t, f, env, 3)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -92,43 +71,6 @@ func TestSIGTERMMidRetryNotifiesAndCancels(t *testing.T) {
 	}
 	t.Logf("exit %d %s after SIGTERM, %d part uploads; Slack: %.200s", cmd.ProcessState.ExitCode(), took.Round(time.Millisecond),
 		f.b2.Calls("b2_upload_part"), msgs)
-}
-
-// A typo in the subcommand and a closed B2 port each end in under 2 s:
-// the typo before any network call (B2 here never answers), the port with
-// its cause.
-func TestTypoAndClosedPortFailFast(t *testing.T) {
-	silent, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closedURL := "http://" + closed.Addr().String()
-	closed.Close()
-	b2 := []string{"B2_APPLICATION_KEY_ID=k", "B2_APPLICATION_KEY=secret-b2-key", "B2_BUCKET=b"}
-	for _, c := range []struct {
-		args []string
-		code int
-		want string
-	}{
-		{[]string{"lst", "-env", "", "-b2-api", "http://" + silent.Addr().String()}, 2, `unknown command "lst"`},
-		{[]string{"list", "-env", "", "-b2-api", closedURL}, 1, "connection refused"},
-		{[]string{"run", "-env", "", "-sources", "redis", "-lock", filepath.Join(t.TempDir(), "lock"),
-			"-recipient", "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p", "-b2-api", closedURL}, 1, "connection refused"},
-	} {
-		r := bkRun(t, append(b2, "REDIS_URL=rediss://:pw@127.0.0.1:1"), c.args...)
-		if r.code != c.code || !strings.Contains(r.stderr, c.want) || r.wall > 2*time.Second {
-			t.Errorf("backup %s: exit %d after %s, want %d within 2 s naming %q:\n%s", c.args[0], r.code, r.wall, c.code, c.want, r.stderr)
-		}
-		if strings.Contains(r.stderr, "secret-b2-key") {
-			t.Errorf("backup %s: the key in the output", c.args[0])
-		}
-		t.Logf("backup %s: exit %d after %s: %s", c.args[0], r.code, r.wall.Round(time.Millisecond), firstLine(r.stderr))
-	}
 }
 
 // A private age key given where a public one belongs is refused, and

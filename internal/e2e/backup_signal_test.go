@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -23,30 +22,6 @@ func TestRunExitsSoonAfterSIGTERM(t *testing.T) {
 	testenv.Binary(t, "pg_dump")
 	pg := testenv.PG(t)
 	bkSeed(t, pg, "bk_sig", "CANARY-sig-77a0", 30)
-	start := func(f *bkFixture) (*exec.Cmd, *bytes.Buffer, chan error) {
-		cmd := exec.Command(Build(t, "backup"), f.args("run", "-stop-grace", "3s")...)
-		cmd.Env = append(os.Environ(), f.env...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		waited := make(chan error, 1)
-		go func() { waited <- cmd.Wait() }()
-		t.Cleanup(func() { _ = cmd.Process.Kill() })
-		for deadline := time.Now().Add(60 * time.Second); f.b2.Calls("b2_upload_part") < 1; {
-			select {
-			case err := <-waited:
-				t.Fatalf("run ended (%v) before uploading a part: %s", err, stderr.String())
-			case <-time.After(10 * time.Millisecond):
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("no part uploaded within 60 s")
-			}
-		}
-		return cmd, &stderr, waited
-	}
 	lockFree := func(f *bkFixture) {
 		t.Helper()
 		release, err := backup.Lock(f.envFile + ".lock")
@@ -58,7 +33,7 @@ func TestRunExitsSoonAfterSIGTERM(t *testing.T) {
 
 	f := newBkFixture(t, "bk_sig")
 	f.b2.FailNext("b2_upload_part", 1_000_000, b2fake.Stall)
-	cmd, stderr, waited := start(f)
+	cmd, stderr, waited := bkStartRun(t, f, f.env, 1)
 	time.Sleep(500 * time.Millisecond)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -80,7 +55,7 @@ func TestRunExitsSoonAfterSIGTERM(t *testing.T) {
 	lockFree(f)
 
 	f = newBkFixture(t, "bk_sig")
-	cmd, stderr, waited = start(f)
+	cmd, stderr, waited = bkStartRun(t, f, f.env, 1)
 	f.b2.Close() // waits for the part in flight
 	t0 = time.Now()
 	select {
@@ -93,4 +68,32 @@ func TestRunExitsSoonAfterSIGTERM(t *testing.T) {
 	}
 	t.Logf("B2 gone: exited %s after, status %d", time.Since(t0).Round(time.Millisecond), cmd.ProcessState.ExitCode())
 	lockFree(f)
+}
+
+// bkStartRun starts `backup run` on the fixture with a 3 s stop grace and
+// returns once B2 has seen parts part uploads; waited gets Wait's result.
+func bkStartRun(t *testing.T, f *bkFixture, env []string, parts int) (*exec.Cmd, *bytes.Buffer, chan error) {
+	t.Helper()
+	cmd := exec.Command(Build(t, "backup"), f.args("run", "-stop-grace", "3s")...)
+	cmd.Env = Env(env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	for deadline := time.Now().Add(60 * time.Second); f.b2.Calls("b2_upload_part") < parts; {
+		select {
+		case err := <-waited:
+			t.Fatalf("run ended (%v) before %d part uploads: %s", err, parts, stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fewer than %d part uploads within 60 s", parts)
+		}
+	}
+	return cmd, &stderr, waited
 }
