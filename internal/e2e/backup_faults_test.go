@@ -19,13 +19,10 @@ import (
 	"filippo.io/age"
 	"github.com/creack/pty"
 
-	"github.com/fediops/fediops"
 	"github.com/fediops/fediops/backup"
 	"github.com/fediops/fediops/backup/agezstd"
 	"github.com/fediops/fediops/backup/b2store"
-	"github.com/fediops/fediops/internal/s3fake"
 	"github.com/fediops/fediops/internal/testenv"
-	"github.com/fediops/fediops/spaces"
 )
 
 // SIGTERM while B2 answers every part with 503 (B2_RETRY_FOR far away):
@@ -148,31 +145,13 @@ func TestProgressOnATerminal(t *testing.T) {
 		t.Errorf("restore on a terminal showed no progress:\n%q", out)
 	}
 
-	s3 := s3fake.New(t)
-	if err := s3.CreateBucket("media"); err != nil {
-		t.Fatal(err)
-	}
-	srv.CreateBucket("mirror")
-	s3env := map[string]string{"S3_ENABLED": "true", "S3_BUCKET": "media", "S3_ENDPOINT": s3.URL, "S3_REGION": "nyc3",
-		"AWS_ACCESS_KEY_ID": "AKIDFAKE", "AWS_SECRET_ACCESS_KEY": "fake-secret"}
-	scfg, err := spaces.ConfigFromEnv(fediops.MapLookup(s3env))
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := spaces.New(scfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := newBkMirror(t)
 	for i := range 5 {
-		if _, err := src.Put(ctx, fmt.Sprintf("a/%d.png", i), strings.NewReader(strings.Repeat("x", 50_000)), nil); err != nil {
+		if _, err := m.src.Put(ctx, fmt.Sprintf("a/%d.png", i), strings.NewReader(strings.Repeat("x", 50_000)), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for k, v := range s3env {
-		env = append(env, k+"="+v)
-	}
-	env = append(env, "MIRROR_B2_BUCKET=mirror", "SLACK_WEBHOOK_URL=")
-	out = onTerminal(t, env, "mirror", "-env", "", "-lock", filepath.Join(t.TempDir(), "lock"))
+	out = onTerminal(t, m.env, "mirror", "-env", "", "-lock", filepath.Join(t.TempDir(), "lock"))
 	if !strings.Contains(out, "mirror: 5 copied, 0 deleted") || !strings.Contains(out, "KiB") {
 		t.Errorf("mirror on a terminal showed no progress:\n%q", out)
 	}

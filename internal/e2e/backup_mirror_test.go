@@ -15,19 +15,26 @@ import (
 	"github.com/fediops/fediops/spaces"
 )
 
-func TestMirrorCommand(t *testing.T) {
+// bkMirror is a Spaces stand-in with bucket "media", a B2 stand-in with
+// bucket "mirror", the environment the mirror reads for both, and a
+// client of the media bucket to fill it.
+type bkMirror struct {
+	b2  *b2fake.Server
+	env []string
+	src *spaces.Client
+}
+
+func newBkMirror(t testing.TB) *bkMirror {
 	s3 := s3fake.New(t)
 	if err := s3.CreateBucket("media"); err != nil {
 		t.Fatal(err)
 	}
 	b2 := b2fake.New()
-	defer b2.Close()
+	t.Cleanup(b2.Close)
 	b2.CreateBucket("mirror")
-	env := []string{"S3_ENABLED=true", "S3_BUCKET=media", "S3_ENDPOINT=" + s3.URL, "S3_REGION=nyc3",
-		"AWS_ACCESS_KEY_ID=AKIDFAKE", "AWS_SECRET_ACCESS_KEY=fake-secret", "B2_APPLICATION_KEY_ID=" + b2.KeyID,
-		"B2_APPLICATION_KEY=" + b2.Key, "B2_API_BASE=" + b2.URL, "MIRROR_B2_BUCKET=mirror", "SLACK_WEBHOOK_URL="}
-	scfg, err := spaces.ConfigFromEnv(fediops.MapLookup(map[string]string{"S3_ENABLED": "true", "S3_BUCKET": "media",
-		"S3_ENDPOINT": s3.URL, "S3_REGION": "nyc3", "AWS_ACCESS_KEY_ID": "AKIDFAKE", "AWS_SECRET_ACCESS_KEY": "fake-secret"}))
+	s3env := map[string]string{"S3_ENABLED": "true", "S3_BUCKET": "media", "S3_ENDPOINT": s3.URL, "S3_REGION": "nyc3",
+		"AWS_ACCESS_KEY_ID": "AKIDFAKE", "AWS_SECRET_ACCESS_KEY": "fake-secret"}
+	scfg, err := spaces.ConfigFromEnv(fediops.MapLookup(s3env))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,6 +42,17 @@ func TestMirrorCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m := &bkMirror{b2: b2, src: src, env: []string{"B2_APPLICATION_KEY_ID=" + b2.KeyID, "B2_APPLICATION_KEY=" + b2.Key,
+		"B2_API_BASE=" + b2.URL, "MIRROR_B2_BUCKET=mirror", "SLACK_WEBHOOK_URL="}}
+	for k, v := range s3env {
+		m.env = append(m.env, k+"="+v)
+	}
+	return m
+}
+
+func TestMirrorCommand(t *testing.T) {
+	m := newBkMirror(t)
+	b2, env, src := m.b2, m.env, m.src
 	for i := range 10 {
 		if _, err := src.Put(context.Background(), fmt.Sprintf("a/%d.png", i), strings.NewReader(strings.Repeat("x", i+1)), nil); err != nil {
 			t.Fatal(err)
@@ -85,25 +103,8 @@ func TestMirrorCommandPeakRSS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and moves 192 MiB")
 	}
-	s3 := s3fake.New(t)
-	if err := s3.CreateBucket("media"); err != nil {
-		t.Fatal(err)
-	}
-	b2 := b2fake.New()
-	defer b2.Close()
-	b2.CreateBucket("mirror")
-	env := []string{"S3_ENABLED=true", "S3_BUCKET=media", "S3_ENDPOINT=" + s3.URL, "S3_REGION=nyc3",
-		"AWS_ACCESS_KEY_ID=AKIDFAKE", "AWS_SECRET_ACCESS_KEY=fake-secret", "B2_APPLICATION_KEY_ID=" + b2.KeyID,
-		"B2_APPLICATION_KEY=" + b2.Key, "B2_API_BASE=" + b2.URL, "MIRROR_B2_BUCKET=mirror", "SLACK_WEBHOOK_URL="}
-	scfg, err := spaces.ConfigFromEnv(fediops.MapLookup(map[string]string{"S3_ENABLED": "true", "S3_BUCKET": "media",
-		"S3_ENDPOINT": s3.URL, "S3_REGION": "nyc3", "AWS_ACCESS_KEY_ID": "AKIDFAKE", "AWS_SECRET_ACCESS_KEY": "fake-secret"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := spaces.New(scfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := newBkMirror(t)
+	b2, env, src := m.b2, m.env, m.src
 	const n, size = 16, 12 << 20
 	for i := range n {
 		data := bytes.Repeat([]byte{byte(i), byte(i >> 8), 'm', 'e', 'd', 'i', 'a', '\n'}, size/8)
