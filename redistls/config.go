@@ -134,7 +134,7 @@ func ParseConfig(name string, r io.Reader) (*Config, error) {
 func ReadConfig(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("redistls: %w: %w", ErrConfig, err)
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	defer f.Close()
 	p := &parser{cfg: &Config{}, include: true}
@@ -212,7 +212,7 @@ func configError(files []string, errs []error) error {
 		fb, lb := key(b)
 		return cmp.Or(cmp.Compare(fa, fb), cmp.Compare(la, lb))
 	})
-	return fmt.Errorf("redistls: %w:\n%w", ErrConfig, errors.Join(errs...))
+	return fmt.Errorf("%w:\n%w", ErrConfig, errors.Join(errs...))
 }
 
 func (p *parser) parse(name string, r io.Reader, depth int) {

@@ -35,6 +35,6 @@ connect = path-to-redis-database.ondigitalocean.com:25061
 	// Output:
 	// <nil>
 	// redis-client 127.0.0.1:6379 -> path-to-redis-database.ondigitalocean.com:25061
-	// redistls: invalid configuration:
+	// invalid configuration:
 	// other.conf:5: unsupported option "ciphers"
 }

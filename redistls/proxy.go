@@ -140,7 +140,7 @@ func flush(fd int, out *[]byte) (bool, error) {
 func detach(nc net.Conn) (int, error) {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
-		return -1, errors.New("redistls: connection without SyscallConn")
+		return -1, errors.New("connection without SyscallConn")
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {

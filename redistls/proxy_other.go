@@ -10,7 +10,7 @@ import (
 // The data path is an epoll loop (proxy_linux.go). Elsewhere the package
 // builds, so that ParseConfig, ClientOptionsFromEnv and DropOnReadOnly (and the
 // packages that use them) work on an admin's laptop, but Start refuses.
-var errNoEpoll = errors.New("redistls: the tunnel runs on Linux only (its data path is an epoll loop); ParseConfig, ClientOptionsFromEnv and DropOnReadOnly work everywhere")
+var errNoEpoll = errors.New("the tunnel runs on Linux only (its data path is an epoll loop); ParseConfig, ClientOptionsFromEnv and DropOnReadOnly work everywhere")
 
 const (
 	evIn = 1 << iota

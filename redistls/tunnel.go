@@ -85,7 +85,7 @@ func New(cfg *Config) (*Tunnel, error) {
 		t.gatherer = g
 	}
 	if t.m, err = newMetrics(reg); err != nil {
-		return nil, fmt.Errorf("redistls: register metrics: %w", err)
+		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	for i, s := range c.Services {
 		t.services[s.Name] = t.newService(s, tlsCfgs[i])
@@ -110,7 +110,7 @@ func (t *Tunnel) Start() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.started {
-		return errors.New("redistls: tunnel already started")
+		return errors.New("tunnel already started")
 	}
 	if _, err := proxyLoop(); err != nil {
 		return err
@@ -122,7 +122,7 @@ func (t *Tunnel) Start() error {
 			for _, l := range lns {
 				l.Close()
 			}
-			return fmt.Errorf("redistls: [%s] listen: %w", s.name, err)
+			return fmt.Errorf("[%s] listen: %w", s.name, err)
 		}
 		lns[s] = ln
 	}
@@ -132,7 +132,7 @@ func (t *Tunnel) Start() error {
 			for _, l := range lns {
 				l.Close()
 			}
-			return fmt.Errorf("redistls: health listen: %w", err)
+			return fmt.Errorf("health listen: %w", err)
 		}
 		t.httpSrv = &http.Server{Handler: t.Handler(), ReadHeaderTimeout: 5 * time.Second}
 		go t.httpSrv.Serve(ln)
@@ -281,7 +281,7 @@ func (t *Tunnel) Reload(cfg *Config) error {
 				for _, l := range lns {
 					l.Close()
 				}
-				return fmt.Errorf("redistls: reload: [%s] listen: %w", s.Name, err)
+				return fmt.Errorf("reload: [%s] listen: %w", s.Name, err)
 			}
 			lns[s.Name] = ln
 		}
@@ -476,7 +476,7 @@ func (s *service) connect(ctx context.Context, st *settings, addrs []string, rer
 	if reason != ReasonTLSVerify {
 		s.t.log.Warn("redistls: backend dial failed", "service", s.name, "reason", reason, "err", err)
 	}
-	return nil, nil, "", fmt.Errorf("redistls: [%s] dial %s: %w", s.name, strings.Join(st.svc.Connect, ","), err)
+	return nil, nil, "", fmt.Errorf("[%s] dial %s: %w", s.name, strings.Join(st.svc.Connect, ","), err)
 }
 
 func tlsReason(err error) string {
