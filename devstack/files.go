@@ -34,7 +34,7 @@ func section(comment string, kvs ...setting) (string, error) {
 	for _, e := range kvs {
 		q, err := envfile.Quoted(e.value)
 		if err != nil {
-			return "", fmt.Errorf("devstack: %s: %w", e.key, err)
+			return "", fmt.Errorf("%s: %w", e.key, err)
 		}
 		sb.WriteString(e.key + "=" + q + "\n")
 	}
@@ -99,7 +99,7 @@ func (s *Stack) writeFiles(context.Context) error {
 		{s.IdentityFile, "# the stack's backup key: on a real instance the private key stays off the backup host\n" + s.ageID.String() + "\n"},
 	} {
 		if err := os.WriteFile(f.path, []byte(f.data), 0o600); err != nil {
-			return fmt.Errorf("devstack: %w", err)
+			return err
 		}
 	}
 	return s.writeShellFile()
@@ -150,7 +150,7 @@ func (s *Stack) writeShellFile() error {
 		sb.WriteString("export " + k + "=" + shellQuote(v) + "\n")
 	}
 	if err := os.WriteFile(s.ShellFile, []byte(sb.String()), 0o600); err != nil {
-		return fmt.Errorf("devstack: %w", err)
+		return err
 	}
 	return nil
 }

@@ -59,7 +59,7 @@ func (s *Stack) Seed(ctx context.Context, cfg SeedConfig) (string, error) {
 	cfg.defaults()
 	env, err := fediops.ReadEnv(s.EnvFile, fediops.WithEnviron(nil))
 	if err != nil {
-		return "", fmt.Errorf("devstack: seed: %w", err)
+		return "", fmt.Errorf("seed: %w", err)
 	}
 	var pgNums, mediaNums, sqNums, myNums string
 	var keys []string
@@ -80,7 +80,7 @@ func (s *Stack) Seed(ctx context.Context, cfg SeedConfig) (string, error) {
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return "", fmt.Errorf("devstack: %w", err)
+		return "", err
 	}
 	s.MediaKeys = keys
 	if err := s.writeShellFile(); err != nil {

@@ -148,13 +148,13 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	if dir != "" {
 		// Close removes Dir: never one that holds something else.
 		if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
-			return nil, fmt.Errorf("devstack: %s is not empty", dir)
+			return nil, fmt.Errorf("start the local stack in %s: the directory is not empty", dir)
 		}
 	}
 	if dir == "" {
 		d, err := os.MkdirTemp("", "fediops-stack-")
 		if err != nil {
-			return nil, fmt.Errorf("devstack: %w", err)
+			return nil, fmt.Errorf("start the local stack: %w", err)
 		}
 		dir, made = d, true
 	}
@@ -163,12 +163,12 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		if made {
 			os.RemoveAll(dir)
 		}
-		return nil, fmt.Errorf("devstack: %w", err)
+		return nil, fmt.Errorf("start the local stack: %w", err)
 	}
 	s := &Stack{Dir: dir, servers: servers, log: cfg.Logger, DBCAFile: servers.DBCA.File}
 	if err := s.start(ctx, cfg); err != nil {
 		s.Close(false)
-		return nil, errors.Join(err, ctx.Err())
+		return nil, fmt.Errorf("start the local stack: %w", errors.Join(err, ctx.Err()))
 	}
 	return s, nil
 }
@@ -193,7 +193,7 @@ func (s *Stack) start(ctx context.Context, cfg Config) error {
 	err := g.Wait()
 	<-mariaDone
 	if err != nil {
-		return fmt.Errorf("devstack: %w", err)
+		return err
 	}
 	pg := s.bouncer.Backend
 	s.DirectPort = pg.Port
@@ -215,11 +215,11 @@ func (s *Stack) createRestoreDatabase(ctx context.Context) error {
 	pg := s.bouncer.Backend
 	c, err := pgx.Connect(ctx, pg.AdminURL())
 	if err != nil {
-		return fmt.Errorf("devstack: connect as %s: %w", pg.AdminUser, err)
+		return fmt.Errorf("connect as %s: %w", pg.AdminUser, err)
 	}
 	defer c.Close(ctx)
 	if _, err := c.Exec(ctx, "CREATE DATABASE "+RestoreDatabase+" OWNER "+pgx.Identifier{pg.User}.Sanitize()); err != nil {
-		return fmt.Errorf("devstack: create database %s: %w", RestoreDatabase, err)
+		return fmt.Errorf("create database %s: %w", RestoreDatabase, err)
 	}
 	return nil
 }
@@ -241,19 +241,19 @@ func (s *Stack) startTunnel(context.Context) error {
 	s.tryPort = ports[1]
 	for path, port := range map[string]int{s.TunnelConfig: ports[0], s.TryTunnel: ports[1]} {
 		if err := os.WriteFile(path, []byte(conf(port)), 0o644); err != nil {
-			return fmt.Errorf("devstack: %w", err)
+			return err
 		}
 	}
 	tcfg, err := redistls.ReadConfig(s.TunnelConfig)
 	if err != nil {
-		return fmt.Errorf("devstack: %w", err)
+		return err
 	}
 	tcfg.Username, tcfg.Password, tcfg.Logger = s.redis.User, s.redis.Password, s.log
 	if s.tunnel, err = redistls.New(tcfg); err != nil {
-		return fmt.Errorf("devstack: %w", err)
+		return fmt.Errorf("tunnel: %w", err)
 	}
 	if err := s.tunnel.Start(); err != nil {
-		return fmt.Errorf("devstack: start tunnel: %w", err)
+		return fmt.Errorf("start tunnel: %w", err)
 	}
 	s.stop = append(s.stop, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -270,7 +270,7 @@ func (s *Stack) startStandIns(context.Context) error {
 	s.s3 = s3fake.New(nil)
 	s.stop = append(s.stop, s.s3.Close)
 	if err := s.s3.CreateBucket(MediaBucket); err != nil {
-		return fmt.Errorf("devstack: spaces stand-in: %w", err)
+		return fmt.Errorf("spaces stand-in: %w", err)
 	}
 	s.b2 = b2fake.New()
 	s.stop = append(s.stop, s.b2.Close)
@@ -290,7 +290,7 @@ func (s *Stack) startStandIns(context.Context) error {
 	s.stop = append(s.stop, cancel)
 	var err error
 	if s.DO.URL, err = s.do.Listen(doCtx, "127.0.0.1:0"); err != nil {
-		return fmt.Errorf("devstack: DO stand-in: %w", err)
+		return fmt.Errorf("DO stand-in: %w", err)
 	}
 	s.addrs = append(s.addrs, hostPort(s.DO.URL))
 
@@ -301,7 +301,7 @@ func (s *Stack) startStandIns(context.Context) error {
 		return err
 	}
 	if s.ageID, err = age.GenerateX25519Identity(); err != nil {
-		return fmt.Errorf("devstack: age key: %w", err)
+		return fmt.Errorf("age key: %w", err)
 	}
 	return nil
 }
@@ -311,7 +311,7 @@ func (s *Stack) startStandIns(context.Context) error {
 func (s *Stack) serve(h http.Handler) (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", fmt.Errorf("devstack: listen: %w", err)
+		return "", fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
@@ -376,7 +376,7 @@ func (s *Stack) Close(keep bool) error {
 		}
 		s.closeErr = s.servers.Close(keep)
 		if s.closeErr != nil {
-			s.closeErr = fmt.Errorf("devstack: close: %w", s.closeErr)
+			s.closeErr = fmt.Errorf("close: %w", s.closeErr)
 		}
 	})
 	return s.closeErr
@@ -393,7 +393,7 @@ func freePorts(n int) ([]int, error) {
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return nil, fmt.Errorf("devstack: free port: %w", err)
+			return nil, fmt.Errorf("free port: %w", err)
 		}
 		lns = append(lns, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
