@@ -182,15 +182,11 @@ func checkCounts(ctx context.Context, prom *promServer, d *demo, dashes []string
 	}
 	checked := 0
 	for _, f := range dashes {
-		b, err := os.ReadFile(f)
+		panels, err := dashboardPanels(f)
 		if err != nil {
 			return err
 		}
-		var dash struct{ Panels []panel }
-		if err := json.Unmarshal(b, &dash); err != nil {
-			return fmt.Errorf("%s: %w", f, err)
-		}
-		for _, pn := range dash.Panels {
+		for _, pn := range panels {
 			if pn.Type != "stat" || len(pn.Targets) != 1 {
 				continue
 			}
@@ -251,15 +247,11 @@ func checkHeld(ctx context.Context, prom *promServer, d *demo, dashes []string, 
 		}
 	}
 	for _, f := range dashes {
-		b, err := os.ReadFile(f)
+		panels, err := dashboardPanels(f)
 		if err != nil {
 			return err
 		}
-		var dash struct{ Panels []panel }
-		if err := json.Unmarshal(b, &dash); err != nil {
-			return fmt.Errorf("%s: %w", f, err)
-		}
-		for _, pn := range dash.Panels {
+		for _, pn := range panels {
 			if pn.Type != "timeseries" || len(pn.Targets) != 1 || !strings.Contains(pn.Targets[0].Expr, heldMetric) {
 				continue
 			}
@@ -283,4 +275,17 @@ func checkHeld(ctx context.Context, prom *promServer, d *demo, dashes []string, 
 		}
 	}
 	return fmt.Errorf("no dashboard has a time series panel of %s", heldMetric)
+}
+
+// dashboardPanels reads the panels of the dashboard in file.
+func dashboardPanels(file string) ([]panel, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var dash struct{ Panels []panel }
+	if err := json.Unmarshal(b, &dash); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return dash.Panels, nil
 }
