@@ -404,7 +404,7 @@ func TestDashboardsAndRulesUseExportedMetrics(t *testing.T) {
 	// Every fediops family a dashboard should show is shown (collectors'
 	// extras such as sidekiq_queue_size may be left out).
 	for _, n := range []string{"fediops_backup_last_success_timestamp_seconds", "fediops_mirror_last_success_timestamp_seconds",
-		"sidekiq_queue_latency_seconds", "redistls_failovers_total", "fediops_check_status", "fediops_db_connections_limit",
+		"sidekiq_queue_latency_seconds", "redistls_failovers_total", "redistls_connections_held_total", "fediops_check_status", "fediops_db_connections_limit",
 		"ruby_http_requests_total", "ruby_puma_max_threads", "ruby_active_record_connection_pool_busy", "ruby_sidekiq_queue_latency_seconds",
 		"ruby_sidekiq_jobs_total", "connected_clients", "nodejs_eventloop_lag_p99_seconds"} {
 		if !used[n] {
@@ -451,4 +451,58 @@ func TestPromtool(t *testing.T) {
 		t.Fatal(err)
 	}
 	run("check", "rules", f)
+}
+
+// TestDashboardGrids checks each dashboard's layout as Grafana would place
+// it: panel ids unique, every panel within the 24 columns, no two panels
+// on the same cell, and no empty cell above the last panel.
+func TestDashboardGrids(t *testing.T) {
+	files, _ := dashboards(t)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d struct {
+			Panels []struct {
+				ID      int                      `json:"id"`
+				Title   string                   `json:"title"`
+				GridPos struct{ H, W, X, Y int } `json:"gridPos"`
+			} `json:"panels"`
+		}
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		ids := map[int]string{}
+		cells := map[[2]int]string{} // {x, y} -> panel title
+		rows := 0
+		for _, p := range d.Panels {
+			if other, dup := ids[p.ID]; dup {
+				t.Errorf("%s: panels %q and %q share id %d", f, other, p.Title, p.ID)
+			}
+			ids[p.ID] = p.Title
+			g := p.GridPos
+			if g.W <= 0 || g.H <= 0 || g.X < 0 || g.Y < 0 || g.X+g.W > 24 {
+				t.Errorf("%s: panel %q has gridPos %+v, outside the 24 columns", f, p.Title, g)
+				continue
+			}
+			for x := g.X; x < g.X+g.W; x++ {
+				for y := g.Y; y < g.Y+g.H; y++ {
+					if other, ok := cells[[2]int{x, y}]; ok {
+						t.Errorf("%s: panels %q and %q overlap at x=%d y=%d", f, other, p.Title, x, y)
+					}
+					cells[[2]int{x, y}] = p.Title
+				}
+			}
+			rows = max(rows, g.Y+g.H)
+		}
+		for y := range rows {
+			for x := range 24 {
+				if _, ok := cells[[2]int{x, y}]; !ok {
+					t.Errorf("%s: the grid has a hole at x=%d y=%d", f, x, y)
+					break
+				}
+			}
+		}
+	}
 }

@@ -293,14 +293,16 @@ func (p promAPI) rulesHealth() ([]string, int, error) {
 	return bad, n, nil
 }
 
-// panelQuery is one query of the Mastodon dashboard and the row it is in.
+// panelQuery is one query of a dashboard and the row it is in.
 type panelQuery struct {
 	where, row, expr string
 }
 
-func mastodonDashboard(t *testing.T) []panelQuery {
+// dashboardQueries returns the queries of a dashboard's variables and
+// panels.
+func dashboardQueries(t *testing.T, file string) []panelQuery {
 	t.Helper()
-	b, err := os.ReadFile("grafana/mastodon.json")
+	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +326,7 @@ func mastodonDashboard(t *testing.T) []panelQuery {
 		if q, ok := v.Query.(map[string]any); ok {
 			m := regexp.MustCompile(`^label_values\(\s*([^,]+),`).FindStringSubmatch(fmt.Sprint(q["query"]))
 			if m != nil {
-				out = append(out, panelQuery{"variable " + v.Name, "", m[1]})
+				out = append(out, panelQuery{file + " variable " + v.Name, "", m[1]})
 			}
 		}
 	}
@@ -335,15 +337,15 @@ func mastodonDashboard(t *testing.T) []panelQuery {
 			continue
 		}
 		for _, tg := range p.Targets {
-			out = append(out, panelQuery{fmt.Sprintf("panel %q", p.Title), row, tg.Expr})
+			out = append(out, panelQuery{fmt.Sprintf("%s panel %q", file, p.Title), row, tg.Expr})
 		}
 	}
 	return out
 }
 
-// dashVars stands in for Grafana's variables: every queue, a 5 s rate
-// window over 1 s scrapes.
-var dashVars = strings.NewReplacer("$__rate_interval", "5s", "$queue", ".*")
+// dashVars stands in for Grafana's variables: every queue and tunnel
+// service, a 5 s rate window over 1 s scrapes.
+var dashVars = strings.NewReplacer("$__rate_interval", "5s", "$queue", ".*", "$service", ".*")
 
 // only44 marks the row of panels Mastodon 4.2's StatsD cannot feed.
 const only44 = "(Mastodon 4.4+ only)"
@@ -394,10 +396,11 @@ func loop(t *testing.T, step func(ctx context.Context, dt time.Duration) error) 
 // statsd_exporter with deploy/statsd's mapping; with the real node_exporter
 // serving fediops' textfile metrics and a real fediops tunnel. Each time,
 // every target must be up, every rule must evaluate, and every query of the
-// Mastodon dashboard must return data (4.2: all but the 4.4-only row).
+// Mastodon dashboard (4.2: all but the 4.4-only row) and of the tunnel's
+// must return data.
 func TestMastodonEndToEnd(t *testing.T) {
 	bins := need(t, "prometheus", "prometheus-node-exporter", "statsd_exporter")
-	queries := mastodonDashboard(t)
+	queries := append(dashboardQueries(t, "grafana/mastodon.json"), dashboardQueries(t, "grafana/tunnel.json")...)
 	common := func(t *testing.T, dir string) map[string][]target {
 		text := filepath.Join(dir, "textfile")
 		if err := os.MkdirAll(text, 0o755); err != nil {

@@ -74,6 +74,12 @@ type demo struct {
 	closers []func()
 }
 
+// connectTimeout is the demo tunnel's TIMEOUTconnect (stunnel's default is
+// 10 s): how long a new connection waits for the name to leave a demoted
+// node before it is dialed there. It stays below go-redis' 3 s read
+// timeout, so the demo's clients wait it out rather than leave.
+const connectTimeout = 2 * time.Second
+
 // resolver is the tunnel's name lookup, switched on failover as DO moves
 // its DNS name.
 type resolver struct {
@@ -113,9 +119,12 @@ func startDemo(ctx context.Context, log *slog.Logger) (*demo, error) {
 		return fail(err)
 	}
 
-	// The tunnel, configured as the seed's stunnel file with verification.
+	// The tunnel, configured as the seed's stunnel file with verification,
+	// TIMEOUTconnect shortened so that a failover whose name moves late
+	// fits in the run.
 	cfg, err := redistls.ParseConfig("redis.conf", strings.NewReader(fmt.Sprintf(
-		"delay = yes\n[redis]\nclient = yes\naccept = 127.0.0.1:0\nconnect = redis.fediops.test:25061\nCAfile = %s\nverifyChain = yes\n", d.r1.CAFile)))
+		"delay = yes\n[redis]\nclient = yes\naccept = 127.0.0.1:0\nconnect = redis.fediops.test:25061\nCAfile = %s\nverifyChain = yes\nTIMEOUTconnect = %d\n",
+		d.r1.CAFile, int(connectTimeout/time.Second))))
 	if err != nil {
 		return fail(err)
 	}
@@ -253,7 +262,9 @@ func textfiles(dir string) prometheus.Gatherer {
 // load runs the demo's events over dur: steady Redis and database traffic,
 // Sidekiq jobs (a push burst, a second scheduler process for a while),
 // health checks every 5 s, backup runs (one with a failing source), mirror
-// runs with new media, two tunnel failovers and an outage of the name, and
+// runs with new media, three tunnel failovers (the name moving first, 300 ms
+// after the demotion, and only after TIMEOUTconnect) and an outage of the
+// name, and
 // the connection budget growing past 90%.
 func (d *demo) load(ctx context.Context, dur time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, dur)
@@ -311,14 +322,17 @@ func (d *demo) load(ctx context.Context, dur time.Duration) error {
 		{0.05, "backup", func(ctx context.Context) error { return d.backup(ctx, false) }},
 		{0.12, "mirror", func(ctx context.Context) error { return d.mirror(ctx, 40) }},
 		{0.30, "backup", func(ctx context.Context) error { return d.backup(ctx, false) }},
-		{0.38, "failover to redis2", func(ctx context.Context) error { return d.failover(ctx, d.r1, d.r2, false) }},
+		{0.38, "failover to redis2", func(ctx context.Context) error { return d.failover(ctx, d.r1, d.r2, 0) }},
 		{0.45, "mirror", func(ctx context.Context) error { return d.mirror(ctx, 25) }},
 		{0.52, "name points nowhere", func(ctx context.Context) error { return d.outage(ctx, 6*time.Second) }},
 		{0.58, "backup with a failing redis source", func(ctx context.Context) error { return d.backup(ctx, true) }},
 		{0.62, "web answers 503 for a tenth of the run", func(ctx context.Context) error { return d.webOutage(ctx, dur/10) }},
-		{0.68, "failover back to redis1", func(ctx context.Context) error { return d.failover(ctx, d.r2, d.r1, true) }},
+		{0.68, "failover back to redis1", func(ctx context.Context) error { return d.failover(ctx, d.r2, d.r1, 300*time.Millisecond) }},
 		{0.78, "mirror", func(ctx context.Context) error { return d.mirror(ctx, 60) }},
 		{0.86, "backup", func(ctx context.Context) error { return d.backup(ctx, false) }},
+		{0.90, "failover to redis2, the name moving after TIMEOUTconnect", func(ctx context.Context) error {
+			return d.failover(ctx, d.r1, d.r2, connectTimeout+time.Second)
+		}},
 	}
 	for _, ev := range events {
 		wait := time.Until(start.Add(time.Duration(ev.at * float64(dur))))
@@ -408,20 +422,24 @@ func (d *demo) mirror(ctx context.Context, newObjects int) error {
 }
 
 // failover moves the primary from old to new as a managed Redis does: the
-// replica is promoted and the old primary follows it; the name moves either
-// first (the tunnel sees it moved) or 300 ms after the demotion (the ROLE
-// probe finds the demoted node first).
-func (d *demo) failover(ctx context.Context, old, new *testenv.Redis, demoteFirst bool) error {
+// replica is promoted and the old primary follows it; the name moves first
+// (nameLate 0: the tunnel sees it moved) or nameLate after the demotion
+// began (the ROLE probe finds the demoted node first and new connections
+// wait for the name; past TIMEOUTconnect they are dialed to the old node).
+func (d *demo) failover(ctx context.Context, old, new *testenv.Redis, nameLate time.Duration) error {
 	if err := new.Promote(ctx); err != nil {
 		return err
 	}
-	if !demoteFirst {
+	if nameLate == 0 {
 		d.res.set(new.Addr())
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- old.ReplicaOf(ctx, new) }()
-	if demoteFirst {
-		time.Sleep(300 * time.Millisecond)
+	if nameLate > 0 {
+		select {
+		case <-ctx.Done():
+		case <-time.After(nameLate):
+		}
 		d.res.set(new.Addr())
 	}
 	return <-errc

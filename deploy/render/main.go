@@ -1,21 +1,24 @@
 // Command render draws the dashboards in deploy/grafana as PNG pictures
 // from a real run: it starts a local stack (PostgreSQL behind pgBouncer,
 // two TLS Redis), runs the fediops parts against it for -duration (the
-// redistls tunnel with client traffic, two failovers and an outage of the
-// name, a Sidekiq load generator read by sidekiqq's collector, backup and
-// mirror runs with backup/metricsnotify, every health check of an
-// instance with web answering 503 for a while, the connection budget) and
-// Mastodon's own metric sources (internal/mastofake stand-ins scraped with
-// the Mastodon jobs of deploy/prometheus/prometheus.yml), lets a real
-// Prometheus (Debian package prometheus) scrape them as they
-// are deployed (the tunnel's /metrics, the health program's, the textfile
-// directory) with the alert rules loaded, then asks Prometheus for every
-// panel's query over the run and draws each dashboard's panels where its
-// grid puts them, as Grafana draws them: units on the axes, legends below
-// the plot, steps for stepAfter, gaps where scrapes failed, stat tiles
-// coloured by thresholds and value mappings, state timelines as bands.
-// Before drawing it checks every count panel (a rounded increase()) against
-// the collectors' own counters and fails if they differ.
+// redistls tunnel with client traffic, three failovers, the last one's name
+// moving only after TIMEOUTconnect, and an outage of the name; a Sidekiq
+// load generator read by sidekiqq's collector, backup and mirror runs with
+// backup/metricsnotify, every health check of an instance with web
+// answering 503 for a while, the connection budget) and Mastodon's own
+// metric sources (internal/mastofake stand-ins scraped with the Mastodon
+// jobs of deploy/prometheus/prometheus.yml), lets a real Prometheus
+// (Debian package prometheus) scrape them as they are deployed (the
+// tunnel's /metrics, the health program's, the textfile directory) with
+// the alert rules loaded, then asks Prometheus for every panel's query
+// over the run and draws each dashboard's panels where its grid puts them,
+// as Grafana draws them: units on the axes, legends below the plot, steps
+// for stepAfter, gaps where scrapes failed, stat tiles coloured by
+// thresholds and value mappings, state timelines as bands. Before drawing
+// it checks every count panel (a rounded increase()) against the
+// collectors' own counters, and that the panel of connections held during
+// a failover shows each outcome the tunnel counted, released and timeout
+// among them; it fails if not.
 //
 //	make pictures   (go run ./deploy/render -duration 2m -out docs/img)
 //
@@ -39,6 +42,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fediops/fediops/redistls"
 )
 
 func main() {
@@ -137,6 +142,9 @@ func run(ctx context.Context, log *slog.Logger, out, dashDir, rules, promYML str
 	if err := checkCounts(ctx, prom, d, dashes, end); err != nil {
 		return err
 	}
+	if err := checkHeld(ctx, prom, d, dashes, start, end); err != nil {
+		return err
+	}
 	for _, f := range dashes {
 		name := strings.TrimSuffix(filepath.Base(f), ".json")
 		png := filepath.Join(out, "dashboard-"+name+".png")
@@ -174,15 +182,11 @@ func checkCounts(ctx context.Context, prom *promServer, d *demo, dashes []string
 	}
 	checked := 0
 	for _, f := range dashes {
-		b, err := os.ReadFile(f)
+		panels, err := dashboardPanels(f)
 		if err != nil {
 			return err
 		}
-		var dash struct{ Panels []panel }
-		if err := json.Unmarshal(b, &dash); err != nil {
-			return fmt.Errorf("%s: %w", f, err)
-		}
-		for _, pn := range dash.Panels {
+		for _, pn := range panels {
 			if pn.Type != "stat" || len(pn.Targets) != 1 {
 				continue
 			}
@@ -209,4 +213,79 @@ func checkCounts(ctx context.Context, prom *promServer, d *demo, dashes []string
 		return errors.New("no count panel checked")
 	}
 	return nil
+}
+
+// heldMetric is the tunnel's counter of connections held during a failover.
+const heldMetric = "redistls_connections_held_total"
+
+// checkHeld makes sure the run shows what the held-connections panel is
+// for: the tunnel counted connections released when the name moved and
+// connections dialed to the demoted node after TIMEOUTconnect (the last
+// failover's name moves late), and the panel's own query, over the run,
+// has a line above 0 for every outcome the tunnel counted.
+func checkHeld(ctx context.Context, prom *promServer, d *demo, dashes []string, start, end time.Time) error {
+	counted := map[string]float64{} // by outcome
+	mfs, err := d.tunReg.Gather()
+	if err != nil {
+		return err
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != heldMetric {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" {
+					counted[l.GetValue()] += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	for _, o := range []string{redistls.HoldReleased, redistls.HoldTimeout} {
+		if counted[o] == 0 {
+			return fmt.Errorf("the run held no connection that ended %s (counted %v): the held-connections panel would not show it", o, counted)
+		}
+	}
+	for _, f := range dashes {
+		panels, err := dashboardPanels(f)
+		if err != nil {
+			return err
+		}
+		for _, pn := range panels {
+			if pn.Type != "timeseries" || len(pn.Targets) != 1 || !strings.Contains(pn.Targets[0].Expr, heldMetric) {
+				continue
+			}
+			res, err := prom.queryRange(ctx, vars.Replace(pn.Targets[0].Expr), start, end, time.Second)
+			if err != nil {
+				return err
+			}
+			peak := map[string]float64{}
+			for _, s := range res {
+				for _, v := range s.v {
+					peak[s.labels["outcome"]] = max(peak[s.labels["outcome"]], v)
+				}
+			}
+			for o, n := range counted {
+				if n > 0 && peak[o] == 0 {
+					return fmt.Errorf("%s: panel %q shows no %s connection, the tunnel counted %v", f, pn.Title, o, n)
+				}
+			}
+			fmt.Fprintf(os.Stderr, "render: %s: panel %q peaks at %v per outcome, the tunnel counted %v\n", filepath.Base(f), pn.Title, peak, counted)
+			return nil
+		}
+	}
+	return fmt.Errorf("no dashboard has a time series panel of %s", heldMetric)
+}
+
+// dashboardPanels reads the panels of the dashboard in file.
+func dashboardPanels(file string) ([]panel, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var dash struct{ Panels []panel }
+	if err := json.Unmarshal(b, &dash); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return dash.Panels, nil
 }
