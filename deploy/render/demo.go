@@ -304,6 +304,7 @@ func (d *demo) load(ctx context.Context, dur time.Duration) error {
 	}
 	sk := &sidekiqSim{rc: d.rc}
 	sk.setup(ctx)
+	sk.tick(ctx, 0) // the workers beat before the first health run looks for them
 	goLoop(250*time.Millisecond, func(ctx context.Context) { sk.tick(ctx, at()) })
 	goLoop(5*time.Second, func(ctx context.Context) {
 		rep := health.Run(ctx, 3*time.Second, d.checks...)
