@@ -166,6 +166,13 @@ func New(o Options) (*godo.Client, error) {
 	hc := oauth2.NewClient(context.Background(), oauth2.StaticTokenSource(&oauth2.Token{AccessToken: o.Token, TokenType: "Bearer"}))
 	hc.Timeout = o.Timeout
 	opts := []godo.ClientOpt{godo.SetBaseURL(base), godo.SetUserAgent("fediops")}
+	if o.Retries < 0 {
+		// http.Client cuts a request at Timeout through the transport's
+		// legacy CancelRequest when it has one, and oauth2's logs a
+		// deprecation line for it. (godo's retries need the transport
+		// itself: they take its token source.)
+		hc.Transport = onlyRoundTrip{hc.Transport}
+	}
 	if o.Retries > 0 {
 		opts = append(opts, godo.WithRetryAndBackoffs(godo.RetryConfig{RetryMax: o.Retries,
 			RetryWaitMin: godo.PtrTo(o.RetryWaitMin.Seconds()), RetryWaitMax: godo.PtrTo(o.RetryWaitMax.Seconds())}))
@@ -177,6 +184,9 @@ func New(o Options) (*godo.Client, error) {
 	failFast(c)
 	return c, nil
 }
+
+// onlyRoundTrip hides every method of a RoundTripper but RoundTrip.
+type onlyRoundTrip struct{ http.RoundTripper }
 
 // failFast makes godo's retries give up at once on a refused connection
 // or a name that does not resolve: no retry brings the API there, and

@@ -1,10 +1,13 @@
 package doapi_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -161,6 +164,9 @@ func TestRetryAfterHonoured(t *testing.T) {
 func TestRequestTimeout(t *testing.T) {
 	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
 	t.Cleanup(hang.Close)
+	var logged bytes.Buffer // oauth2 logged "Transport.CancelRequest no longer does anything" (once a process)
+	log.SetOutput(&logged)
+	t.Cleanup(func() { log.SetOutput(os.Stderr) })
 	c, err := doapi.New(doapi.Options{Token: "tok", BaseURL: hang.URL, Retries: -1, Timeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -172,6 +178,9 @@ func TestRequestTimeout(t *testing.T) {
 	}
 	if strings.Contains(doapi.Wrap("get account", err).Error(), "tok") {
 		t.Errorf("token in %v", err)
+	}
+	if logged.Len() > 0 {
+		t.Errorf("logged: %s", logged.String())
 	}
 }
 
