@@ -217,10 +217,10 @@ func (s *service) abandon(node, reason string, event bool) {
 	s.m.failover(reason, len(set), event)
 	switch {
 	case event:
-		s.t.log.Warn("redistls: backend node is no longer the primary; closed its client connections so they reconnect to the primary",
+		s.t.log.Warn("backend node is no longer the primary; closed its client connections so they reconnect to the primary",
 			"service", s.name, "node", node, "reason", reason, "connections", len(set))
 	case len(set) > 0:
-		s.t.log.Info("redistls: closed client connections that reached the abandoned node again (its name still points at it after TIMEOUTconnect?)",
+		s.t.log.Info("closed client connections that reached the abandoned node again (its name still points at it after TIMEOUTconnect?)",
 			"service", s.name, "node", node, "reason", reason, "connections", len(set))
 	}
 }

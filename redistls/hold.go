@@ -138,7 +138,7 @@ func (s *service) await(ctx context.Context, st *settings, cl net.Conn) (addrs [
 			if as, lerr := lookup(); lerr == nil {
 				if use := s.usable(as); use != nil {
 					s.m.held[HoldReleased].Inc()
-					s.t.log.Debug("redistls: the name moved; dialing the connection that waited", "service", s.name,
+					s.t.log.Debug("the name moved; dialing the connection that waited", "service", s.name,
 						"waited", time.Since(start), "addrs", strings.Join(use, ","))
 					return use, nil, true
 				}
@@ -172,7 +172,7 @@ func (s *service) warnHeldTimeout(st *settings, addrs []string) {
 	}
 	s.mu.Unlock()
 	if len(fresh) > 0 {
-		s.t.log.Warn("redistls: the backend name still resolves to a node that is no longer the primary after TIMEOUTconnect; connecting to it anyway",
+		s.t.log.Warn("the backend name still resolves to a node that is no longer the primary after TIMEOUTconnect; connecting to it anyway",
 			"service", s.name, "connect", strings.Join(st.svc.Connect, ","), "nodes", strings.Join(fresh, ","), "waited", st.svc.ConnectTimeout)
 	}
 }

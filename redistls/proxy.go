@@ -44,7 +44,7 @@ var errWouldBlock net.Error = wouldBlock{}
 
 type wouldBlock struct{}
 
-func (wouldBlock) Error() string   { return "redistls: would block" }
+func (wouldBlock) Error() string   { return "would block" }
 func (wouldBlock) Timeout() bool   { return true }
 func (wouldBlock) Temporary() bool { return true }
 
@@ -362,7 +362,7 @@ func (c *conn) finish(l *loop) {
 	syscall.Close(c.bc.fd)
 	c.mu.Unlock()
 	if !c.closed.Load() && !c.eof.Load() && c.why != nil {
-		c.s.t.log.Debug("redistls: backend closed the connection", "service", c.s.name, "node", c.node, "err", c.why)
+		c.s.t.log.Debug("backend closed the connection", "service", c.s.name, "node", c.node, "err", c.why)
 		c.s.kickMonitor() // the backend dropped us: check the node now
 	}
 	c.s.untrack(c)

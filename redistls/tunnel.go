@@ -136,7 +136,7 @@ func (t *Tunnel) Start() error {
 		}
 		t.httpSrv = &http.Server{Handler: t.Handler(), ReadHeaderTimeout: 5 * time.Second}
 		go t.httpSrv.Serve(ln)
-		t.log.Info("redistls: health and metrics", "addr", ln.Addr().String())
+		t.log.Info("health and metrics", "addr", ln.Addr().String())
 	}
 	for s, ln := range lns {
 		s.start(ln)
@@ -153,7 +153,7 @@ func (s *service) start(ln net.Listener) {
 	go s.serve(ln)
 	go func() { defer close(s.stopped); s.monitor(ctx) }()
 	st := s.settings().svc
-	s.t.log.Info("redistls: listening", "service", s.name, "accept", ln.Addr().String(), "connect", strings.Join(st.Connect, ","), "sni", st.SNI,
+	s.t.log.Info("listening", "service", s.name, "accept", ln.Addr().String(), "connect", strings.Join(st.Connect, ","), "sni", st.SNI,
 		"probe_interval", s.t.cfg.ProbeInterval)
 }
 
@@ -316,7 +316,7 @@ func (t *Tunnel) Reload(cfg *Config) error {
 			go func() { defer cancel(); sv.shutdown(ctx); t.drained(name) }()
 		}
 	}
-	t.log.Info("redistls: configuration reloaded", "services", len(c.Services))
+	t.log.Info("configuration reloaded", "services", len(c.Services))
 	return nil
 }
 
@@ -346,7 +346,7 @@ func (s *service) serve(ln net.Listener) {
 				return
 			}
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.t.log.Warn("redistls: accept", "service", s.name, "err", err, "retry_in", backoff)
+			s.t.log.Warn("accept", "service", s.name, "err", err, "retry_in", backoff)
 			time.Sleep(backoff)
 			continue
 		}
@@ -397,7 +397,7 @@ func (s *service) handle(cl net.Conn) {
 		bc.fd, err = detach(bc.Conn)
 	}
 	if err != nil {
-		s.t.log.Error("redistls: cannot hand the connection to the poller", "service", s.name, "err", err)
+		s.t.log.Error("cannot hand the connection to the poller", "service", s.name, "err", err)
 		cl.Close()
 		bc.Conn.Close()
 		for _, fd := range []int{cfd, bc.fd} {
@@ -412,7 +412,7 @@ func (s *service) handle(cl net.Conn) {
 	c.last.Store(s.clock.Load())
 	s.track(c)
 	if err := l.add(c); err != nil {
-		s.t.log.Error("redistls: cannot hand the connection to the poller", "service", s.name, "err", err)
+		s.t.log.Error("cannot hand the connection to the poller", "service", s.name, "err", err)
 		c.finish(l)
 	}
 }
@@ -460,9 +460,9 @@ func (s *service) connect(ctx context.Context, st *settings, addrs []string, rer
 			raw.Close()
 			reason = tlsReason(err)
 			if reason == ReasonTLSVerify {
-				msg := "redistls: backend certificate rejected (health check or failover probe)"
+				msg := "backend certificate rejected (health check or failover probe)"
 				if client {
-					msg = "redistls: backend certificate rejected; closing the client connection"
+					msg = "backend certificate rejected; closing the client connection"
 				}
 				s.t.log.Error(msg, "service", s.name, "backend", a, "server_name", st.svc.SNI, "err", err)
 			}
@@ -474,7 +474,7 @@ func (s *service) connect(ctx context.Context, st *settings, addrs []string, rer
 		s.m.dialError(reason)
 	}
 	if reason != ReasonTLSVerify {
-		s.t.log.Warn("redistls: backend dial failed", "service", s.name, "reason", reason, "err", err)
+		s.t.log.Warn("backend dial failed", "service", s.name, "reason", reason, "err", err)
 	}
 	return nil, nil, "", fmt.Errorf("[%s] dial %s: %w", s.name, strings.Join(st.svc.Connect, ","), err)
 }
