@@ -216,7 +216,8 @@ func (b Budget) draw(dc draw.Canvas) {
 	pl.X.Tick.Label.Font.Size = 10
 	pl.X.Tick.Length = 0
 	pl.Y.Tick.Label.Font.Size = 9
-	UnitAxis(pl, "database connections")
+	pl.Y.Tick.Marker = UnitTicks("", 0)
+	pl.Y.Label.Text = "database connections"
 	pl.Y.Label.TextStyle.Font.Size = 10
 	grid := plotter.NewGrid()
 	grid.Vertical.Color = nil
@@ -233,7 +234,8 @@ func (b Budget) draw(dc draw.Canvas) {
 		entries = append(entries, LegendEntry{Name: b.LimitAbout, Color: LimitColor})
 	}
 	area := draw.Crop(dc, 6, -14, 6, -4)
-	area = DrawWithLegend(pl, entries, area)
+	area.Min.Y += DrawLegend(area, entries)
+	pl.Draw(area)
 	data := pl.DataCanvas(area)
 	tx, ty := pl.Transforms(&data)
 

@@ -186,19 +186,3 @@ func TestBudgetValidate(t *testing.T) {
 		}
 	}
 }
-
-func TestTickLabel(t *testing.T) {
-	for _, c := range []struct {
-		v    float64
-		unit string
-		want string
-	}{
-		{0.25, "s", "250ms"}, {1.5, "s", "1.5s"}, {600, "s", "10m0s"}, {1.5 * (1 << 20), "bytes", "1.5 MiB"},
-		{2048, "Bps", "2 KiB/s"}, {0.125, "percentunit", "12.5%"}, {97, "database connections", "97"}, {0.25, "", "0.25"},
-		{0.004, "short", "0.004"}, {0.0125, "short", "0.013"}, {-0.005, "short", "-0.005"},
-	} {
-		if got := chart.TickLabel(c.v, c.unit); got != c.want {
-			t.Errorf("TickLabel(%v, %q) = %q, want %q", c.v, c.unit, got, c.want)
-		}
-	}
-}

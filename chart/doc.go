@@ -1,11 +1,13 @@
 // Package chart draws fediops's pictures with gonum/plot in one style:
 // write an admin's connection budget as a PNG with Budget.WritePNG, or
-// build a plot and place it with DrawWithLegend.
+// build a plot in the dashboards' style with UnitTicks and DrawLegend.
 //
 // The style is the one of the dashboards' pictures (deploy/render): the
-// palette of Color, filled areas in a Lighter shade of their line, the Y
-// axis in its unit (UnitAxis, TickLabel), and the legend under the plot,
-// wrapped onto as many lines as it needs.
+// palette of Color, filled areas in a Lighter shade of their line, values
+// written in their Grafana unit by Format ("250 ms", "1.5 KiB", "12.5%"),
+// the Y axis ticked in that unit (UnitTicks: whole numbers for counts,
+// binary steps for bytes) and named by UnitName, and the legend under the
+// plot, wrapped onto as many rows as it needs (DrawLegend).
 //
 // Budget stacks the database connections each part of an instance may
 // open (web, Sidekiq, streaming, direct use), one column per sizing, against

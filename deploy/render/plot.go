@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -37,8 +38,7 @@ type panel struct {
 	} `json:"fieldConfig"`
 	Options struct {
 		Legend struct {
-			Placement  string `json:"placement"`
-			ShowLegend *bool  `json:"showLegend"`
+			ShowLegend *bool `json:"showLegend"`
 		} `json:"legend"`
 		GraphMode string `json:"graphMode"`
 		ColorMode string `json:"colorMode"`
@@ -64,6 +64,14 @@ type fieldDefaults struct {
 		} `json:"steps"`
 	} `json:"thresholds"`
 	Custom fieldCustom `json:"custom"`
+}
+
+// decimals is the panel's decimals for chart.Format: -1 when it sets none.
+func (fd fieldDefaults) decimals() int {
+	if fd.Decimals == nil {
+		return -1
+	}
+	return *fd.Decimals
 }
 
 // vars stands in for the dashboards' variables: every value selected.
@@ -185,7 +193,7 @@ func query(ctx context.Context, p *promServer, pn panel, start, end time.Time, s
 // drawTimeseries draws a time series panel as Grafana does: lines (steps
 // for lineInterpolation stepAfter, gaps where samples are missing), the
 // y-axis in the panel's unit with its axis label, the legend below the
-// plot (or right of it), never over the lines.
+// plot, never over the lines.
 func drawTimeseries(ctx context.Context, p *promServer, pn panel, start, end time.Time, step time.Duration, c draw.Canvas) error {
 	res, err := query(ctx, p, pn, start, end, step)
 	if err != nil {
@@ -199,11 +207,11 @@ func drawTimeseries(ctx context.Context, p *promServer, pn panel, start, end tim
 	pl.X.Tick.Label.Font.Size = 8
 	pl.X.Min, pl.X.Max = float64(start.Unix()), float64(end.Unix())
 	pl.Y.Tick.Label.Font.Size = 8
-	pl.Y.Tick.Marker = unitTicks{fd}
-	pl.Y.Label.Text = cmpOr(fd.Custom.AxisLabel, unitName(fd.Unit))
+	pl.Y.Tick.Marker = mappedTicks{chart.UnitTicks(fd.Unit, fd.decimals()), fd}
+	pl.Y.Label.Text = cmp.Or(fd.Custom.AxisLabel, chart.UnitName(fd.Unit))
 	pl.Y.Label.TextStyle.Font.Size = 9
 	pl.Add(plotter.NewGrid())
-	var entries []legendEntry
+	var entries []chart.LegendEntry
 	var series []drawn
 	for _, s := range res {
 		xy := make(plotter.XYs, 0, len(s.t))
@@ -217,7 +225,7 @@ func drawTimeseries(ctx context.Context, p *promServer, pn panel, start, end tim
 		}
 		col := chart.Color(len(series))
 		series = append(series, drawn{name: s.name, xy: xy, style: pn.styleFor(s.name), color: col})
-		entries = append(entries, legendEntry{s.name, col})
+		entries = append(entries, chart.LegendEntry{Name: s.name, Color: col})
 	}
 	if err := addSeries(pl, series, step); err != nil {
 		return err
@@ -238,7 +246,7 @@ func drawTimeseries(ctx context.Context, p *promServer, pn panel, start, end tim
 			lo, hi = math.Min(lo, y), math.Max(hi, y)
 		}
 	}
-	if hi <= lo || fd.Decimals != nil && *fd.Decimals == 0 && hi < 1 {
+	if hi <= lo || fd.decimals() == 0 && hi < 1 {
 		hi = lo + 1
 	}
 	pl.Y.Min, pl.Y.Max = lo, hi*1.05
@@ -248,240 +256,57 @@ func drawTimeseries(ctx context.Context, p *promServer, pn panel, start, end tim
 	if fd.Max != nil {
 		pl.Y.Max = *fd.Max * 1.05
 	}
-	show := (pn.Options.Legend.ShowLegend == nil || *pn.Options.Legend.ShowLegend) && len(entries) > 0 && (len(entries) > 1 || entries[0].name != "")
+	show := (pn.Options.Legend.ShowLegend == nil || *pn.Options.Legend.ShowLegend) && len(entries) > 0 && (len(entries) > 1 || entries[0].Name != "")
 	area := c
 	if show {
-		if pn.Options.Legend.Placement == "right" {
-			w := legendWidth(entries)
-			area.Max.X -= w
-			drawLegendColumn(draw.Canvas{Canvas: c.Canvas, Rectangle: vg.Rectangle{Min: vg.Point{X: c.Max.X - w, Y: c.Min.Y}, Max: c.Max}}, entries)
-		} else {
-			h := drawLegendRows(c, entries)
-			area.Min.Y += h
-		}
+		area.Min.Y += chart.DrawLegend(c, entries)
 	}
 	pl.Draw(area)
 	return nil
 }
 
-type legendEntry struct {
-	name string
-	col  color.Color
+// mappedTicks labels ticks whose value a value mapping names with the
+// mapping's text ("ok", "failed"), the others as the panel's unit does.
+type mappedTicks struct {
+	plot.Ticker
+	fd fieldDefaults
 }
 
-const legendFont = 9
-
-func legendWidth(entries []legendEntry) vg.Length {
-	ts := textStyle(legendFont)
-	w := vg.Length(0)
-	for _, e := range entries {
-		w = max(w, ts.Width(e.name))
-	}
-	return w + 30
-}
-
-// drawLegendRows draws the entries left to right under the plot, wrapping,
-// and returns the height they took.
-func drawLegendRows(c draw.Canvas, entries []legendEntry) vg.Length {
-	ts := textStyle(legendFont)
-	const rowH, sample, pad = 13, 14, 12
-	var rows [][]legendEntry
-	var x vg.Length
-	avail := c.Max.X - c.Min.X - 16
-	for _, e := range entries {
-		w := sample + 4 + ts.Width(e.name) + pad
-		if len(rows) == 0 || x+w > avail {
-			rows = append(rows, nil)
-			x = 0
-		}
-		rows[len(rows)-1] = append(rows[len(rows)-1], e)
-		x += w
-	}
-	h := vg.Length(len(rows)*rowH + 4)
-	for i, row := range rows {
-		y := c.Min.Y + h - vg.Length((i+1)*rowH)
-		x := c.Min.X + 8
-		for _, e := range row {
-			legendSample(c, x, y+4, e.col)
-			c.FillText(ts, vg.Point{X: x + sample + 4, Y: y}, e.name)
-			x += sample + 4 + ts.Width(e.name) + pad
-		}
-	}
-	return h
-}
-
-func drawLegendColumn(c draw.Canvas, entries []legendEntry) {
-	ts := textStyle(legendFont)
-	y := c.Max.Y - 24
-	for _, e := range entries {
-		legendSample(c, c.Min.X+4, y+4, e.col)
-		c.FillText(ts, vg.Point{X: c.Min.X + 22, Y: y}, e.name)
-		y -= 13
-	}
-}
-
-func legendSample(c draw.Canvas, x, y vg.Length, col color.Color) {
-	c.StrokeLine2(draw.LineStyle{Color: col, Width: vg.Points(2.5)}, x, y, x+14, y)
-}
-
-// unitTicks labels the y-axis in the panel's unit; counts get whole
-// numbers only.
-type unitTicks struct{ fd fieldDefaults }
-
-func (u unitTicks) Ticks(lo, hi float64) []plot.Tick {
-	count := u.fd.Decimals != nil && *u.fd.Decimals == 0
-	label := func(v float64) string {
-		if text, ok := mapped(v, u.fd); ok {
-			return text
-		}
-		return format(v, u.fd)
-	}
-	if count && hi-lo <= 8 {
-		var ts []plot.Tick
-		for v := math.Ceil(lo); v <= hi; v++ {
-			ts = append(ts, plot.Tick{Value: v, Label: label(v)})
-		}
-		return ts
-	}
-	// Byte units tick at round numbers of the binary unit shown.
-	scale := 1.0
-	if u.fd.Unit == "bytes" || u.fd.Unit == "Bps" {
-		for math.Max(math.Abs(lo), math.Abs(hi))/scale >= 1024 {
-			scale *= 1024
-		}
-	}
-	ts := plot.DefaultTicks{}.Ticks(lo/scale, hi/scale)
+func (m mappedTicks) Ticks(lo, hi float64) []plot.Tick {
+	ts := m.Ticker.Ticks(lo, hi)
 	for i := range ts {
-		ts[i].Value *= scale
-		if ts[i].Label == "" {
-			continue
+		if text, _, ok := mapping(ts[i].Value, m.fd); ok && text != "" && ts[i].Label != "" {
+			ts[i].Label = text
 		}
-		if count && ts[i].Value != math.Trunc(ts[i].Value) {
-			ts[i].Label = ""
-			continue
-		}
-		ts[i].Label = label(ts[i].Value)
 	}
 	return ts
-}
-
-// unitName is the y-axis label of a unit when the panel names none.
-func unitName(unit string) string {
-	return map[string]string{"s": "seconds", "bytes": "bytes", "Bps": "bytes/s", "ops": "per second", "reqps": "requests/s", "percentunit": "percent"}[unit]
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func legend(format string, labels map[string]string) string {
 	return legendRE.ReplaceAllStringFunc(format, func(m string) string { return labels[legendRE.FindStringSubmatch(m)[1]] })
 }
 
-// format writes v in the panel's unit, with its decimals when it sets them.
-func format(v float64, fd fieldDefaults) string {
-	dec := -1
-	if fd.Decimals != nil {
-		dec = *fd.Decimals
-	}
-	num := func(x float64) string {
-		if dec >= 0 {
-			return strconv.FormatFloat(x, 'f', dec, 64)
-		}
-		switch ax := math.Abs(x); {
-		case ax == math.Trunc(ax) && ax < 1e4:
-			return strconv.FormatFloat(x, 'f', 0, 64)
-		case ax >= 100:
-			return strconv.FormatFloat(x, 'f', 0, 64)
-		case ax >= 10:
-			return strconv.FormatFloat(x, 'f', 1, 64)
-		default:
-			return strconv.FormatFloat(x, 'f', 2, 64)
-		}
-	}
-	bytes := func(x float64) string {
-		for _, u := range []string{"B", "KiB", "MiB", "GiB"} {
-			if math.Abs(x) < 1024 || u == "GiB" {
-				if u == "B" {
-					return strconv.FormatFloat(x, 'f', 0, 64) + " B"
-				}
-				return strconv.FormatFloat(x, 'f', 1, 64) + " " + u
-			}
-			x /= 1024
-		}
-		return ""
-	}
-	switch fd.Unit {
-	case "percentunit":
-		if dec < 0 {
-			dec = 0
-		}
-		return strconv.FormatFloat(v*100, 'f', dec, 64) + "%"
-	case "s":
-		switch av := math.Abs(v); {
-		case av == 0:
-			return "0 s"
-		case av < 0.001:
-			return strconv.FormatFloat(v*1e6, 'f', 0, 64) + " µs"
-		case av < 0.01:
-			return strconv.FormatFloat(v*1000, 'f', 1, 64) + " ms"
-		case av < 1:
-			return strconv.FormatFloat(v*1000, 'f', 0, 64) + " ms"
-		case av < 60:
-			return strconv.FormatFloat(v, 'f', 1, 64) + " s"
-		case av < 3600:
-			return strconv.FormatFloat(v/60, 'f', 1, 64) + " min"
-		default:
-			return strconv.FormatFloat(v/3600, 'f', 1, 64) + " h"
-		}
-	case "bytes":
-		return bytes(v)
-	case "Bps":
-		return bytes(v) + "/s"
-	case "ops":
-		return num(v) + "/s"
-	case "reqps":
-		return num(v) + " req/s"
-	}
-	switch av := math.Abs(v); {
-	case dec < 0 && av >= 1e6:
-		return strconv.FormatFloat(v/1e6, 'f', 1, 64) + " M"
-	case dec < 0 && av >= 1e4:
-		return strconv.FormatFloat(v/1e3, 'f', 1, 64) + " K"
-	}
-	return num(v)
-}
-
-// mapped is the text a value mapping gives v, if one does.
-func mapped(v float64, fd fieldDefaults) (string, bool) {
-	for _, m := range fd.Mappings {
-		if m.Type != "value" {
-			continue
-		}
-		for k, o := range m.Options {
-			if f, err := strconv.ParseFloat(k, 64); err == nil && f == v && o.Text != "" {
-				return o.Text, true
-			}
-		}
-	}
-	return "", false
-}
-
-// shown is how a value is shown: its mapping's text and colour when one
-// matches, else the formatted value and its threshold colour.
-func shown(v float64, fd fieldDefaults) (string, color.RGBA) {
+// mapping is the text and colour a value mapping gives v, if one matches.
+func mapping(v float64, fd fieldDefaults) (text, col string, ok bool) {
 	for _, m := range fd.Mappings {
 		if m.Type != "value" {
 			continue
 		}
 		for k, o := range m.Options {
 			if f, err := strconv.ParseFloat(k, 64); err == nil && f == v {
-				return cmpOr(o.Text, format(v, fd)), namedColors[cmpOr(o.Color, "text")]
+				return o.Text, o.Color, true
 			}
 		}
+	}
+	return "", "", false
+}
+
+// shown is how a value is shown: its mapping's text and colour when one
+// matches, else the formatted value and its threshold colour.
+func shown(v float64, fd fieldDefaults) (string, color.RGBA) {
+	value := chart.Format(v, fd.Unit, fd.decimals())
+	if text, col, ok := mapping(v, fd); ok {
+		return cmp.Or(text, value), namedColors[cmp.Or(col, "text")]
 	}
 	col := namedColors["text"]
 	for _, s := range fd.Thresholds.Steps {
@@ -489,7 +314,7 @@ func shown(v float64, fd fieldDefaults) (string, color.RGBA) {
 			col = namedColors[s.Color]
 		}
 	}
-	return format(v, fd), col
+	return value, col
 }
 
 // drawStat draws a stat panel as Grafana does: per series its name and
@@ -566,7 +391,7 @@ func drawTimeline(ctx context.Context, p *promServer, pn panel, start, end time.
 	}
 	fd := pn.FieldConfig.Defaults
 	title := panelTitle(c, pn.Title)
-	var entries []legendEntry
+	var entries []chart.LegendEntry
 	for _, m := range fd.Mappings {
 		keys := make([]string, 0, len(m.Options))
 		for k := range m.Options {
@@ -574,10 +399,10 @@ func drawTimeline(ctx context.Context, p *promServer, pn panel, start, end time.
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			entries = append(entries, legendEntry{m.Options[k].Text, namedColors[m.Options[k].Color]})
+			entries = append(entries, chart.LegendEntry{Name: m.Options[k].Text, Color: namedColors[m.Options[k].Color]})
 		}
 	}
-	legendH := drawLegendRows(c, entries)
+	legendH := chart.DrawLegend(c, entries)
 	label := textStyle(9)
 	labelW := vg.Length(0)
 	for _, s := range res {
@@ -692,11 +517,11 @@ func cellValue(column string, v float64) string {
 		}
 		return "FAILED"
 	case "age", "duration":
-		return format(v, fieldDefaults{Unit: "s"})
+		return chart.Format(v, "s", -1)
 	case "bytes":
-		return format(v, fieldDefaults{Unit: "bytes"})
+		return chart.Format(v, "bytes", -1)
 	}
-	return format(v, fieldDefaults{})
+	return chart.Format(v, "", -1)
 }
 
 // panelTitle writes a panel's title centred at its top and returns the
