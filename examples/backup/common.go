@@ -124,6 +124,16 @@ func (s *session) b2Config(lookup fediops.Lookup) (b2store.Config, error) {
 	return cfg, nil
 }
 
+// openBucket opens the bucket of the B2 settings (list, prune: nothing
+// else to check before the network).
+func (s *session) openBucket(ctx context.Context) (*b2store.Store, error) {
+	cfg, err := s.b2Config(nil)
+	if err != nil {
+		return nil, err
+	}
+	return openStore(ctx, cfg)
+}
+
 // openStore opens the bucket; the error names it.
 func openStore(ctx context.Context, cfg b2store.Config) (*b2store.Store, error) {
 	st, err := b2store.Open(ctx, cfg)

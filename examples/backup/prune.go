@@ -42,11 +42,7 @@ func runPrune(ctx context.Context, p *command.Program, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := s.b2Config(nil)
-	if err != nil {
-		return err
-	}
-	store, err := openStore(ctx, cfg)
+	store, err := s.openBucket(ctx)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fediops/fediops/backup"
+	"github.com/fediops/fediops/backup/agezstd"
 	"github.com/fediops/fediops/backup/b2store"
 	"github.com/fediops/fediops/backup/mysqldump"
 	"github.com/fediops/fediops/backup/pgdump"
@@ -46,6 +47,25 @@ func (k *pick) register(fs *flag.FlagSet) {
 	fs.DurationVar(&k.stopGrace, "stop-grace", defaultStopGrace, "after SIGINT or SIGTERM: clean up and exit 1 within this time")
 }
 
+// open checks the flags that pick a backup, reads -env and the identity
+// file: what restore and verify do before anything else. cmd names the
+// command in the message for a missing -identity.
+func (k *pick) open(p *command.Program, c *common, cmd string) (kind string, s *session, u *agezstd.Unsealer, err error) {
+	if kind, err = kindOf(k.source); err != nil {
+		return "", nil, nil, command.Usage(err)
+	}
+	if err = checkStopGrace(k.stopGrace); err != nil {
+		return "", nil, nil, err
+	}
+	if s, err = c.open(p); err != nil {
+		return "", nil, nil, err
+	}
+	if u, err = unsealer(k.identity, cmd); err != nil {
+		return "", nil, nil, command.Usage(err)
+	}
+	return kind, s, u, nil
+}
+
 // find opens the bucket and reads the manifest of the backup picked.
 func (k *pick) find(ctx context.Context, cfg b2store.Config) (backup.Store, backup.Manifest, error) {
 	store, err := openStore(ctx, cfg)
@@ -77,20 +97,9 @@ func runRestore(ctx context.Context, p *command.Program, args []string) error {
 	if err := p.Parse(fs, args, restoreHelp); err != nil {
 		return err
 	}
-	kind, err := kindOf(k.source)
-	if err != nil {
-		return command.Usage(err)
-	}
-	if err := checkStopGrace(k.stopGrace); err != nil {
-		return err
-	}
-	s, err := c.open(p)
+	kind, s, u, err := k.open(p, &c, "restore")
 	if err != nil {
 		return err
-	}
-	u, err := unsealer(k.identity, "restore")
-	if err != nil {
-		return command.Usage(err)
 	}
 	var dst backup.Target
 	switch {

@@ -59,23 +59,12 @@ func runVerify(ctx context.Context, p *command.Program, args []string) error {
 	if err := p.Parse(fs, args, verifyHelp); err != nil {
 		return err
 	}
-	kind, err := kindOf(k.source)
-	if err != nil {
-		return command.Usage(err)
-	}
 	if *tolerance < 0 {
 		return command.Usagef("-tolerance %g: want 0 or more", *tolerance)
 	}
-	if err := checkStopGrace(k.stopGrace); err != nil {
-		return err
-	}
-	s, err := c.open(p)
+	kind, s, u, err := k.open(p, &c, "verify")
 	if err != nil {
 		return err
-	}
-	u, err := unsealer(k.identity, "verify")
-	if err != nil {
-		return command.Usage(err)
 	}
 	adminUser, adminPass := s.get(envAdminUser), s.get(envAdminPassword)
 	var v backup.Verifier
