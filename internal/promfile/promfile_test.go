@@ -40,14 +40,7 @@ func lookup(t *testing.T, file, name, src string) (float64, bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range mfs[name].GetMetric() {
-		for _, l := range m.GetLabel() {
-			if l.GetName() == "source" && l.GetValue() == src {
-				return m.GetGauge().GetValue(), true
-			}
-		}
-	}
-	return 0, false
+	return promfile.Gauge(mfs, name, src)
 }
 
 func TestRunsTextfileKeepsSuccessTimesAndUnseenSources(t *testing.T) {

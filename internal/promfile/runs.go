@@ -206,6 +206,17 @@ func bySource(mfs []*dto.MetricFamily, src string) []*dto.MetricFamily {
 	return out
 }
 
+// Gauge is the value of family name's gauge labelled source=src in mfs
+// (as ReadFile returns them), and whether there is one.
+func Gauge(mfs map[string]*dto.MetricFamily, name, src string) (float64, bool) {
+	for _, m := range mfs[name].GetMetric() {
+		if label(m, "source") == src {
+			return m.GetGauge().GetValue(), true
+		}
+	}
+	return 0, false
+}
+
 func label(m *dto.Metric, name string) string {
 	for _, lp := range m.GetLabel() {
 		if lp.GetName() == name {
