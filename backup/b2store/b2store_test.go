@@ -38,11 +38,16 @@ func TestStoreContract(t *testing.T) {
 	})
 }
 
-func open(t *testing.T) (*b2fake.Server, *b2store.Store) {
+func open(t *testing.T) (*b2fake.Server, *b2store.Store) { return openWith(t, b2store.Config{}) }
+
+// openWith opens bucket "b" of a new B2 stand-in with c's other settings
+// (RetryFor, Logger).
+func openWith(t *testing.T, c b2store.Config) (*b2fake.Server, *b2store.Store) {
 	srv := b2fake.New()
 	t.Cleanup(srv.Close)
 	srv.CreateBucket("b")
-	st, err := b2store.Open(context.Background(), b2store.Config{KeyID: srv.KeyID, Key: srv.Key, Bucket: "b", APIBase: srv.URL})
+	c.KeyID, c.Key, c.Bucket, c.APIBase = srv.KeyID, srv.Key, "b", srv.URL
+	st, err := b2store.Open(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,14 +145,7 @@ func TestRefusedPartDoesNotHang(t *testing.T) {
 // after Config.RetryFor instead of retrying for ever, which is what kept
 // orphaned backup runs waiting at 0% CPU.
 func TestDroppedPartsEndPut(t *testing.T) {
-	srv := b2fake.New()
-	t.Cleanup(srv.Close)
-	srv.CreateBucket("b")
-	st, err := b2store.Open(context.Background(), b2store.Config{KeyID: srv.KeyID, Key: srv.Key, Bucket: "b",
-		APIBase: srv.URL, RetryFor: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, st := openWith(t, b2store.Config{RetryFor: 2 * time.Second})
 	big := make([]byte, 12_000_000)
 	rand.Read(big)
 	srv.FailNext("b2_upload_part", 1, b2fake.Drop)

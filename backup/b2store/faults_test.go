@@ -86,20 +86,13 @@ func TestUnreachableFailsFast(t *testing.T) {
 // from the part's first attempt, names the cause and cancels the large
 // file; a retry is logged at info each time.
 func TestEveryPart503EndsAfterRetryFor(t *testing.T) {
-	srv := b2fake.New()
-	t.Cleanup(srv.Close)
-	srv.CreateBucket("b")
 	var logs bytes.Buffer
-	st, err := b2store.Open(context.Background(), b2store.Config{KeyID: srv.KeyID, Key: srv.Key, Bucket: "b",
-		APIBase: srv.URL, RetryFor: 2 * time.Second, Logger: newLogger(&logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, st := openWith(t, b2store.Config{RetryFor: 2 * time.Second, Logger: newLogger(&logs)})
 	big := make([]byte, 12_000_000)
 	rand.Read(big)
 	srv.FailNext("b2_upload_part", 1_000_000, 503)
 	t0 := time.Now()
-	_, err = st.Put(context.Background(), "db/x", stream{bytes.NewReader(big)})
+	_, err := st.Put(context.Background(), "db/x", stream{bytes.NewReader(big)})
 	took := time.Since(t0)
 	if err == nil || !strings.Contains(err.Error(), "upload part 1: no usable answer from B2 for 2s: b2_upload_part: HTTP 503") || took > 4*time.Second {
 		t.Fatalf("Put while every part gets 503: %v after %s", err, took)
@@ -121,19 +114,12 @@ func newLogger(w *bytes.Buffer) *slog.Logger {
 // mid-upload) ends the Put after RetryFor, naming the silence, and the
 // large file is cancelled.
 func TestSilentPartEndsPut(t *testing.T) {
-	srv := b2fake.New()
-	t.Cleanup(srv.Close)
-	srv.CreateBucket("b")
-	st, err := b2store.Open(context.Background(), b2store.Config{KeyID: srv.KeyID, Key: srv.Key, Bucket: "b",
-		APIBase: srv.URL, RetryFor: 1500 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, st := openWith(t, b2store.Config{RetryFor: 1500 * time.Millisecond})
 	big := make([]byte, 12_000_000)
 	rand.Read(big)
 	srv.FailNext("b2_upload_part", 1_000_000, b2fake.Stall)
 	t0 := time.Now()
-	_, err = st.Put(context.Background(), "db/x", stream{bytes.NewReader(big)})
+	_, err := st.Put(context.Background(), "db/x", stream{bytes.NewReader(big)})
 	took := time.Since(t0)
 	if err == nil || !strings.Contains(err.Error(), "b2_upload_part") || !strings.Contains(err.Error(), "no answer from") || took > 4*time.Second {
 		t.Fatalf("Put while B2 is silent: %v after %s", err, took)
