@@ -2,8 +2,6 @@ package health
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strconv"
@@ -30,20 +28,11 @@ func BenchmarkHealthVsShell(b *testing.B) {
 	curl, rcli, psql := testenv.Binary(b, "curl"), testenv.Binary(b, "redis-cli"), testenv.Binary(b, "psql")
 	bo := testenv.Bouncer(b)
 	r := testenv.RedisTLS(b)
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("OK")) })
-	mux.HandleFunc("GET /api/v1/streaming/health", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("OK")) })
-	web := httptest.NewServer(mux)
-	defer web.Close()
+	web := webStandIn(b)
 
-	env := map[string]string{
-		"DB_HOST": bo.Host, "DB_PORT": strconv.Itoa(bo.Port), "DB_NAME": bo.Database,
-		"DB_USER": bo.User, "DB_PASS": bo.Password, "DB_SSLMODE": "require",
-		"PREPARED_STATEMENTS": "false", "FEDIOPS_DB_CA_FILE": bo.CAFile,
-		"FEDIOPS_DB_POOLED": "true", "FEDIOPS_DB_DIRECT_NAME": bo.Backend.Database,
-		"REDIS_URL": r.URL(), "FEDIOPS_REDIS_CA_FILE": r.CAFile,
-	}
-	opts := Options{Web: []string{web.URL}, Streaming: []string{web.URL}}
+	env := pooledEnv(bo, "FEDIOPS_DB_CA_FILE")
+	env["REDIS_URL"], env["FEDIOPS_REDIS_CA_FILE"] = r.URL(), r.CAFile
+	opts := Options{Web: []string{web}, Streaming: []string{web}}
 	ctx := context.Background()
 	build := func() ([]Check, func()) {
 		all, closeAll := ChecksFromEnv(ctx, fediops.MapLookup(env), opts)
@@ -57,8 +46,8 @@ func BenchmarkHealthVsShell(b *testing.B) {
 	}
 	// redis-cli needs the server name: testenv's certificate holds 127.0.0.1.
 	script := strings.Join([]string{
-		curl + " -fsS " + web.URL + "/health",
-		curl + " -fsS " + web.URL + "/api/v1/streaming/health",
+		curl + " -fsS " + web + "/health",
+		curl + " -fsS " + web + "/api/v1/streaming/health",
 		rcli + " -h " + r.Host + " -p " + strconv.Itoa(r.Port) + " --tls --cacert " + r.CAFile + " PING",
 		psql + " 'host=" + bo.Host + " port=" + strconv.Itoa(bo.Port) + " dbname=" + bo.Database + " user=" + bo.User +
 			" sslmode=verify-full sslrootcert=" + bo.CAFile + "' -qAt -c ''",

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -41,22 +40,12 @@ func TestExporter(t *testing.T) {
 	}
 	t.Cleanup(func() { rc.Del(context.Background(), "queues", "queue:default") })
 
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("OK")) })
-	mux.HandleFunc("GET /api/v1/streaming/health", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("OK")) })
-	web := httptest.NewServer(mux)
-	defer web.Close()
+	web := webStandIn(t)
 
-	env := map[string]string{
-		"DB_HOST": b.Host, "DB_PORT": strconv.Itoa(b.Port), "DB_NAME": b.Database,
-		"DB_USER": b.User, "DB_PASS": b.Password, "DB_SSLMODE": "require",
-		"PREPARED_STATEMENTS": "false", "NODE_EXTRA_CA_CERTS": b.CAFile,
-		"FEDIOPS_DB_POOLED": "true", "FEDIOPS_DB_DIRECT_NAME": b.Backend.Database,
-		"FEDIOPS_DB_DIRECT_PORT": strconv.Itoa(b.Backend.Port),
-		"REDIS_URL":              r.URL(), "FEDIOPS_REDIS_CA_FILE": r.CAFile,
-		"WEB_CONCURRENCY": "3", "MAX_THREADS": "9", // the seed's Puma: 27 connections through the pool
-	}
-	ho := Options{Web: []string{web.URL}, Streaming: []string{web.URL}}
+	env := pooledEnv(b, "NODE_EXTRA_CA_CERTS")
+	env["REDIS_URL"], env["FEDIOPS_REDIS_CA_FILE"] = r.URL(), r.CAFile
+	env["WEB_CONCURRENCY"], env["MAX_THREADS"] = "3", "9" // the seed's Puma: 27 connections through the pool
+	ho := Options{Web: []string{web}, Streaming: []string{web}}
 
 	// Serving: checks, budget, Sidekiq and pool collectors in one scrape.
 	e, err := NewExporter(ctx, fediops.MapLookup(env), ExportOptions{Options: ho, Serve: true, DBSizeGiB: 4, Cluster: "majel"})

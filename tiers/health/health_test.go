@@ -3,9 +3,7 @@ package health
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"strconv"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -53,26 +51,18 @@ func TestChecksFromEnv(t *testing.T) {
 	}
 	_, s3port, _ := strings.Cut(s3.Addr, ":")
 
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("OK")) })
-	mux.HandleFunc("GET /api/v1/streaming/health", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("OK")) })
-	web := httptest.NewServer(mux)
-	defer web.Close()
+	web := webStandIn(t)
 	search := newFakeSearch(t, &fakeSearch{health: health("green", 0), status: 200, indices: allIndices("")})
 	searchHost, searchPort, _ := strings.Cut(strings.TrimPrefix(search.URL, "http://"), ":")
 
-	env := map[string]string{
-		"DB_HOST": b.Host, "DB_PORT": strconv.Itoa(b.Port), "DB_NAME": b.Database,
-		"DB_USER": b.User, "DB_PASS": b.Password, "DB_SSLMODE": "require",
-		"PREPARED_STATEMENTS": "false", "NODE_EXTRA_CA_CERTS": b.CAFile,
-		"FEDIOPS_DB_POOLED": "true", "FEDIOPS_DB_DIRECT_NAME": b.Backend.Database,
-		"FEDIOPS_DB_DIRECT_PORT": strconv.Itoa(b.Backend.Port),
-		"REDIS_HOST":             tunHost, "REDIS_PORT": tunPort, "REDIS_PASSWORD": r.Password,
+	env := pooledEnv(b, "NODE_EXTRA_CA_CERTS")
+	maps.Copy(env, map[string]string{
+		"REDIS_HOST": tunHost, "REDIS_PORT": tunPort, "REDIS_PASSWORD": r.Password,
 		"S3_ENABLED": "true", "S3_BUCKET": "media", "S3_REGION": "nyc3", "S3_PROTOCOL": "http",
 		"S3_ENDPOINT": s3.URL, "S3_HOSTNAME": "127.0.0.1:" + s3port,
 		"AWS_ACCESS_KEY_ID": "NOTINAMILLI0NYEARS", "AWS_SECRET_ACCESS_KEY": "hahahahahahahahahahahahaha",
 		"ES_ENABLED": "true", "ES_HOST": searchHost, "ES_PORT": searchPort,
-	}
+	})
 	scfg, err := spaces.ConfigFromEnv(fediops.MapLookup(env))
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +76,7 @@ func TestChecksFromEnv(t *testing.T) {
 	}
 
 	checks, closeAll := ChecksFromEnv(ctx, fediops.MapLookup(env), Options{
-		Web: []string{web.URL}, Streaming: []string{web.URL}, SpacesKey: "site_uploads/files/thumbnail.png"})
+		Web: []string{web}, Streaming: []string{web}, SpacesKey: "site_uploads/files/thumbnail.png"})
 	defer closeAll()
 	rep := Run(ctx, 10*time.Second, checks...)
 	byName := map[string]Result{}
